@@ -1,0 +1,163 @@
+// secretbox.cpp - AES-256-GCM sealing with Poco::Crypto (see secretbox.h).
+#include "core/secretbox.h"
+
+#include "core/errors.h"
+#include "core/text.h"
+
+#include <Poco/Base64Decoder.h>
+#include <Poco/Base64Encoder.h>
+#include <Poco/Crypto/Cipher.h>
+#include <Poco/Crypto/CipherFactory.h>
+#include <Poco/Crypto/CipherKey.h>
+#include <Poco/Crypto/CryptoTransform.h>
+#include <Poco/Exception.h>
+#include <Poco/HexBinaryDecoder.h>
+#include <Poco/HexBinaryEncoder.h>
+#include <Poco/RandomStream.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace popgate {
+
+namespace {
+
+constexpr std::size_t kKeySize = 32;
+constexpr std::size_t kIvSize = 12;
+constexpr std::size_t kTagSize = 16;
+const std::string kPrefix = "gcm1:";
+
+std::vector<unsigned char> randomBytes(std::size_t n)
+{
+    std::vector<unsigned char> out(n);
+    Poco::RandomInputStream rnd;
+    rnd.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(n));
+    return out;
+}
+
+// run - push data through a transform (encrypt or decrypt) and finalize it.
+std::string run(Poco::Crypto::CryptoTransform& t, const std::string& in)
+{
+    std::string out(in.size() + t.blockSize() + 32, '\0');
+    auto* o = reinterpret_cast<unsigned char*>(&out[0]);
+    std::streamsize n = t.transform(reinterpret_cast<const unsigned char*>(in.data()),
+                                    static_cast<std::streamsize>(in.size()), o,
+                                    static_cast<std::streamsize>(out.size()));
+    n += t.finalize(o + n, static_cast<std::streamsize>(out.size()) - n);
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
+Poco::Crypto::Cipher::Ptr cipherFor(const std::vector<unsigned char>& key,
+                                    const std::vector<unsigned char>& iv)
+{
+    Poco::Crypto::CipherKey ck("aes-256-gcm", key, iv);
+    return Poco::Crypto::CipherFactory::defaultFactory().createCipher(ck);
+}
+
+} // namespace
+
+SecretBox SecretBox::fromKey(const std::vector<unsigned char>& key)
+{
+    if (key.size() != kKeySize)
+        throw std::invalid_argument("SecretBox key must be 32 bytes");
+    return SecretBox(key);
+}
+
+SecretBox SecretBox::load(const std::string& keyFile)
+{
+    struct stat st {};
+    if (::stat(keyFile.c_str(), &st) != 0)
+        throw OperationError("secret key file " + keyFile + ": " + std::strerror(errno));
+    if (st.st_mode & S_IROTH)
+        throw OperationError("secret key file " + keyFile +
+                             ": readable by others; chmod o-rwx it (mode 0600 or 0640)");
+    std::ifstream in(keyFile);
+    std::string hex;
+    if (!in || !std::getline(in, hex))
+        throw OperationError("secret key file " + keyFile + ": cannot read it");
+    hex = trim(hex);
+    if (hex.size() != 2 * kKeySize || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+        throw OperationError("secret key file " + keyFile + ": expected 64 hex digits");
+    std::istringstream hs(hex);
+    Poco::HexBinaryDecoder dec(hs);
+    std::vector<unsigned char> key(kKeySize);
+    dec.read(reinterpret_cast<char*>(key.data()), kKeySize);
+    return SecretBox(key);
+}
+
+SecretBox SecretBox::loadOrCreate(const std::string& keyFile)
+{
+    const int fd = ::open(keyFile.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return load(keyFile);
+        throw OperationError("secret key file " + keyFile + ": cannot create it: " +
+                             std::strerror(errno));
+    }
+    std::ostringstream hex;
+    {
+        Poco::HexBinaryEncoder enc(hex);
+        enc.rdbuf()->setLineLength(0);
+        const auto key = randomBytes(kKeySize);
+        enc.write(reinterpret_cast<const char*>(key.data()), kKeySize);
+        enc.close();
+    }
+    const std::string line = hex.str() + "\n";
+    const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                    ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok) {
+        ::unlink(keyFile.c_str());
+        throw OperationError("secret key file " + keyFile + ": cannot write it");
+    }
+    return load(keyFile);
+}
+
+std::string SecretBox::seal(const std::string& plaintext) const
+{
+    const auto iv = randomBytes(kIvSize);
+    auto cipher = cipherFor(key_, iv);
+    auto enc = cipher->createEncryptor();
+    std::string blob(iv.begin(), iv.end());
+    blob += run(*enc, plaintext);
+    blob += enc->getTag(kTagSize);
+    std::ostringstream out;
+    Poco::Base64Encoder b64(out);
+    b64.rdbuf()->setLineLength(0);
+    b64 << blob;
+    b64.close();
+    return kPrefix + out.str();
+}
+
+std::string SecretBox::open(const std::string& sealed) const
+{
+    if (sealed.compare(0, kPrefix.size(), kPrefix) != 0)
+        throw OperationError("stored secret is not sealed by popgate (unknown format)");
+    std::istringstream in(sealed.substr(kPrefix.size()));
+    Poco::Base64Decoder b64(in);
+    std::string blob((std::istreambuf_iterator<char>(b64)), std::istreambuf_iterator<char>());
+    if (blob.size() < kIvSize + kTagSize)
+        throw OperationError("stored secret is damaged (too short)");
+    const std::vector<unsigned char> iv(blob.begin(), blob.begin() + kIvSize);
+    const std::string tag = blob.substr(blob.size() - kTagSize);
+    const std::string body = blob.substr(kIvSize, blob.size() - kIvSize - kTagSize);
+    try {
+        auto cipher = cipherFor(key_, iv);
+        auto dec = cipher->createDecryptor();
+        dec->setTag(tag);
+        return run(*dec, body);
+    } catch (const Poco::Exception&) {
+        throw OperationError("stored secret failed its integrity check "
+                             "(altered, or sealed under another secret key)");
+    }
+}
+
+} // namespace popgate

@@ -1,0 +1,34 @@
+// secretbox.h - seals account secrets (passwords, tokens) for the database
+// with AES-256-GCM under a local key file. A sealed secret is
+// "gcm1:" + base64(12-byte IV | ciphertext | 16-byte tag); tampering or a
+// wrong key is detected on open. Plaintext secrets are never logged.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace popgate {
+
+class SecretBox {
+public:
+    /// load - read a 64-hex-digit key file; throws OperationError when it is
+    /// missing, malformed or readable by others.
+    static SecretBox load(const std::string& keyFile);
+    /// loadOrCreate - load, creating a fresh random key (mode 0600) if the file
+    /// does not exist yet; throws OperationError when it cannot.
+    static SecretBox loadOrCreate(const std::string& keyFile);
+    /// fromKey - a box over 32 raw key bytes (tests); throws std::invalid_argument.
+    static SecretBox fromKey(const std::vector<unsigned char>& key);
+
+    /// seal - encrypt with a fresh random IV.
+    std::string seal(const std::string& plaintext) const;
+    /// open - decrypt; throws OperationError when the text was altered, sealed
+    /// under another key, or is not a sealed secret.
+    std::string open(const std::string& sealed) const;
+
+private:
+    explicit SecretBox(std::vector<unsigned char> key) : key_(std::move(key)) {}
+    std::vector<unsigned char> key_;
+};
+
+} // namespace popgate

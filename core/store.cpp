@@ -1,0 +1,315 @@
+// store.cpp - Poco::Data implementation of the store (see store.h).
+// Every statement binds its values; no value is ever pasted into SQL text.
+#include "core/store.h"
+
+#include "core/errors.h"
+#include "core/migrations.h"
+#include "core/text.h"
+
+#include <Poco/Data/RecordSet.h>
+#include <Poco/Data/Statement.h>
+#include <Poco/Exception.h>
+#include <Poco/File.h>
+#include <Poco/Path.h>
+#include <Poco/Timestamp.h>
+
+#include <regex>
+
+using namespace Poco::Data::Keywords;
+using Poco::Data::RecordSet;
+using Poco::Data::Statement;
+
+namespace popgate {
+
+std::int64_t nowSeconds() { return Poco::Timestamp().epochTime(); }
+
+namespace {
+
+const char* const kAccountColumns =
+    "id, name, type, auth, server, port, username, secret, security, filter, active, provisioned, "
+    "debug_logging, mailbox, deliver_to, poll_interval, keep_on_server, max_message_size, "
+    "tls_ca_file, tls_pin, oauth_profile, created_at, updated_at";
+
+// withoutPassword - a libpq connection string with any password=... removed.
+std::string withoutPassword(const std::string& connect)
+{
+    static const std::regex password(R"(password\s*=\s*('([^'\\]|\\.)*'|\S+))");
+    return std::regex_replace(connect, password, "password=(hidden)");
+}
+
+// dbError - an OperationError naming the database and the operation.
+OperationError dbError(const std::string& where, const std::string& what,
+                       const Poco::Exception& e)
+{
+    return OperationError("database " + where + ": " + what + ": " + flatten(e.displayText()));
+}
+
+Account readAccount(RecordSet& rs)
+{
+    Account a;
+    auto text = [&](const char* col) {
+        return rs[col].isEmpty() ? std::string() : rs[col].convert<std::string>();
+    };
+    auto number = [&](const char* col) -> std::int64_t {
+        return rs[col].isEmpty() ? 0 : rs[col].convert<Poco::Int64>();
+    };
+    a.id = number("id");
+    a.name = text("name");
+    a.type = text("type");
+    a.auth = parseAuth(text("auth"));
+    a.server = text("server");
+    a.port = static_cast<int>(number("port"));
+    a.user = text("username");
+    a.sealedSecret = text("secret");
+    a.security = parseSecurity(text("security"));
+    a.filter = text("filter");
+    a.active = number("active") != 0;
+    a.provisioned = number("provisioned") != 0;
+    a.debugLogging = number("debug_logging") != 0;
+    a.mailbox = text("mailbox");
+    a.deliverTo = text("deliver_to");
+    a.pollInterval = static_cast<int>(number("poll_interval"));
+    a.keepOnServer = number("keep_on_server") != 0;
+    a.maxMessageSize = number("max_message_size");
+    a.tlsCaFile = text("tls_ca_file");
+    a.tlsPin = text("tls_pin");
+    a.oauthProfile = text("oauth_profile");
+    a.createdAt = number("created_at");
+    a.updatedAt = number("updated_at");
+    return a;
+}
+
+// Transaction - begins one unless the caller already has one open, so that
+// store operations compose inside a caller's larger transaction.
+class Transaction {
+public:
+    explicit Transaction(Poco::Data::Session& s) : session_(s), owner_(!s.isTransaction())
+    {
+        if (owner_)
+            session_.begin();
+    }
+    ~Transaction()
+    {
+        if (owner_ && session_.isTransaction()) {
+            try {
+                session_.rollback();
+            } catch (...) {
+            }
+        }
+    }
+    void commit()
+    {
+        if (owner_)
+            session_.commit();
+    }
+
+private:
+    Poco::Data::Session& session_;
+    bool owner_;
+};
+
+} // namespace
+
+Store::Store(const Config& config, Open mode)
+{
+    const std::string driver = config.str("database.driver");
+    try {
+        if (driver == "postgresql") {
+            dialect_ = "postgresql";
+            description_ = "postgresql (" + withoutPassword(config.str("database.connect")) + ")";
+            session_ = std::make_unique<Poco::Data::Session>("PostgreSQL", config.str("database.connect"));
+        } else {
+            dialect_ = "sqlite";
+            const std::string path = config.str("database.path");
+            description_ = "sqlite " + path;
+            if (mode == Open::Existing && !Poco::File(path).exists())
+                throw OperationError("database " + description_ +
+                                     ": does not exist; create it with `popgatectl db migrate`");
+            if (mode == Open::CreateFile) {
+                Poco::File dir(Poco::Path(path).parent());
+                if (!dir.exists())
+                    dir.createDirectories();
+            }
+            session_ = std::make_unique<Poco::Data::Session>("SQLite", path);
+            *session_ << "PRAGMA busy_timeout = 10000", now;
+            *session_ << "PRAGMA foreign_keys = ON", now;
+            *session_ << "PRAGMA journal_mode = WAL", now;
+        }
+    } catch (const Poco::Data::NotConnectedException& e) {
+        throw dbError(description_, "cannot connect", e);
+    } catch (const Poco::Exception& e) {
+        throw dbError(description_, "cannot open", e);
+    }
+}
+
+int Store::latestVersion() const { return latestSchemaVersion(dialect_); }
+
+int Store::schemaVersion()
+{
+    try {
+        int tables = 0;
+        if (dialect_ == "sqlite")
+            *session_ << "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+                into(tables), now;
+        else
+            *session_ << "SELECT count(*) FROM information_schema.tables "
+                         "WHERE table_schema = current_schema() AND table_name = 'schema_version'",
+                into(tables), now;
+        if (tables == 0)
+            return 0;
+        int version = 0;
+        *session_ << "SELECT COALESCE(MAX(version), 0) FROM schema_version", into(version), now;
+        return version;
+    } catch (const Poco::Exception& e) {
+        throw dbError(description_, "cannot read the schema version", e);
+    }
+}
+
+std::vector<std::string> Store::migrate()
+{
+    std::vector<std::string> applied;
+    try {
+        *session_ << "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                     "name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            now;
+        for (const Migration* m : migrationsFor(dialect_)) {
+            Transaction tx(*session_);
+            {
+                // Two hosts migrating one PostgreSQL database take turns.
+                if (dialect_ == "postgresql")
+                    *session_ << "SELECT pg_advisory_xact_lock(7046854)", now;
+                int present = 0;
+                *session_ << "SELECT count(*) FROM schema_version WHERE version = $1",
+                    bind(m->version), into(present), now;
+                if (present == 0) {
+                    for (const auto& stmt : splitStatements(m->sql))
+                        *session_ << stmt, now;
+                    *session_ << "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)",
+                        bind(m->version), bind(std::string(m->name)), bind(nowSeconds()), now;
+                    applied.push_back(m->name);
+                }
+                tx.commit();
+            }
+        }
+    } catch (const Poco::Exception& e) {
+        throw dbError(description_, "migration failed", e);
+    }
+    const int version = schemaVersion();
+    if (version > latestVersion())
+        throw OperationError("database " + description_ + ": schema version " +
+                             std::to_string(version) + " is newer than this popgate knows (" +
+                             std::to_string(latestVersion()) + "); upgrade popgate");
+    return applied;
+}
+
+void Store::requireCurrentSchema()
+{
+    const int version = schemaVersion();
+    const int latest = latestVersion();
+    if (version > latest)
+        throw OperationError("database " + description_ + ": schema version " +
+                             std::to_string(version) + " is newer than this popgate knows (" +
+                             std::to_string(latest) + "); upgrade popgate");
+    if (version < latest)
+        throw OperationError("database " + description_ + ": schema version " +
+                             std::to_string(version) + ", this popgate needs " +
+                             std::to_string(latest) + "; run `popgatectl db migrate`");
+}
+
+std::vector<Account> Store::accounts()
+{
+    std::vector<Account> out;
+    try {
+        Statement select(*session_);
+        select << "SELECT " << kAccountColumns << " FROM accounts ORDER BY name";
+        select.execute();
+        RecordSet rs(select);
+        for (bool more = rs.moveFirst(); more; more = rs.moveNext())
+            out.push_back(readAccount(rs));
+    } catch (const Poco::Exception& e) {
+        throw dbError(description_, "cannot list accounts", e);
+    }
+    return out;
+}
+
+std::optional<Account> Store::account(const std::string& name)
+{
+    try {
+        Statement select(*session_);
+        select << "SELECT " << kAccountColumns << " FROM accounts WHERE name = $1", bind(name);
+        select.execute();
+        RecordSet rs(select);
+        if (!rs.moveFirst())
+            return std::nullopt;
+        return readAccount(rs);
+    } catch (const Poco::Exception& e) {
+        throw dbError(description_, "cannot read account '" + flatten(name) + "'", e);
+    }
+}
+
+void Store::addAccount(Account& a)
+{
+    a.createdAt = a.updatedAt = nowSeconds();
+    try {
+        Transaction tx(*session_);
+        int exists = 0;
+        *session_ << "SELECT count(*) FROM accounts WHERE name = $1", bind(a.name), into(exists), now;
+        if (exists)
+            throw InputError("account '" + a.name + "': name: an account of that name exists already");
+        *session_ << "INSERT INTO accounts (name, type, auth, server, port, username, secret, security, "
+                     "filter, active, provisioned, debug_logging, mailbox, deliver_to, poll_interval, "
+                     "keep_on_server, max_message_size, tls_ca_file, tls_pin, oauth_profile, created_at, "
+                     "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+                     "$15, $16, $17, $18, $19, $20, $21, $22)",
+            bind(a.name), bind(a.type), bind(authName(a.auth)), bind(a.server), bind(a.port),
+            bind(a.user), bind(a.sealedSecret), bind(securityName(a.security)), bind(a.filter),
+            bind(int(a.active)), bind(int(a.provisioned)), bind(int(a.debugLogging)), bind(a.mailbox),
+            bind(a.deliverTo), bind(a.pollInterval), bind(int(a.keepOnServer)),
+            bind(Poco::Int64(a.maxMessageSize)), bind(a.tlsCaFile), bind(a.tlsPin),
+            bind(a.oauthProfile), bind(Poco::Int64(a.createdAt)), bind(Poco::Int64(a.updatedAt)), now;
+        Poco::Int64 id = 0;
+        *session_ << "SELECT id FROM accounts WHERE name = $1", bind(a.name), into(id), now;
+        tx.commit();
+        a.id = id;
+    } catch (const Poco::Exception& e) {
+        throw dbError(description_, "cannot add account '" + flatten(a.name) + "'", e);
+    }
+}
+
+void Store::updateAccount(Account& a)
+{
+    a.updatedAt = nowSeconds();
+    try {
+        std::size_t rows = 0;
+        Statement update(*session_);
+        update << "UPDATE accounts SET type = $1, auth = $2, server = $3, port = $4, username = $5, "
+                  "secret = $6, security = $7, filter = $8, active = $9, provisioned = $10, "
+                  "debug_logging = $11, mailbox = $12, deliver_to = $13, poll_interval = $14, "
+                  "keep_on_server = $15, max_message_size = $16, tls_ca_file = $17, tls_pin = $18, "
+                  "oauth_profile = $19, updated_at = $20 WHERE id = $21",
+            bind(a.type), bind(authName(a.auth)), bind(a.server), bind(a.port), bind(a.user),
+            bind(a.sealedSecret), bind(securityName(a.security)), bind(a.filter), bind(int(a.active)),
+            bind(int(a.provisioned)), bind(int(a.debugLogging)), bind(a.mailbox), bind(a.deliverTo),
+            bind(a.pollInterval), bind(int(a.keepOnServer)), bind(Poco::Int64(a.maxMessageSize)),
+            bind(a.tlsCaFile), bind(a.tlsPin), bind(a.oauthProfile), bind(Poco::Int64(a.updatedAt)),
+            bind(Poco::Int64(a.id));
+        rows = update.execute();
+        if (rows == 0)
+            throw OperationError("account '" + a.name + "': no longer in the database");
+    } catch (const Poco::Exception& e) {
+        throw dbError(description_, "cannot update account '" + flatten(a.name) + "'", e);
+    }
+}
+
+bool Store::removeAccount(const std::string& name)
+{
+    try {
+        Statement del(*session_);
+        del << "DELETE FROM accounts WHERE name = $1", bind(name);
+        return del.execute() > 0;
+    } catch (const Poco::Exception& e) {
+        throw dbError(description_, "cannot remove account '" + flatten(name) + "'", e);
+    }
+}
+
+} // namespace popgate

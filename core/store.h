@@ -1,0 +1,66 @@
+// store.h - the SQL store (Poco::Data) for accounts and, later, filters and
+// message state. One API over two dialects: SQLite (embedded default) and
+// PostgreSQL (shared by several gateway hosts). Bound parameters only, `$1`
+// placeholders (both drivers accept them). The drivers themselves are
+// registered by the programs (core/dbdrivers.h), so the core stays driver-free.
+#pragma once
+
+#include "core/account.h"
+#include "core/config.h"
+
+#include <Poco/Data/Session.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace popgate {
+
+class Store {
+public:
+    enum class Open { Existing, CreateFile };
+
+    /// Store - connect as configured; throws OperationError naming the database.
+    /// With Open::Existing a missing SQLite file is an error (nothing is created).
+    explicit Store(const Config& config, Open mode = Open::Existing);
+
+    /// dialect - "sqlite" or "postgresql".
+    const std::string& dialect() const { return dialect_; }
+    /// describe - where the data lives, for messages (no password).
+    const std::string& describe() const { return description_; }
+
+    /// schemaVersion - the version recorded in the database (0: empty).
+    int schemaVersion();
+    /// latestVersion - the version this build of popgate needs.
+    int latestVersion() const;
+    /// migrate - apply the missing migrations, each in its own transaction;
+    /// returns their names. Throws OperationError if the database is newer.
+    std::vector<std::string> migrate();
+    /// requireCurrentSchema - throws OperationError unless the database is at
+    /// exactly latestVersion(), saying what to do about it.
+    void requireCurrentSchema();
+
+    /// accounts - all accounts by name.
+    std::vector<Account> accounts();
+    /// account - one account, or nothing.
+    std::optional<Account> account(const std::string& name);
+    /// addAccount - insert; sets id and times. Throws InputError if the name exists.
+    void addAccount(Account& account);
+    /// updateAccount - write every field of an existing account (by id); sets updatedAt.
+    void updateAccount(Account& account);
+    /// removeAccount - false when there was no such account.
+    bool removeAccount(const std::string& name);
+
+    Poco::Data::Session& session() { return *session_; }
+
+private:
+    std::string dialect_;
+    std::string description_;
+    std::unique_ptr<Poco::Data::Session> session_;
+};
+
+/// nowSeconds - the current Unix time.
+std::int64_t nowSeconds();
+
+} // namespace popgate

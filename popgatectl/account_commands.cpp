@@ -1,0 +1,267 @@
+// account_commands.cpp - `popgatectl account ...`: add, list, show, set,
+// enable, disable, remove. Fields come from the core's field table, so every
+// field is an option named as in accounts.d files (--server=HOST, ...).
+// Secrets never come as arguments: prompt, --password-stdin or --password-file.
+#include "core/errors.h"
+#include "core/provisioning.h"
+#include "core/text.h"
+#include "popgatectl/cli.h"
+
+#include <Poco/File.h>
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/Util/Option.h>
+
+#include <iomanip>
+#include <iostream>
+
+namespace popgate::cli {
+
+namespace {
+
+using Poco::Util::Option;
+using Poco::Util::OptionSet;
+
+OptionSet fieldOptions(bool secrets)
+{
+    OptionSet set;
+    for (const auto& f : accountFields())
+        set.addOption(Option(f.name, "", f.meaning).argument("VALUE"));
+    if (secrets) {
+        set.addOption(Option("password-stdin", "", "read the password from standard input"));
+        set.addOption(Option("password-file", "", "read the password from a file").argument("FILE"));
+        set.addOption(Option("clear-password", "", "remove the stored password"));
+    }
+    set.addOption(Option("json", "", "JSON output"));
+    return set;
+}
+
+// refuseArgumentSecret - checked on the raw arguments, before option parsing.
+void refuseArgumentSecret(const std::vector<std::string>& rest)
+{
+    for (const auto& arg : rest) {
+        const std::string opt = arg.substr(0, arg.find('='));
+        if (opt != "--password" && opt != "--secret" && opt != "--pass")
+            continue;
+        const std::string name = rest.empty() ? "" : rest[0];
+        throw InputError("account '" + name +
+                         "': password: never given as an argument (other users can read it in "
+                         "ps); use the prompt, --password-stdin or --password-file");
+    }
+}
+
+void applyFieldOptions(Account& account, const ParsedArgs& args)
+{
+    for (const auto& [name, value] : args.ordered) {
+        if (!findAccountField(name))
+            continue;
+        try {
+            setAccountField(account, name, value);
+        } catch (const InputError& e) {
+            throw InputError("account '" + account.name + "': " + e.what());
+        }
+    }
+}
+
+void printWarnings(Context& ctx, const Account& account)
+{
+    for (const auto& w : validateAccount(account).warnings)
+        *ctx.err << "popgatectl: warning: account '" << account.name << "': " << w << "\n";
+}
+
+Account requireAccount(Context& ctx, const std::string& name)
+{
+    auto account = ctx.store().account(name);
+    if (!account)
+        throw InputError("account '" + flatten(name).substr(0, 80) + "': no such account");
+    return *account;
+}
+
+// refuseProvisioned - provisioned accounts are edited in their file.
+void refuseProvisioned(Context& ctx, const Account& account, const std::string& what)
+{
+    if (!account.provisioned)
+        return;
+    const std::string file = ctx.config.str("accounts_dir") + "/" + account.name + ".conf";
+    if (what == "remove" && !Poco::File(file).exists())
+        return; // its file is gone: the operator may clean it up
+    throw InputError("account '" + account.name + "': provisioned from " + file +
+                     "; it can only be enabled or disabled here (to " + what +
+                     " it, edit the file and run `popgatectl config apply`)");
+}
+
+Poco::JSON::Object::Ptr toJson(const Account& a)
+{
+    Poco::JSON::Object::Ptr o = new Poco::JSON::Object(true);
+    o->set("name", a.name);
+    o->set("type", a.type);
+    o->set("auth", authName(a.auth));
+    o->set("server", a.server);
+    o->set("port", a.effectivePort());
+    o->set("user", a.user);
+    o->set("password_set", a.hasSecret());
+    o->set("security", securityName(a.security));
+    o->set("filter", a.filter);
+    o->set("active", a.active);
+    o->set("provisioned", a.provisioned);
+    o->set("debug_logging", a.debugLogging);
+    o->set("mailbox", a.mailbox);
+    Poco::JSON::Array::Ptr rcpts = new Poco::JSON::Array;
+    for (const auto& r : a.recipients())
+        rcpts->add(r);
+    o->set("deliver_to", rcpts);
+    o->set("poll_interval", a.pollInterval);
+    o->set("keep_on_server", a.keepOnServer);
+    o->set("max_message_size", a.maxMessageSize);
+    o->set("tls_ca_file", a.tlsCaFile);
+    o->set("tls_pin", a.tlsPin);
+    o->set("oauth_profile", a.oauthProfile);
+    o->set("created", isoTime(a.createdAt));
+    o->set("updated", isoTime(a.updatedAt));
+    return o;
+}
+
+int add(Context& ctx, const std::vector<std::string>& rest)
+{
+    refuseArgumentSecret(rest);
+    const ParsedArgs args = parseArgs(rest, fieldOptions(true));
+    requirePositional(args, 1, "account add NAME --server=HOST [--FIELD=VALUE ...]");
+    Account account;
+    account.name = args.positional[0];
+    if (!isValidName(account.name))
+        throw InputError("account '" + flatten(account.name).substr(0, 80) +
+                         "': name: must be 1-64 characters of A-Z a-z 0-9 . _ -");
+    applyFieldOptions(account, args);
+    // Check everything but the secret first, so that a bad field is reported
+    // before the operator is asked for a password.
+    Account probe = account;
+    probe.sealedSecret = account.auth == AuthKind::Password ? "set" : "";
+    requireValid(probe);
+    Store& store = ctx.store();
+    if (store.account(account.name))
+        throw InputError("account '" + account.name + "': name: an account of that name exists already");
+    if (auto secret = readSecret(args, account.auth == AuthKind::Password, account.name))
+        account.sealedSecret = ctx.secrets().seal(*secret);
+    requireValid(account);
+    store.addAccount(account);
+    printWarnings(ctx, account);
+    *ctx.out << "account '" << account.name << "' added\n";
+    return 0;
+}
+
+int list(Context& ctx, const std::vector<std::string>& rest)
+{
+    const ParsedArgs args = parseArgs(rest, fieldOptions(false));
+    requirePositional(args, 0, "account list [--json]");
+    const auto accounts = ctx.store().accounts();
+    if (ctx.json || args.has("json")) {
+        Poco::JSON::Array arr;
+        for (const auto& a : accounts)
+            arr.add(toJson(a));
+        arr.stringify(*ctx.out, 2);
+        *ctx.out << "\n";
+        return 0;
+    }
+    auto& out = *ctx.out;
+    out << std::left << std::setw(20) << "NAME" << std::setw(28) << "SERVER" << std::setw(6)
+        << "PORT" << std::setw(10) << "SECURITY" << std::setw(10) << "AUTH" << std::setw(7)
+        << "ACTIVE" << "PROVISIONED\n";
+    for (const auto& a : accounts)
+        out << std::left << std::setw(20) << a.name << std::setw(28) << a.server << std::setw(6)
+            << a.effectivePort() << std::setw(10) << securityName(a.security) << std::setw(10)
+            << authName(a.auth) << std::setw(7) << yesNo(a.active) << yesNo(a.provisioned) << "\n";
+    return 0;
+}
+
+int show(Context& ctx, const std::vector<std::string>& rest)
+{
+    const ParsedArgs args = parseArgs(rest, fieldOptions(false));
+    requirePositional(args, 1, "account show NAME [--json]");
+    const Account a = requireAccount(ctx, args.positional[0]);
+    if (ctx.json || args.has("json")) {
+        toJson(a)->stringify(*ctx.out, 2);
+        *ctx.out << "\n";
+        return 0;
+    }
+    auto& out = *ctx.out;
+    auto row = [&](const std::string& k, const std::string& v) {
+        out << std::left << std::setw(18) << (k + ":") << v << "\n";
+    };
+    row("name", a.name);
+    for (const auto& f : accountFields()) {
+        row(f.name, f.get(a));
+        if (std::string(f.name) == "user")
+            row("password", a.hasSecret() ? "(set)" : "(not set)");
+    }
+    row("provisioned", yesNo(a.provisioned));
+    row("created", isoTime(a.createdAt));
+    row("updated", isoTime(a.updatedAt));
+    for (const auto& w : validateAccount(a).warnings)
+        out << "warning: " << w << "\n";
+    return 0;
+}
+
+int set(Context& ctx, const std::vector<std::string>& rest)
+{
+    refuseArgumentSecret(rest);
+    const ParsedArgs args = parseArgs(rest, fieldOptions(true));
+    requirePositional(args, 1, "account set NAME --FIELD=VALUE ...");
+    Account account = requireAccount(ctx, args.positional[0]);
+    refuseProvisioned(ctx, account, "edit");
+    applyFieldOptions(account, args);
+    if (args.has("clear-password"))
+        account.sealedSecret.clear();
+    else if (auto secret = readSecret(args, false, account.name))
+        account.sealedSecret = ctx.secrets().seal(*secret);
+    requireValid(account);
+    ctx.store().updateAccount(account);
+    printWarnings(ctx, account);
+    *ctx.out << "account '" << account.name << "' updated\n";
+    return 0;
+}
+
+int setActive(Context& ctx, const std::vector<std::string>& rest, bool active)
+{
+    const ParsedArgs args = parseArgs(rest, OptionSet());
+    requirePositional(args, 1, std::string("account ") + (active ? "enable" : "disable") + " NAME");
+    Account account = requireAccount(ctx, args.positional[0]);
+    if (active)
+        requireValid(account);
+    account.active = active;
+    ctx.store().updateAccount(account);
+    *ctx.out << "account '" << account.name << "' " << (active ? "enabled" : "disabled") << "\n";
+    return 0;
+}
+
+int remove(Context& ctx, const std::vector<std::string>& rest)
+{
+    const ParsedArgs args = parseArgs(rest, OptionSet());
+    requirePositional(args, 1, "account remove NAME");
+    const Account account = requireAccount(ctx, args.positional[0]);
+    refuseProvisioned(ctx, account, "remove");
+    ctx.store().removeAccount(account.name);
+    *ctx.out << "account '" << account.name << "' removed\n";
+    return 0;
+}
+
+} // namespace
+
+int accountCommand(Context& ctx, const std::vector<std::string>& args)
+{
+    const std::string usage =
+        "usage: popgatectl account add|list|show|set|enable|disable|remove ...";
+    if (args.empty())
+        throw InputError(usage);
+    const std::string verb = args[0];
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (verb == "add") return add(ctx, rest);
+    if (verb == "list") return list(ctx, rest);
+    if (verb == "show") return show(ctx, rest);
+    if (verb == "set") return set(ctx, rest);
+    if (verb == "enable") return setActive(ctx, rest, true);
+    if (verb == "disable") return setActive(ctx, rest, false);
+    if (verb == "remove") return remove(ctx, rest);
+    throw InputError("unknown command 'account " + flatten(verb).substr(0, 40) + "'; " + usage);
+}
+
+} // namespace popgate::cli

@@ -1,0 +1,63 @@
+// cli.h - what every popgatectl command shares: the parsed command line, the
+// configuration, lazy access to the store and the secret box, and output
+// helpers. Commands throw InputError (exit 2) or OperationError (exit 1).
+#pragma once
+
+#include "core/config.h"
+#include "core/secretbox.h"
+#include "core/store.h"
+
+#include <Poco/Util/OptionSet.h>
+
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace popgate::cli {
+
+struct Context {
+    Config config = Config::defaults();
+    bool json = false;
+    std::ostream* out = nullptr;
+    std::ostream* err = nullptr;
+
+    /// store - the store at the current schema (opened on first use).
+    Store& store();
+    /// openStore - the store without the schema check (db commands).
+    Store& openStore(Store::Open mode = Store::Open::Existing);
+    /// secrets - the secret box, creating the key file when missing.
+    const SecretBox& secrets();
+
+private:
+    std::unique_ptr<Store> store_;
+    std::optional<SecretBox> box_;
+};
+
+/// ParsedArgs - a command's positional arguments and its --options.
+struct ParsedArgs {
+    std::vector<std::string> positional;
+    std::map<std::string, std::string> options; ///< in the order of the OptionSet
+    std::vector<std::pair<std::string, std::string>> ordered;
+    bool has(const std::string& name) const { return options.count(name) != 0; }
+};
+
+/// parseArgs - process args against options with Poco's OptionProcessor;
+/// throws InputError for an unknown option or a missing argument.
+ParsedArgs parseArgs(const std::vector<std::string>& args, const Poco::Util::OptionSet& options);
+
+/// requirePositional - exactly n positional arguments, else InputError with usage.
+void requirePositional(const ParsedArgs& args, std::size_t n, const std::string& usage);
+
+/// readSecret - from --password-stdin, --password-file or a no-echo prompt
+/// on a terminal; nothing when none applies. Throws InputError.
+std::optional<std::string> readSecret(const ParsedArgs& args, bool prompt, const std::string& account);
+
+/// isoTime - "2026-11-28T18:00:00Z", or "-" for 0.
+std::string isoTime(std::int64_t seconds);
+
+int accountCommand(Context& ctx, const std::vector<std::string>& args);
+
+} // namespace popgate::cli
