@@ -219,7 +219,7 @@ std::string sampleConfig()
         out << line << "\n";
         if (k.choices)
             out << "# One of: " << k.choices << "\n";
-        out << "#" << k.name << " = " << k.defaultValue << "\n";
+        out << "#" << k.name << " =" << (*k.defaultValue ? " " : "") << k.defaultValue << "\n";
     }
     return out.str();
 }

@@ -1,0 +1,67 @@
+// secretbox_test - sealing secrets at rest (core/secretbox.cpp).
+#define BOOST_TEST_MODULE secretbox
+#include <boost/test/unit_test.hpp>
+
+#include "core/errors.h"
+#include "core/secretbox.h"
+#include "tests/support/testsupport.h"
+
+#include <sys/stat.h>
+
+using namespace popgate;
+
+BOOST_AUTO_TEST_CASE(round_trip_and_fresh_iv)
+{
+    const SecretBox box = SecretBox::fromKey(std::vector<unsigned char>(32, 7));
+    for (const std::string& secret : {std::string("s3cret"), std::string(""), std::string(3000, 'x'),
+                                     std::string("pa's\"s;--\n\x01\xff")}) {
+        const std::string sealed = box.seal(secret);
+        BOOST_TEST(sealed.rfind("gcm1:", 0) == 0u);
+        BOOST_TEST((secret.empty() || sealed.find(secret) == std::string::npos));
+        BOOST_TEST(box.open(sealed) == secret);
+    }
+    BOOST_TEST(box.seal("same") != box.seal("same"));
+}
+
+BOOST_AUTO_TEST_CASE(tampering_and_wrong_key_are_detected)
+{
+    const SecretBox box = SecretBox::fromKey(std::vector<unsigned char>(32, 7));
+    const SecretBox other = SecretBox::fromKey(std::vector<unsigned char>(32, 8));
+    const std::string sealed = box.seal("s3cret-password");
+    for (std::size_t i = 5; i < sealed.size() - 2; ++i) {
+        std::string bad = sealed;
+        bad[i] = bad[i] == 'A' ? 'B' : 'A';
+        BOOST_CHECK_THROW(box.open(bad), OperationError);
+    }
+    BOOST_CHECK_THROW(other.open(sealed), OperationError);
+    BOOST_CHECK_THROW(box.open("s3cret-password"), OperationError);
+    BOOST_CHECK_THROW(box.open("gcm1:AAAA"), OperationError);
+}
+
+BOOST_AUTO_TEST_CASE(key_file_created_0600_and_reused)
+{
+    test::TempDir dir;
+    const std::string path = dir.file("secret.key");
+    const SecretBox a = SecretBox::loadOrCreate(path);
+    struct stat st {};
+    BOOST_TEST_REQUIRE(::stat(path.c_str(), &st) == 0);
+    BOOST_TEST((st.st_mode & 0777) == 0600u);
+    BOOST_TEST(test::readFile(path).size() == 65u);
+    const SecretBox b = SecretBox::loadOrCreate(path);
+    BOOST_TEST(b.open(a.seal("x")) == "x");
+}
+
+BOOST_AUTO_TEST_CASE(bad_key_files_are_refused)
+{
+    test::TempDir dir;
+    BOOST_CHECK_THROW(SecretBox::load(dir.file("missing")), OperationError);
+    BOOST_CHECK_THROW(SecretBox::load(dir.write("short", "abcd\n", 0600)), OperationError);
+    const std::string open = dir.write("open", std::string(64, 'a') + "\n", 0644);
+    try {
+        SecretBox::load(open);
+        BOOST_ERROR("world-readable key accepted");
+    } catch (const OperationError& e) {
+        BOOST_TEST(std::string(e.what()).find("readable by others") != std::string::npos);
+    }
+    BOOST_CHECK_NO_THROW(SecretBox::load(dir.write("ok", std::string(64, 'a') + "\n", 0640)));
+}
