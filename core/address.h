@@ -1,0 +1,52 @@
+// address.h - RFC 5322 addr-spec parsing and the comparison form used by the
+// address filters: local part lowercased, domain lowercased in A-labels
+// (RFC 3492 punycode, implemented here on Poco::Unicode case mapping).
+// Pure code: no I/O, no Poco::Net, no libidn. Malformed input throws
+// InputError with a message that quotes the input; it never crashes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace popgate {
+
+/// One mailbox address. The null sender "<>" has empty parts and key.
+struct MailAddress {
+    std::string localPart; ///< unquoted, escapes resolved, case as written
+    std::string domain;    ///< as written (U-labels, A-labels or [literal])
+    std::string key;       ///< comparison form "local@domain", lowercased, A-labels
+
+    bool isNull() const { return key.empty(); }
+    /// spec - the addr-spec as written, quoting the local part when needed; "" for <>.
+    std::string spec() const;
+};
+
+/// parseAddress - the addr-spec of "a@b", "<a@b>", "Name <a@b>", "a@b (c)";
+/// "<>" gives the null address. Throws InputError for anything else.
+MailAddress parseAddress(const std::string& text);
+
+/// parseAddressList - every mailbox of a header such as From ("a@b, Name <c@d>");
+/// empty text gives an empty list. Throws InputError naming the bad element.
+std::vector<MailAddress> parseAddressList(const std::string& text);
+
+/// parseAddressPattern - like parseAddress for an addr-spec, but '*' may also
+/// stand in the domain; key is the pattern's comparison form. Throws InputError.
+MailAddress parseAddressPattern(const std::string& text);
+
+/// normalizeDomain - lowercased A-label form of a domain ("Bücher.Example" ->
+/// "xn--bcher-kva.example"); with allowWildcard, labels holding '*' are kept
+/// (ASCII only). Throws InputError naming the domain and the fault.
+std::string normalizeDomain(const std::string& domain, bool allowWildcard = false);
+
+/// normalizeLocalPart - the local part lowercased (UTF-8 aware).
+std::string normalizeLocalPart(const std::string& localPart);
+
+/// punycodeEncode - RFC 3492 encoding of code points (no "xn--" prefix).
+/// Throws InputError on overflow.
+std::string punycodeEncode(const std::u32string& input);
+
+/// punycodeDecode - RFC 3492 decoding (no "xn--" prefix); throws InputError
+/// for bad digits, non-basic code points before the delimiter or overflow.
+std::u32string punycodeDecode(const std::string& input);
+
+} // namespace popgate

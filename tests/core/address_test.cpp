@@ -1,0 +1,321 @@
+#define BOOST_TEST_MODULE address_test
+#include <boost/test/unit_test.hpp>
+
+// address_test - core/address.cpp: addr-spec parsing, comparison form, IDN
+// A-labels and RFC 3492 punycode. Table-driven; one label per row.
+#include "core/address.h"
+#include "core/errors.h"
+
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace popgate;
+
+namespace {
+
+// throwsWith - f() throws InputError whose message contains part.
+template <class F> void checkInputError(F f, const std::string& part)
+{
+    try {
+        f();
+        BOOST_ERROR("no InputError; expected one containing: " << part);
+    } catch (const InputError& e) {
+        BOOST_TEST(std::string(e.what()).find(part) != std::string::npos,
+                   "message \"" << e.what() << "\" lacks \"" << part << "\"");
+    }
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(parses_addr_specs)
+{
+    struct Row {
+        const char* label;
+        std::string input;
+        std::string localPart;
+        std::string spec;
+        std::string key;
+    };
+    const std::vector<Row> rows = {
+        {"plain", "x@bad.com", "x", "x@bad.com", "x@bad.com"},
+        {"upper case compares lower", "X@BAD.COM", "X", "X@BAD.COM", "x@bad.com"},
+        {"angle brackets", "<x@bad.com>", "x", "x@bad.com", "x@bad.com"},
+        {"display name", "Joe Bloggs <x@bad.com>", "x", "x@bad.com", "x@bad.com"},
+        {"quoted display name with <, comma and @", "\"Bloggs, Joe <a@b>\" <x@bad.com>", "x",
+         "x@bad.com", "x@bad.com"},
+        {"display name that looks like an address", "boss@corp.com <x@bad.com>", "x",
+         "x@bad.com", "x@bad.com"},
+        {"trailing comment", "x@bad.com (Joe)", "x", "x@bad.com", "x@bad.com"},
+        {"nested comment before", "(a (b) \\) c) x@bad.com", "x", "x@bad.com", "x@bad.com"},
+        {"surrounding white space", "  x@bad.com \r\n", "x", "x@bad.com", "x@bad.com"},
+        {"plus tag", "x+tag@bad.com", "x+tag", "x+tag@bad.com", "x+tag@bad.com"},
+        {"quoted local part with space", "\"john doe\"@example.com", "john doe",
+         "\"john doe\"@example.com", "john doe@example.com"},
+        {"quoted local part, mixed case", "\"John Doe\"@Example.com", "John Doe",
+         "\"John Doe\"@Example.com", "john doe@example.com"},
+        {"quoted local part with escapes", "\"a\\\"b\\\\c\"@example.com", "a\"b\\c",
+         "\"a\\\"b\\\\c\"@example.com", "a\"b\\c@example.com"},
+        {"quoted local part that needs no quotes", "\"john.doe\"@example.com", "john.doe",
+         "john.doe@example.com", "john.doe@example.com"},
+        {"quoted @ in local part", "\"a@b\"@example.com", "a@b", "\"a@b\"@example.com",
+         "a@b@example.com"},
+        {"empty quoted local part", "\"\"@example.com", "", "\"\"@example.com", "@example.com"},
+        {"obsolete dots kept as written", "a..b.@docomo.ne.jp", "a..b.", "\"a..b.\"@docomo.ne.jp",
+         "a..b.@docomo.ne.jp"},
+        {"IDN domain to A-label", "x@bücher.example", "x", "x@bücher.example",
+         "x@xn--bcher-kva.example"},
+        {"IDN domain, upper case", "x@BÜCHER.Example", "x", "x@BÜCHER.Example",
+         "x@xn--bcher-kva.example"},
+        {"A-label input, upper case", "x@XN--BCHER-KVA.example", "x", "x@XN--BCHER-KVA.example",
+         "x@xn--bcher-kva.example"},
+        {"ideographic full stop separates labels", "x@bücher\u3002example", "x",
+         "x@bücher\u3002example", "x@xn--bcher-kva.example"},
+        {"CJK domain", "x@日本語.jp", "x", "x@日本語.jp", "x@xn--wgv71a119e.jp"},
+        {"UTF-8 local part lowercased", "JÖRG@example.com", "JÖRG", "JÖRG@example.com",
+         "jörg@example.com"},
+        {"source route dropped", "<@relay.example,@b.example:x@bad.com>", "x", "x@bad.com",
+         "x@bad.com"},
+        {"domain literal", "x@[192.0.2.1]", "x", "x@[192.0.2.1]", "x@[192.0.2.1]"},
+        {"IPv6 literal lowercased", "x@[IPv6:2001:DB8::1]", "x", "x@[IPv6:2001:DB8::1]",
+         "x@[ipv6:2001:db8::1]"},
+        {"underscore in domain", "x@my_host.example", "x", "x@my_host.example",
+         "x@my_host.example"},
+    };
+    for (const Row& r : rows) {
+        BOOST_TEST_CONTEXT(r.label)
+        {
+            MailAddress a = parseAddress(r.input);
+            BOOST_TEST(a.localPart == r.localPart);
+            BOOST_TEST(a.spec() == r.spec);
+            BOOST_TEST(a.key == r.key);
+            BOOST_TEST(!a.isNull());
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(null_sender_forms)
+{
+    for (const char* text : {"<>", " < > ", "Mail Delivery System <>", "<> (bounce)"}) {
+        BOOST_TEST_CONTEXT(text)
+        {
+            MailAddress a = parseAddress(text);
+            BOOST_TEST(a.isNull());
+            BOOST_TEST(a.spec() == "");
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(malformed_addresses_throw_input_error)
+{
+    struct Row {
+        const char* label;
+        std::string input;
+        std::string message;
+    };
+    const std::string longLabel(64, 'a');
+    const std::vector<Row> rows = {
+        {"empty", "", "malformed address \"\": empty address"},
+        {"only a comment", "(nobody)", "empty address"},
+        {"no @", "xbad.com", "malformed address \"xbad.com\": no '@'"},
+        {"empty local part", "@bad.com", "empty local part"},
+        {"empty domain", "x@", "empty domain"},
+        {"two @", "x@@bad.com", "more than one '@'"},
+        {"double dot in domain", "x@bad..com", "empty label"},
+        {"leading dot in domain", "x@.bad.com", "empty label"},
+        {"trailing dot in domain", "x@bad.com.", "empty label"},
+        {"space in local part", "x y@bad.com", "space not allowed in an unquoted local part"},
+        {"comma in local part", "x,y@bad.com", "',' not allowed in an unquoted local part"},
+        {"space in domain", "x@exa mple.com", "space not allowed in a domain"},
+        {"bang in domain", "x@bad!.com", "character '!' not allowed in a domain"},
+        {"label of 64 octets", "x@" + longLabel + ".com", "label longer than 63 octets"},
+        {"domain over 253 octets", "x@" + std::string(63, 'a') + "." + std::string(63, 'b') +
+                                       "." + std::string(63, 'c') + "." + std::string(63, 'd'),
+         "domain longer than 253 octets"},
+        {"unterminated quoted local part", "\"john doe@example.com", "unterminated quoted"},
+        {"text between quote and @", "\"a\"b@example.com",
+         "expected '@' after the quoted local part"},
+        {"control character in quotes", std::string("\"a\x01\"@example.com"),
+         "byte 0x01 not allowed in a quoted local part"},
+        {"NUL byte", std::string("x\0y@bad.com", 11), "byte 0x00 not allowed"},
+        {"unterminated comment", "x@bad.com (Joe", "unterminated comment"},
+        {"stray )", "x@bad.com)", "unbalanced ')'"},
+        {"< without >", "<x@bad.com", "'<' without '>'"},
+        {"> without <", "x@bad.com>", "'>' without '<'"},
+        {"text after >", "<x@bad.com> more", "text after '>'"},
+        {"route without colon", "<@relay.example>", "source route without ':'"},
+        {"invalid UTF-8", "x@b\xff" "d.com", "not valid UTF-8"},
+        {"overlong UTF-8", "x@b\xc0\xaf" "d.com", "not valid UTF-8"},
+        {"unterminated domain literal", "x@[1.2.3.4", "unterminated domain literal"},
+        {"header injection is flattened", "x@bad.com\r\nBcc: y@z", "\\x0d\\x0a"},
+        {"wildcard is not allowed in an address", "x@*.bad.com", "'*' not allowed in a domain"},
+        {"NBSP in IDN label", "x@b\u00a0ü.example", "U+00A0 not allowed"},
+    };
+    for (const Row& r : rows) {
+        BOOST_TEST_CONTEXT(r.label)
+        {
+            checkInputError([&] { parseAddress(r.input); }, r.message);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(address_lists)
+{
+    struct Row {
+        const char* label;
+        std::string input;
+        std::vector<std::string> keys;
+    };
+    const std::vector<Row> rows = {
+        {"empty header", "", {}},
+        {"one address", "x@a.com", {"x@a.com"}},
+        {"comma in quoted name and comment",
+         "x@a.com, \"Doe, John\" <Y@B.com>, (c, d) z@c.com",
+         {"x@a.com", "y@b.com", "z@c.com"}},
+        {"empty elements skipped", "x@a.com,, y@b.com,", {"x@a.com", "y@b.com"}},
+    };
+    for (const Row& r : rows) {
+        BOOST_TEST_CONTEXT(r.label)
+        {
+            std::vector<std::string> keys;
+            for (const MailAddress& a : parseAddressList(r.input))
+                keys.push_back(a.key);
+            BOOST_TEST(keys == r.keys, boost::test_tools::per_element());
+        }
+    }
+    checkInputError([] { parseAddressList("x@a.com, nonsense"); },
+                    "malformed address \" nonsense\": no '@'");
+    checkInputError([] { parseAddressList(" , "); }, "no address");
+}
+
+BOOST_AUTO_TEST_CASE(address_patterns)
+{
+    struct Row {
+        const char* label;
+        std::string input;
+        std::string key;
+    };
+    const std::vector<Row> rows = {
+        {"exact", "Boss@Bad.com", "boss@bad.com"},
+        {"wildcard local part", "*-noreply@Example.com", "*-noreply@example.com"},
+        {"wildcard domain", "boss@*", "boss@*"},
+        {"wildcard sub-domain with IDN", "*@*.Bücher.example", "*@*.xn--bcher-kva.example"},
+        {"quoted local part", "\"John Doe\"@example.com", "john doe@example.com"},
+    };
+    for (const Row& r : rows) {
+        BOOST_TEST_CONTEXT(r.label)
+        {
+            BOOST_TEST(parseAddressPattern(r.input).key == r.key);
+        }
+    }
+    checkInputError([] { parseAddressPattern("<>"); }, "cannot be the null address");
+    checkInputError([] { parseAddressPattern("x@*bücher.example"); },
+                    "'*' cannot share a label with non-ASCII characters");
+    checkInputError([] { parseAddressPattern("boss"); }, "malformed address pattern \"boss\"");
+}
+
+BOOST_AUTO_TEST_CASE(domains)
+{
+    struct Row {
+        const char* label;
+        std::string input;
+        bool wildcard;
+        std::string key;
+    };
+    const std::vector<Row> rows = {
+        {"lower case", "Example.COM", false, "example.com"},
+        {"IDN", "bücher.example", false, "xn--bcher-kva.example"},
+        {"IDN sharp s kept (IDNA2008)", "faß.de", false, "xn--fa-hia.de"},
+        {"fullwidth full stop", "bücher\uff0eexample", false, "xn--bcher-kva.example"},
+        {"wildcard label with IDN", "*.Bücher.example", true, "*.xn--bcher-kva.example"},
+        {"star alone", "*", true, "*"},
+    };
+    for (const Row& r : rows) {
+        BOOST_TEST_CONTEXT(r.label)
+        {
+            BOOST_TEST(normalizeDomain(r.input, r.wildcard) == r.key);
+        }
+    }
+    checkInputError([] { normalizeDomain("*.example.com"); },
+                    "malformed domain \"*.example.com\": character '*'");
+    checkInputError([] { normalizeDomain(""); }, "empty domain");
+}
+
+BOOST_AUTO_TEST_CASE(punycode_rfc3492_vectors)
+{
+    struct Row {
+        const char* label;
+        std::u32string unicode;
+        std::string encoded;
+    };
+    const std::vector<Row> rows = {
+        {"bücher", U"bücher", "bcher-kva"},
+        {"münchen", U"münchen", "mnchen-3ya"},
+        {"faß", U"faß", "fa-hia"},
+        {"Japanese", U"日本語", "wgv71a119e"},
+        {"RFC 3492 7.1 (A) Arabic",
+         U"\u0644\u064A\u0647\u0645\u0627\u0628\u062A\u0643\u0644\u0645\u0648\u0634\u0639"
+         U"\u0631\u0628\u064A\u061F",
+         "egbpdaj6bu4bxfgehfvwxn"},
+        {"RFC 3492 7.1 (B) Chinese",
+         U"\u4ED6\u4EEC\u4E3A\u4EC0\u4E48\u4E0D\u8BF4\u4E2D\u6587", "ihqwcrb4cv8a8dqg056pqjye"},
+        {"RFC 3492 7.1 (L) mixed", U"3\u5E74B\u7D44\u91D1\u516B\u5148\u751F",
+         "3B-ww4c5e180e575a65lsy2b"},
+        {"RFC 3492 7.1 (S) all basic", U"-> $1.00 <-", "-> $1.00 <--"},
+        {"empty", U"", ""},
+    };
+    for (const Row& r : rows) {
+        BOOST_TEST_CONTEXT(r.label)
+        {
+            BOOST_TEST(punycodeEncode(r.unicode) == r.encoded);
+            BOOST_TEST((punycodeDecode(r.encoded) == r.unicode));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(punycode_bad_input)
+{
+    struct Row {
+        const char* label;
+        std::string input;
+        std::string message;
+    };
+    const std::vector<Row> rows = {
+        {"bad digit", "bcher-kv!", "bad digit '!'"},
+        {"truncated", "bcher-kv", "truncated input"},
+        {"overflow", "99999999999999999999", "overflow"},
+        {"decodes beyond U+10FFFF", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", "invalid code point"},
+        {"non-ASCII before delimiter", "b\xc3\xbc-kva", "non-ASCII character"},
+        {"surrogate or beyond", "99999999a", "punycode"},
+    };
+    for (const Row& r : rows) {
+        BOOST_TEST_CONTEXT(r.label)
+        {
+            checkInputError([&] { punycodeDecode(r.input); }, r.message);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(punycode_round_trip_property)
+{
+    std::mt19937 rng(3492);
+    std::uniform_int_distribution<int> length(0, 20), pick(0, 3);
+    std::uniform_int_distribution<std::uint32_t> ascii(0x21, 0x7e), bmp(0xa0, 0xd7ff),
+        astral(0x10000, 0x10ffff);
+    for (int i = 0; i < 2000; ++i) {
+        std::u32string s;
+        for (int n = length(rng); n > 0; --n) {
+            int kind = pick(rng);
+            s += static_cast<char32_t>(kind == 0 ? ascii(rng) : kind == 3 ? astral(rng) : bmp(rng));
+        }
+        std::string encoded = punycodeEncode(s);
+        BOOST_TEST_CONTEXT("case " << i << ", encoded " << encoded)
+        {
+            bool allAscii = true;
+            for (char c : encoded)
+                allAscii = allAscii && static_cast<unsigned char>(c) < 0x80;
+            BOOST_TEST(allAscii);
+            BOOST_TEST((punycodeDecode(encoded) == s));
+        }
+    }
+}
