@@ -219,6 +219,26 @@ std::vector<AccountField> makeFields()
              a.tlsPin = trim(v).empty() ? std::string() : normalisePin(v);
          },
          [](const Account& a) { return a.tlsPin; }},
+        {"auth-mechanism", "how to send the password: auto, user, apop, plain or login",
+         [](Account& a, const std::string& v) {
+             const std::string m = Poco::toLower(trim(v));
+             if (m != "auto" && m != "user" && m != "apop" && m != "plain" && m != "login")
+                 throw InputError("unknown mechanism '" + flatten(v) +
+                                  "' (expected auto, user, apop, plain or login)");
+             a.authMechanism = m;
+         },
+         [](const Account& a) { return a.authMechanism; }},
+        {"plaintext-auth", "allow the password in clear when security is none (yes/no)",
+         [](Account& a, const std::string& v) { a.plaintextAuth = parseBool(v); },
+         [](const Account& a) { return std::string(yesNo(a.plaintextAuth)); }},
+        {"tls-min-version", "lowest TLS version accepted: 1.2 (default) or 1.3; 1.0 and 1.1 only on purpose",
+         [](Account& a, const std::string& v) {
+             const std::string t = trim(v);
+             if (t != "1.0" && t != "1.1" && t != "1.2" && t != "1.3")
+                 throw InputError("expected 1.0, 1.1, 1.2 or 1.3, got '" + flatten(v) + "'");
+             a.tlsMinVersion = t;
+         },
+         [](const Account& a) { return a.tlsMinVersion; }},
         {"oauth-profile", "OAuth profile for the oauth and oauth2 authentication kinds",
          [](Account& a, const std::string& v) { a.oauthProfile = filterName(v); },
          [](const Account& a) { return a.oauthProfile; }},
@@ -298,8 +318,13 @@ AccountCheck validateAccount(const Account& a)
         error("poll-interval", "must be between 10s and 1d");
     if (a.maxMessageSize < 0)
         error("max-message-size", "must not be negative");
+    if (a.plaintextAuth && a.security != Security::None)
+        error("plaintext-auth", "only means something with security none");
     if (a.security != Security::SslTls)
         check.warnings.push_back(kInsecureSecurityWarning);
+    if (a.tlsMinVersion == "1.0" || a.tlsMinVersion == "1.1")
+        check.warnings.push_back("tls-min-version " + a.tlsMinVersion +
+                                 " accepts TLS versions with known weaknesses");
     return check;
 }
 

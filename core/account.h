@@ -44,6 +44,9 @@ struct Account {
     std::string tlsCaFile;
     std::string tlsPin; ///< SHA-256 of the server certificate, lowercase hex
     std::string oauthProfile;
+    std::string authMechanism = "auto"; ///< auto | user | apop | plain | login
+    bool plaintextAuth = false; ///< allow a password in clear (only with security none)
+    std::string tlsMinVersion = "1.2";
     std::int64_t createdAt = 0; ///< Unix seconds
     std::int64_t updatedAt = 0;
 

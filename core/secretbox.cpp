@@ -71,36 +71,38 @@ SecretBox SecretBox::fromKey(const std::vector<unsigned char>& key)
     return SecretBox(key);
 }
 
-SecretBox SecretBox::load(const std::string& keyFile)
+namespace {
+
+std::vector<unsigned char> readKey(const std::string& keyFile)
 {
     struct stat st {};
     if (::stat(keyFile.c_str(), &st) != 0)
-        throw OperationError("secret key file " + keyFile + ": " + std::strerror(errno));
+        throw OperationError("key file " + keyFile + ": " + std::strerror(errno));
     if (st.st_mode & S_IROTH)
-        throw OperationError("secret key file " + keyFile +
+        throw OperationError("key file " + keyFile +
                              ": readable by others; chmod o-rwx it (mode 0600 or 0640)");
     std::ifstream in(keyFile);
     std::string hex;
     if (!in || !std::getline(in, hex))
-        throw OperationError("secret key file " + keyFile + ": cannot read it");
+        throw OperationError("key file " + keyFile + ": cannot read it");
     hex = trim(hex);
     if (hex.size() != 2 * kKeySize || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
-        throw OperationError("secret key file " + keyFile + ": expected 64 hex digits");
+        throw OperationError("key file " + keyFile + ": expected 64 hex digits");
     std::istringstream hs(hex);
     Poco::HexBinaryDecoder dec(hs);
     std::vector<unsigned char> key(kKeySize);
     dec.read(reinterpret_cast<char*>(key.data()), kKeySize);
-    return SecretBox(key);
+    return key;
 }
 
-SecretBox SecretBox::loadOrCreate(const std::string& keyFile)
+// createKey - false when the file exists already.
+bool createKey(const std::string& keyFile)
 {
     const int fd = ::open(keyFile.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         if (errno == EEXIST)
-            return load(keyFile);
-        throw OperationError("secret key file " + keyFile + ": cannot create it: " +
-                             std::strerror(errno));
+            return false;
+        throw OperationError("key file " + keyFile + ": cannot create it: " + std::strerror(errno));
     }
     std::ostringstream hex;
     {
@@ -116,9 +118,25 @@ SecretBox SecretBox::loadOrCreate(const std::string& keyFile)
     ::close(fd);
     if (!ok) {
         ::unlink(keyFile.c_str());
-        throw OperationError("secret key file " + keyFile + ": cannot write it");
+        throw OperationError("key file " + keyFile + ": cannot write it");
     }
-    return load(keyFile);
+    return true;
+}
+
+} // namespace
+
+std::vector<unsigned char> loadKeyFile(const std::string& path, bool create)
+{
+    if (create)
+        createKey(path);
+    return readKey(path);
+}
+
+SecretBox SecretBox::load(const std::string& keyFile) { return SecretBox(loadKeyFile(keyFile, false)); }
+
+SecretBox SecretBox::loadOrCreate(const std::string& keyFile)
+{
+    return SecretBox(loadKeyFile(keyFile, true));
 }
 
 std::string SecretBox::seal(const std::string& plaintext) const

@@ -28,7 +28,8 @@ namespace {
 const char* const kAccountColumns =
     "id, name, type, auth, server, port, username, secret, security, filter, active, provisioned, "
     "debug_logging, mailbox, deliver_to, poll_interval, keep_on_server, max_message_size, "
-    "tls_ca_file, tls_pin, oauth_profile, created_at, updated_at";
+    "tls_ca_file, tls_pin, oauth_profile, auth_mechanism, plaintext_auth, tls_min_version, created_at, "
+    "updated_at";
 
 // withoutPassword - a libpq connection string with any password=... removed.
 std::string withoutPassword(const std::string& connect)
@@ -74,6 +75,9 @@ Account readAccount(RecordSet& rs)
     a.tlsCaFile = text("tls_ca_file");
     a.tlsPin = text("tls_pin");
     a.oauthProfile = text("oauth_profile");
+    a.authMechanism = text("auth_mechanism");
+    a.plaintextAuth = number("plaintext_auth") != 0;
+    a.tlsMinVersion = text("tls_min_version");
     a.createdAt = number("created_at");
     a.updatedAt = number("updated_at");
     return a;
@@ -258,15 +262,17 @@ void Store::addAccount(Account& a)
             throw InputError("account '" + a.name + "': name: an account of that name exists already");
         *session_ << "INSERT INTO accounts (name, type, auth, server, port, username, secret, security, "
                      "filter, active, provisioned, debug_logging, mailbox, deliver_to, poll_interval, "
-                     "keep_on_server, max_message_size, tls_ca_file, tls_pin, oauth_profile, created_at, "
-                     "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-                     "$15, $16, $17, $18, $19, $20, $21, $22)",
+                     "keep_on_server, max_message_size, tls_ca_file, tls_pin, oauth_profile, auth_mechanism, "
+                     "plaintext_auth, tls_min_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
+                     "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, "
+                     "$23, $24, $25)",
             bind(a.name), bind(a.type), bind(authName(a.auth)), bind(a.server), bind(a.port),
             bind(a.user), bind(a.sealedSecret), bind(securityName(a.security)), bind(a.filter),
             bind(int(a.active)), bind(int(a.provisioned)), bind(int(a.debugLogging)), bind(a.mailbox),
             bind(a.deliverTo), bind(a.pollInterval), bind(int(a.keepOnServer)),
             bind(Poco::Int64(a.maxMessageSize)), bind(a.tlsCaFile), bind(a.tlsPin),
-            bind(a.oauthProfile), bind(Poco::Int64(a.createdAt)), bind(Poco::Int64(a.updatedAt)), now;
+            bind(a.oauthProfile), bind(a.authMechanism), bind(int(a.plaintextAuth)), bind(a.tlsMinVersion),
+            bind(Poco::Int64(a.createdAt)), bind(Poco::Int64(a.updatedAt)), now;
         Poco::Int64 id = 0;
         *session_ << "SELECT id FROM accounts WHERE name = $1", bind(a.name), into(id), now;
         tx.commit();
@@ -286,12 +292,14 @@ void Store::updateAccount(Account& a)
                   "secret = $6, security = $7, filter = $8, active = $9, provisioned = $10, "
                   "debug_logging = $11, mailbox = $12, deliver_to = $13, poll_interval = $14, "
                   "keep_on_server = $15, max_message_size = $16, tls_ca_file = $17, tls_pin = $18, "
-                  "oauth_profile = $19, updated_at = $20 WHERE id = $21",
+                  "oauth_profile = $19, auth_mechanism = $20, plaintext_auth = $21, tls_min_version = $22, "
+                  "updated_at = $23 WHERE id = $24",
             bind(a.type), bind(authName(a.auth)), bind(a.server), bind(a.port), bind(a.user),
             bind(a.sealedSecret), bind(securityName(a.security)), bind(a.filter), bind(int(a.active)),
             bind(int(a.provisioned)), bind(int(a.debugLogging)), bind(a.mailbox), bind(a.deliverTo),
             bind(a.pollInterval), bind(int(a.keepOnServer)), bind(Poco::Int64(a.maxMessageSize)),
-            bind(a.tlsCaFile), bind(a.tlsPin), bind(a.oauthProfile), bind(Poco::Int64(a.updatedAt)),
+            bind(a.tlsCaFile), bind(a.tlsPin), bind(a.oauthProfile), bind(a.authMechanism),
+            bind(int(a.plaintextAuth)), bind(a.tlsMinVersion), bind(Poco::Int64(a.updatedAt)),
             bind(Poco::Int64(a.id));
         rows = update.execute();
         if (rows == 0)

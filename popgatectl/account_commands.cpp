@@ -116,6 +116,9 @@ Poco::JSON::Object::Ptr toJson(const Account& a)
     o->set("tls_ca_file", a.tlsCaFile);
     o->set("tls_pin", a.tlsPin);
     o->set("oauth_profile", a.oauthProfile);
+    o->set("auth_mechanism", a.authMechanism);
+    o->set("plaintext_auth", a.plaintextAuth);
+    o->set("tls_min_version", a.tlsMinVersion);
     o->set("created", isoTime(a.createdAt));
     o->set("updated", isoTime(a.updatedAt));
     return o;

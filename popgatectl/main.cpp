@@ -39,10 +39,19 @@ const char* const kCommands =
     "  account add NAME --server=HOST [--FIELD=VALUE ...] [--password-stdin|--password-file=F]\n"
     "  account list [--json] | show NAME [--json]\n"
     "  account set NAME --FIELD=VALUE ... | enable NAME | disable NAME | remove NAME\n"
+    "  filter add NAME [--direction=inbound|outbound] [--default=yes|no] [--active=yes|no]\n"
+    "    [--description=TEXT] | filter list [--json] | show NAME [--json] | set NAME ... | remove NAME\n"
+    "  filter attach|detach SYSTEMFILTER ADDRESSFILTER\n"
+    "  filter address add NAME --type=allow|deny [--domains=a.com,*.b.com] [--exceptions=X,...]\n"
+    "    [--active=yes|no] | filter address set NAME [--add-domain=X] [--remove-domain=X]\n"
+    "    [--add-exception=X] [--remove-exception=X] [--type=T] [--active=B] | list | show | remove\n"
+    "  filter test [NAME | --account=ACCOUNT] --from=ADDR [--envelope=ADDR]\n"
+    "    (exit 0: allowed, 1: blocked or failed, 2: bad input)\n"
     "  db migrate | db status\n"
     "  config check | config apply | config sample\n"
     "account fields: type auth server port user security filter active debug-logging mailbox\n"
-    "  deliver-to poll-interval keep-on-server max-message-size tls-ca-file tls-pin oauth-profile\n";
+    "  deliver-to poll-interval keep-on-server max-message-size tls-ca-file tls-pin\n"
+    "  auth-mechanism plaintext-auth tls-min-version oauth-profile\n";
 
 // isAdmin - root, or popgate-admin among the process's groups.
 bool isAdmin()
@@ -208,6 +217,8 @@ private:
         const std::vector<std::string> rest(command_.begin() + 1, command_.end());
         if (noun == "account")
             return accountCommand(ctx, rest);
+        if (noun == "filter")
+            return filterCommand(ctx, rest);
         if (noun == "db")
             return dbCommand(ctx, rest);
         if (noun == "config")

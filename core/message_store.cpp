@@ -1,0 +1,294 @@
+// message_store.cpp - see message_store.h. Upserts use INSERT ... ON CONFLICT,
+// which SQLite (3.24+) and PostgreSQL (9.5+) spell the same way.
+#include "core/message_store.h"
+
+#include "core/errors.h"
+#include "core/text.h"
+
+#include <Poco/Data/RecordSet.h>
+#include <Poco/Data/Statement.h>
+#include <Poco/Exception.h>
+
+using namespace Poco::Data::Keywords;
+using Poco::Data::RecordSet;
+using Poco::Data::Statement;
+
+namespace popgate {
+
+namespace {
+
+const char* const kMessageColumns =
+    "id, account_id, uidl, state, deleted, message_id, envelope_from, header_from, size, queue_id, "
+    "reason, attempts, retry_at, quarantine_path, created_at, updated_at";
+
+std::string text(RecordSet& rs, const char* col)
+{
+    return rs[col].isEmpty() ? std::string() : rs[col].convert<std::string>();
+}
+
+std::int64_t number(RecordSet& rs, const char* col)
+{
+    return rs[col].isEmpty() ? 0 : rs[col].convert<Poco::Int64>();
+}
+
+MessageRecord readMessage(RecordSet& rs)
+{
+    MessageRecord m;
+    m.id = number(rs, "id");
+    m.accountId = number(rs, "account_id");
+    m.uidl = text(rs, "uidl");
+    m.state = parseMessageState(text(rs, "state"));
+    m.deleted = number(rs, "deleted") != 0;
+    m.messageId = text(rs, "message_id");
+    m.envelopeFrom = text(rs, "envelope_from");
+    m.headerFrom = text(rs, "header_from");
+    m.size = number(rs, "size");
+    m.queueId = text(rs, "queue_id");
+    m.reason = text(rs, "reason");
+    m.attempts = static_cast<int>(number(rs, "attempts"));
+    m.retryAt = number(rs, "retry_at");
+    m.quarantinePath = text(rs, "quarantine_path");
+    m.createdAt = number(rs, "created_at");
+    m.updatedAt = number(rs, "updated_at");
+    return m;
+}
+
+OperationError dbError(Store& store, const std::string& what, const Poco::Exception& e)
+{
+    return OperationError("database " + store.describe() + ": " + what + ": " + flatten(e.displayText()));
+}
+
+} // namespace
+
+std::string messageStateName(MessageState state)
+{
+    switch (state) {
+    case MessageState::Injecting: return "injecting";
+    case MessageState::Injected: return "injected";
+    case MessageState::Ignored: return "ignored";
+    case MessageState::Failed: return "failed";
+    case MessageState::Deferred: return "deferred";
+    }
+    return "?";
+}
+
+MessageState parseMessageState(const std::string& text)
+{
+    for (MessageState s : {MessageState::Injecting, MessageState::Injected, MessageState::Ignored,
+                           MessageState::Failed, MessageState::Deferred})
+        if (messageStateName(s) == text)
+            return s;
+    throw InputError("unknown message state '" + flatten(text) +
+                     "' (expected injecting, injected, ignored, failed or deferred)");
+}
+
+std::map<std::string, MessageRecord> MessageStore::forAccount(std::int64_t accountId)
+{
+    std::map<std::string, MessageRecord> out;
+    try {
+        Statement select(store_.session());
+        select << "SELECT " << kMessageColumns << " FROM messages WHERE account_id = $1", bind(accountId);
+        select.execute();
+        RecordSet rs(select);
+        for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
+            MessageRecord m = readMessage(rs);
+            out.emplace(m.uidl, std::move(m));
+        }
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot read the message ledger", e);
+    }
+    return out;
+}
+
+std::optional<MessageRecord> MessageStore::find(std::int64_t id)
+{
+    try {
+        Statement select(store_.session());
+        select << "SELECT " << kMessageColumns << " FROM messages WHERE id = $1", bind(id);
+        select.execute();
+        RecordSet rs(select);
+        if (!rs.moveFirst())
+            return std::nullopt;
+        return readMessage(rs);
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot read message " + std::to_string(id), e);
+    }
+}
+
+void MessageStore::save(MessageRecord& m)
+{
+    const std::int64_t now = nowSeconds();
+    if (m.createdAt == 0)
+        m.createdAt = now;
+    m.updatedAt = now;
+    try {
+        store_.session()
+            << "INSERT INTO messages (account_id, uidl, state, deleted, message_id, envelope_from, "
+               "header_from, size, queue_id, reason, attempts, retry_at, quarantine_path, created_at, "
+               "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+               "ON CONFLICT (account_id, uidl) DO UPDATE SET state = excluded.state, "
+               "deleted = excluded.deleted, message_id = excluded.message_id, "
+               "envelope_from = excluded.envelope_from, header_from = excluded.header_from, "
+               "size = excluded.size, queue_id = excluded.queue_id, reason = excluded.reason, "
+               "attempts = excluded.attempts, retry_at = excluded.retry_at, "
+               "quarantine_path = excluded.quarantine_path, updated_at = excluded.updated_at",
+            bind(Poco::Int64(m.accountId)), bind(m.uidl), bind(messageStateName(m.state)),
+            bind(int(m.deleted)), bind(m.messageId), bind(m.envelopeFrom), bind(m.headerFrom),
+            bind(Poco::Int64(m.size)), bind(m.queueId), bind(m.reason), bind(m.attempts),
+            bind(Poco::Int64(m.retryAt)), bind(m.quarantinePath), bind(Poco::Int64(m.createdAt)),
+            bind(Poco::Int64(m.updatedAt)), now;
+        if (m.id == 0) {
+            Poco::Int64 id = 0;
+            store_.session() << "SELECT id FROM messages WHERE account_id = $1 AND uidl = $2",
+                bind(Poco::Int64(m.accountId)), bind(m.uidl), into(id), now;
+            m.id = id;
+        }
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot record message uidl=" + flatten(m.uidl), e);
+    }
+}
+
+void MessageStore::markDeleted(std::int64_t accountId, const std::vector<std::string>& uidls)
+{
+    if (uidls.empty())
+        return;
+    try {
+        const bool own = !store_.session().isTransaction();
+        if (own)
+            store_.session().begin();
+        for (const auto& uidl : uidls)
+            store_.session() << "UPDATE messages SET deleted = 1, updated_at = $1 "
+                                "WHERE account_id = $2 AND uidl = $3",
+                bind(Poco::Int64(nowSeconds())), bind(Poco::Int64(accountId)), bind(uidl), now;
+        if (own)
+            store_.session().commit();
+    } catch (const Poco::Exception& e) {
+        if (store_.session().isTransaction())
+            store_.session().rollback();
+        throw dbError(store_, "cannot record deletions", e);
+    }
+}
+
+std::optional<std::string> MessageStore::duplicateOf(std::int64_t accountId, const std::string& messageId,
+                                                     const std::string& uidl, std::int64_t since)
+{
+    if (messageId.empty())
+        return std::nullopt;
+    try {
+        std::vector<std::string> found;
+        store_.session() << "SELECT uidl FROM messages WHERE account_id = $1 AND message_id = $2 "
+                            "AND uidl <> $3 AND created_at >= $4 AND state IN ('injecting', 'injected', 'ignored')",
+            bind(Poco::Int64(accountId)), bind(messageId), bind(uidl), bind(Poco::Int64(since)),
+            into(found), now;
+        if (found.empty())
+            return std::nullopt;
+        return found.front();
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot look up Message-ID " + flatten(messageId), e);
+    }
+}
+
+std::size_t MessageStore::forget(std::int64_t before)
+{
+    try {
+        Statement del(store_.session());
+        del << "DELETE FROM messages WHERE deleted = 1 AND updated_at < $1", bind(Poco::Int64(before));
+        return del.execute();
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot prune the message ledger", e);
+    }
+}
+
+void MessageStore::log(const LogEntry& e)
+{
+    try {
+        store_.session() << "INSERT INTO message_log (at, account, uidl, message_id, sender, size, status, "
+                            "relay, queue_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            bind(Poco::Int64(e.at ? e.at : nowSeconds())), bind(e.account), bind(e.uidl),
+            bind(e.messageId), bind(e.sender), bind(Poco::Int64(e.size)), bind(e.status), bind(e.relay),
+            bind(e.queueId), bind(e.detail), now;
+    } catch (const Poco::Exception& ex) {
+        throw dbError(store_, "cannot write the message log", ex);
+    }
+}
+
+std::vector<LogEntry> MessageStore::logEntries(const LogQuery& q)
+{
+    std::vector<LogEntry> out;
+    try {
+        Statement select(store_.session());
+        select << "SELECT at, account, uidl, message_id, sender, size, status, relay, queue_id, detail "
+                  "FROM message_log WHERE ($1 = '' OR account = $2) AND at >= $3 AND ($4 = '' OR status = $5) "
+                  "ORDER BY id DESC LIMIT $6",
+            bind(q.account), bind(q.account), bind(Poco::Int64(q.since)), bind(q.status), bind(q.status),
+            bind(q.limit);
+        select.execute();
+        RecordSet rs(select);
+        for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
+            LogEntry e;
+            e.at = number(rs, "at");
+            e.account = text(rs, "account");
+            e.uidl = text(rs, "uidl");
+            e.messageId = text(rs, "message_id");
+            e.sender = text(rs, "sender");
+            e.size = number(rs, "size");
+            e.status = text(rs, "status");
+            e.relay = text(rs, "relay");
+            e.queueId = text(rs, "queue_id");
+            e.detail = text(rs, "detail");
+            out.push_back(e);
+        }
+    } catch (const Poco::Exception& ex) {
+        throw dbError(store_, "cannot read the message log", ex);
+    }
+    return {out.rbegin(), out.rend()};
+}
+
+AccountStatus MessageStore::status(std::int64_t accountId)
+{
+    AccountStatus s;
+    s.accountId = accountId;
+    try {
+        Statement select(store_.session());
+        select << "SELECT last_poll_at, last_success_at, last_error, last_error_at, consecutive_failures, "
+                  "auth_failures, next_poll_at, debug_until FROM account_status WHERE account_id = $1",
+            bind(Poco::Int64(accountId));
+        select.execute();
+        RecordSet rs(select);
+        if (rs.moveFirst()) {
+            s.lastPollAt = number(rs, "last_poll_at");
+            s.lastSuccessAt = number(rs, "last_success_at");
+            s.lastError = text(rs, "last_error");
+            s.lastErrorAt = number(rs, "last_error_at");
+            s.consecutiveFailures = static_cast<int>(number(rs, "consecutive_failures"));
+            s.authFailures = static_cast<int>(number(rs, "auth_failures"));
+            s.nextPollAt = number(rs, "next_poll_at");
+            s.debugUntil = number(rs, "debug_until");
+        }
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot read account status", e);
+    }
+    return s;
+}
+
+void MessageStore::saveStatus(const AccountStatus& s)
+{
+    try {
+        store_.session()
+            << "INSERT INTO account_status (account_id, last_poll_at, last_success_at, last_error, "
+               "last_error_at, consecutive_failures, auth_failures, next_poll_at, debug_until) "
+               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (account_id) DO UPDATE SET "
+               "last_poll_at = excluded.last_poll_at, last_success_at = excluded.last_success_at, "
+               "last_error = excluded.last_error, last_error_at = excluded.last_error_at, "
+               "consecutive_failures = excluded.consecutive_failures, "
+               "auth_failures = excluded.auth_failures, next_poll_at = excluded.next_poll_at, "
+               "debug_until = excluded.debug_until",
+            bind(Poco::Int64(s.accountId)), bind(Poco::Int64(s.lastPollAt)), bind(Poco::Int64(s.lastSuccessAt)),
+            bind(s.lastError), bind(Poco::Int64(s.lastErrorAt)), bind(s.consecutiveFailures),
+            bind(s.authFailures), bind(Poco::Int64(s.nextPollAt)), bind(Poco::Int64(s.debugUntil)), now;
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot save account status", e);
+    }
+}
+
+} // namespace popgate

@@ -1,0 +1,113 @@
+// message_store.h - the fetcher's durable state on top of Store: the
+// per-(account, UIDL) ledger that makes "never twice" hold across crashes,
+// the message log operators query, and each account's poll status.
+// Same SQL for both dialects ($n placeholders, bound values only).
+#pragma once
+
+#include "core/store.h"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace popgate {
+
+enum class MessageState {
+    Injecting, ///< about to be handed to the MTA; outcome unknown after a crash
+    Injected,  ///< the MTA said 250; never handed over again
+    Ignored,   ///< a filter, loop or duplicate rule kept it out; quarantined
+    Failed,    ///< the MTA refused it for good (5xx); kept on the server
+    Deferred,  ///< the MTA said 4xx; kept on the server, retried at retryAt
+};
+
+/// messageStateName / parseMessageState - "injecting", "injected", ...;
+/// parse throws InputError naming the accepted values.
+std::string messageStateName(MessageState state);
+MessageState parseMessageState(const std::string& text);
+
+struct MessageRecord {
+    std::int64_t id = 0;
+    std::int64_t accountId = 0;
+    std::string uidl;
+    MessageState state = MessageState::Injecting;
+    bool deleted = false; ///< DELE sent and QUIT confirmed it
+    std::string messageId;
+    std::string envelopeFrom;
+    std::string headerFrom;
+    std::int64_t size = 0;
+    std::string queueId;
+    std::string reason;
+    int attempts = 0;
+    std::int64_t retryAt = 0;
+    std::string quarantinePath;
+    std::int64_t createdAt = 0;
+    std::int64_t updatedAt = 0;
+};
+
+struct LogEntry {
+    std::int64_t at = 0;
+    std::string account;
+    std::string uidl;
+    std::string messageId;
+    std::string sender;
+    std::int64_t size = 0;
+    std::string status; ///< delivered, ignored, deferred, failed, poll, error, released
+    std::string relay;
+    std::string queueId;
+    std::string detail;
+};
+
+struct LogQuery {
+    std::string account; ///< empty: all
+    std::int64_t since = 0;
+    std::string status; ///< empty: all
+    int limit = 1000;
+};
+
+struct AccountStatus {
+    std::int64_t accountId = 0;
+    std::int64_t lastPollAt = 0;
+    std::int64_t lastSuccessAt = 0;
+    std::string lastError;
+    std::int64_t lastErrorAt = 0;
+    int consecutiveFailures = 0;
+    int authFailures = 0;
+    std::int64_t nextPollAt = 0;
+    std::int64_t debugUntil = 0;
+};
+
+class MessageStore {
+public:
+    explicit MessageStore(Store& store) : store_(store) {}
+
+    /// forAccount - every ledger row of the account, by UIDL.
+    std::map<std::string, MessageRecord> forAccount(std::int64_t accountId);
+    /// find - one row by id, or nothing.
+    std::optional<MessageRecord> find(std::int64_t id);
+    /// save - insert or update by (accountId, uidl); sets id and times.
+    void save(MessageRecord& record);
+    /// markDeleted - the server confirmed these DELEs (QUIT said +OK).
+    void markDeleted(std::int64_t accountId, const std::vector<std::string>& uidls);
+    /// duplicateOf - the UIDL of another message of this account with the same
+    /// Message-ID handed over or ignored since `since`; nothing if none.
+    std::optional<std::string> duplicateOf(std::int64_t accountId, const std::string& messageId,
+                                           const std::string& uidl, std::int64_t since);
+    /// forget - drop the ledger rows of deleted messages older than `before`.
+    std::size_t forget(std::int64_t before);
+
+    /// log - append to the message log.
+    void log(const LogEntry& entry);
+    /// logEntries - newest last.
+    std::vector<LogEntry> logEntries(const LogQuery& query);
+
+    /// status / saveStatus - an account's poll status (zeros when never polled).
+    AccountStatus status(std::int64_t accountId);
+    void saveStatus(const AccountStatus& status);
+
+private:
+    Store& store_;
+};
+
+} // namespace popgate

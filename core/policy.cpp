@@ -1,0 +1,99 @@
+// policy.cpp - the failure table (see policy.h). Change behaviour here, not
+// in the POP3 or SMTP code.
+#include "core/policy.h"
+
+#include <algorithm>
+
+namespace popgate {
+
+std::string failureName(Failure f)
+{
+    switch (f) {
+    case Failure::Pop3Network: return "pop3-network";
+    case Failure::Pop3Timeout: return "pop3-timeout";
+    case Failure::Pop3Tls: return "pop3-tls";
+    case Failure::Pop3Auth: return "pop3-auth";
+    case Failure::Pop3Busy: return "pop3-busy";
+    case Failure::Pop3Permanent: return "pop3-permanent";
+    case Failure::Pop3Protocol: return "pop3-protocol";
+    case Failure::Pop3Refused: return "pop3-refused";
+    case Failure::MtaTemporary: return "mta-temporary";
+    case Failure::MtaPermanent: return "mta-permanent";
+    case Failure::MtaUnreachable: return "mta-unreachable";
+    case Failure::MtaUncertain: return "mta-uncertain";
+    case Failure::TooLarge: return "too-large";
+    case Failure::Database: return "database";
+    case Failure::Secret: return "secret";
+    }
+    return "unknown";
+}
+
+Decision decide(Failure f)
+{
+    Decision d;
+    switch (f) {
+    // POP3 side: the connection is unusable or the server refuses us. Drop the
+    // session without QUIT; the message in flight was not handed over.
+    case Failure::Pop3Network:
+    case Failure::Pop3Timeout:
+    case Failure::Pop3Protocol:
+    case Failure::Pop3Busy:
+    case Failure::Pop3Refused:
+        d = {MessageOutcome::None, true, false, true, false, "temporary"};
+        break;
+    case Failure::Pop3Tls:
+    case Failure::Pop3Permanent:
+        d = {MessageOutcome::None, true, false, true, false, "needs attention"};
+        break;
+    case Failure::Pop3Auth:
+        d = {MessageOutcome::None, true, false, true, true, "authentication"};
+        break;
+    // MTA side, for one message: the others may still go through.
+    case Failure::MtaTemporary:
+        d = {MessageOutcome::RetryLater, false, false, false, false, "deferred"};
+        break;
+    case Failure::MtaPermanent:
+        d = {MessageOutcome::MarkFailed, false, false, false, false, "failed"};
+        break;
+    case Failure::TooLarge:
+        d = {MessageOutcome::MarkFailed, false, false, false, false, "too large"};
+        break;
+    // MTA gone: stop, but QUIT so that what was recorded as delivered is deleted.
+    case Failure::MtaUnreachable:
+        d = {MessageOutcome::RetryLater, true, true, true, false, "mta unavailable"};
+        break;
+    case Failure::MtaUncertain:
+        d = {MessageOutcome::Uncertain, true, true, true, false, "uncertain"};
+        break;
+    // Our own state is in doubt: delete nothing.
+    case Failure::Database:
+        d = {MessageOutcome::None, true, false, true, false, "database"};
+        break;
+    case Failure::Secret:
+        d = {MessageOutcome::None, true, false, true, false, "configuration"};
+        break;
+    }
+    return d;
+}
+
+std::int64_t accountBackoff(int failures, std::int64_t interval, std::int64_t cap)
+{
+    if (failures <= 0)
+        return interval;
+    std::int64_t delay = std::max<std::int64_t>(interval, 30);
+    for (int i = 1; i < failures && delay < cap; ++i)
+        delay *= 2;
+    return std::min(delay, cap);
+}
+
+std::int64_t messageRetryDelay(int attempts)
+{
+    static const std::int64_t steps[] = {60, 300, 600, 1200, 2400, 3600};
+    if (attempts <= 0)
+        return steps[0];
+    if (attempts <= 6)
+        return steps[attempts - 1];
+    return 7200;
+}
+
+} // namespace popgate
