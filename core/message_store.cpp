@@ -153,18 +153,13 @@ void MessageStore::markDeleted(std::int64_t accountId, const std::vector<std::st
     if (uidls.empty())
         return;
     try {
-        const bool own = !store_.session().isTransaction();
-        if (own)
-            store_.session().begin();
+        Transaction tx(store_.session());
         for (const auto& uidl : uidls)
             store_.session() << "UPDATE messages SET deleted = 1, updated_at = $1 "
                                 "WHERE account_id = $2 AND uidl = $3",
                 bind(Poco::Int64(nowSeconds())), bind(Poco::Int64(accountId)), bind(uidl), now;
-        if (own)
-            store_.session().commit();
+        tx.commit();
     } catch (const Poco::Exception& e) {
-        if (store_.session().isTransaction())
-            store_.session().rollback();
         throw dbError(store_, "cannot record deletions", e);
     }
 }

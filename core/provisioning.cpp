@@ -133,9 +133,8 @@ ProvisionReport applyProvisioned(Store& store, const SecretBox& box,
     }
 
     // Everything was checked: now write.
-    auto& session = store.session();
-    session.begin();
-    try {
+    Transaction tx(store.session());
+    {
         std::set<std::string> names;
         for (const auto& p : declared) {
             names.insert(p.account.name);
@@ -172,11 +171,7 @@ ProvisionReport applyProvisioned(Store& store, const SecretBox& box,
             store.updateAccount(account);
             report.deactivated.push_back(name);
         }
-        session.commit();
-    } catch (...) {
-        if (session.isTransaction())
-            session.rollback();
-        throw;
+        tx.commit();
     }
     return report;
 }

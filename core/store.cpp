@@ -83,35 +83,6 @@ Account readAccount(RecordSet& rs)
     return a;
 }
 
-// Transaction - begins one unless the caller already has one open, so that
-// store operations compose inside a caller's larger transaction.
-class Transaction {
-public:
-    explicit Transaction(Poco::Data::Session& s) : session_(s), owner_(!s.isTransaction())
-    {
-        if (owner_)
-            session_.begin();
-    }
-    ~Transaction()
-    {
-        if (owner_ && session_.isTransaction()) {
-            try {
-                session_.rollback();
-            } catch (...) {
-            }
-        }
-    }
-    void commit()
-    {
-        if (owner_)
-            session_.commit();
-    }
-
-private:
-    Poco::Data::Session& session_;
-    bool owner_;
-};
-
 } // namespace
 
 Store::Store(const Config& config, Open mode)

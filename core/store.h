@@ -60,6 +60,39 @@ private:
     std::unique_ptr<Poco::Data::Session> session_;
 };
 
+/// Transaction - begins one unless the session already has one open, so that
+/// store operations compose inside a caller's larger transaction; rolls back
+/// on destruction unless committed.
+class Transaction {
+public:
+    explicit Transaction(Poco::Data::Session& session) : session_(session), owner_(!session.isTransaction())
+    {
+        if (owner_)
+            session_.begin();
+    }
+    ~Transaction()
+    {
+        if (owner_ && session_.isTransaction()) {
+            try {
+                session_.rollback();
+            } catch (...) {
+            }
+        }
+    }
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+    /// commit - commits when this object began the transaction.
+    void commit()
+    {
+        if (owner_)
+            session_.commit();
+    }
+
+private:
+    Poco::Data::Session& session_;
+    bool owner_;
+};
+
 /// nowSeconds - the current Unix time.
 std::int64_t nowSeconds();
 

@@ -59,5 +59,7 @@ std::optional<std::string> readSecret(const ParsedArgs& args, bool prompt, const
 std::string isoTime(std::int64_t seconds);
 
 int accountCommand(Context& ctx, const std::vector<std::string>& args);
+/// filterCommand - `filter ...`; `filter test` returns 0 allowed, 1 blocked.
+int filterCommand(Context& ctx, const std::vector<std::string>& args);
 
 } // namespace popgate::cli
