@@ -14,6 +14,7 @@ cmake --build "$build" -j"$(nproc)"
 servers=$(mktemp -d /tmp/popgate-servers.XXXXXX)
 chmod 755 "$servers"
 stop_servers() {
+  "$top/scripts/servers/postfix.sh" stop "$servers/postfix" || true
   "$top/scripts/servers/dovecot.sh" stop "$servers/dovecot" || true
   "$top/scripts/servers/postgresql.sh" stop "$servers/pg" || true
   rm -rf "$servers"
@@ -22,9 +23,11 @@ trap stop_servers EXIT
 
 "$top/scripts/servers/postgresql.sh" start "$servers/pg"
 "$top/scripts/servers/dovecot.sh" start "$servers/dovecot"
+"$top/scripts/servers/postfix.sh" start "$servers/postfix"
 set -a
 . "$servers/pg/env"
 . "$servers/dovecot/env"
+. "$servers/postfix/env"
 set +a
 
 ctest --test-dir "$build" --output-on-failure --timeout 600 "$@"

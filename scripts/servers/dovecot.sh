@@ -205,7 +205,10 @@ start() {
   }"
   local name
   for name in $instances; do
-    dovecot -c "$state/$name/dovecot.conf" || {
+    # Detach from our stdout/stderr: a caller reading them (a pipe, CI) must
+    # not wait for the daemon.
+    dovecot -c "$state/$name/dovecot.conf" </dev/null >>"$state/$name/start.log" 2>&1 || {
+      cat "$state/$name/start.log" >&2 || true
       echo "dovecot.sh: dovecot $name failed to start; see $state/$name/dovecot.log" >&2
       tail -5 "$state/$name/dovecot.log" >&2 || true
       stop; exit 1; }
