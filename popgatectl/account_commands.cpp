@@ -5,6 +5,8 @@
 #include "core/errors.h"
 #include "core/provisioning.h"
 #include "core/text.h"
+#include "plugin/popgated/conntest.h"
+#include "plugin/popgated/reinject.h"
 #include "popgatectl/cli.h"
 
 #include <Poco/File.h>
@@ -247,12 +249,61 @@ int remove(Context& ctx, const std::vector<std::string>& rest)
     return 0;
 }
 
+// test - Test Connection: the POP3 stages (never DELE), and with --deep the
+// local MTA's reinjection listener (EHLO, MAIL, RCPT, RSET; no DATA).
+// Exit codes: those of conntest.h, and 17 when only the MTA check failed.
+int test(Context& ctx, const std::vector<std::string>& rest)
+{
+    OptionSet opts;
+    opts.addOption(Option("deep", "", "also check the local MTA reinjection target"));
+    const ParsedArgs args = parseArgs(rest, opts);
+    requirePositional(args, 1, "account test NAME [--deep]");
+    const Account a = requireAccount(ctx, args.positional[0]);
+    ConnectionTestSettings s;
+    s.host = a.server;
+    s.port = a.effectivePort();
+    s.security = a.security;
+    s.auth = a.auth;
+    s.mechanism = parsePop3Mechanism(a.authMechanism);
+    s.user = a.user;
+    if (a.hasSecret())
+        s.secret = ctx.secrets().open(a.sealedSecret);
+    s.caFile = a.tlsCaFile;
+    s.pinSha256 = a.tlsPin;
+    s.minTlsVersion = a.tlsMinVersion;
+    s.allowPlaintextAuth = a.plaintextAuth;
+    s.connectTimeout = std::chrono::seconds(ctx.config.integer("pop3.connect_timeout"));
+    s.readTimeout = std::chrono::seconds(ctx.config.integer("pop3.read_timeout"));
+    *ctx.out << "Testing account '" << a.name << "' (" << a.server << ":" << a.effectivePort() << ", "
+             << securityName(a.security) << ")\n";
+    const ConnectionTestResult r = runConnectionTest(s, *ctx.out);
+    if (r.exitCode != kTestOk || !args.has("deep"))
+        return r.exitCode;
+    SmtpTarget target;
+    target.host = ctx.config.str("reinject.host");
+    target.port = static_cast<int>(ctx.config.integer("reinject.port"));
+    target.helo = ctx.config.str("reinject.helo");
+    target.timeout = std::chrono::seconds(30);
+    SmtpReinjector mta(target);
+    const SmtpResult probe = mta.probe(a.mailbox, a.recipients());
+    mta.close();
+    if (probe.kind != SmtpResult::Kind::Accepted) {
+        *ctx.out << "MTA check failed: " << probe.describe(mta.relay()) << "\n";
+        return 17;
+    }
+    *ctx.out << "MTA " << mta.relay() << " accepts mail for";
+    for (const auto& r2 : a.recipients())
+        *ctx.out << " <" << r2 << ">";
+    *ctx.out << " (EHLO, MAIL, RCPT, RSET; no DATA sent)\n";
+    return 0;
+}
+
 } // namespace
 
 int accountCommand(Context& ctx, const std::vector<std::string>& args)
 {
     const std::string usage =
-        "usage: popgatectl account add|list|show|set|enable|disable|remove ...";
+        "usage: popgatectl account add|list|show|set|enable|disable|remove|test ...";
     if (args.empty())
         throw InputError(usage);
     const std::string verb = args[0];
@@ -264,6 +315,7 @@ int accountCommand(Context& ctx, const std::vector<std::string>& args)
     if (verb == "enable") return setActive(ctx, rest, true);
     if (verb == "disable") return setActive(ctx, rest, false);
     if (verb == "remove") return remove(ctx, rest);
+    if (verb == "test") return test(ctx, rest);
     throw InputError("unknown command 'account " + flatten(verb).substr(0, 40) + "'; " + usage);
 }
 

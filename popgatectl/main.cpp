@@ -39,6 +39,7 @@ const char* const kCommands =
     "  account add NAME --server=HOST [--FIELD=VALUE ...] [--password-stdin|--password-file=F]\n"
     "  account list [--json] | show NAME [--json]\n"
     "  account set NAME --FIELD=VALUE ... | enable NAME | disable NAME | remove NAME\n"
+    "  account test NAME [--deep]       Test Connection (exit 0 ok; 10-16 the failing stage; 17 MTA)\n"
     "  filter add NAME [--direction=inbound|outbound] [--default=yes|no] [--active=yes|no]\n"
     "    [--description=TEXT] | filter list [--json] | show NAME [--json] | set NAME ... | remove NAME\n"
     "  filter attach|detach SYSTEMFILTER ADDRESSFILTER\n"

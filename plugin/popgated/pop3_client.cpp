@@ -21,6 +21,18 @@
 namespace popgate
 {
 
+namespace {
+
+// sizeDiffers - RETR did not deliver what LIST announced. A server may add
+// the CRLF a stored message lacks before the final dot (Dovecot counts it in
+// RETR, not in LIST): two octets more is not a lie.
+bool sizeDiffers(std::int64_t listed, std::int64_t delivered)
+{
+    return delivered != listed && delivered != listed + 2;
+}
+
+} // namespace
+
 namespace
 {
 
@@ -762,7 +774,7 @@ std::int64_t Pop3Client::retrieve(int number, std::ostream& out, std::int64_t ex
     sendLine(Pop3Stage::Retr, command);
     expectOk(Pop3Stage::Retr, command);
     std::int64_t octets = readMessage(Pop3Stage::Retr, command, out);
-    if (settings_.strictSizes && expectedOctets >= 0 && octets != expectedOctets)
+    if (settings_.strictSizes && expectedOctets >= 0 && sizeDiffers(expectedOctets, octets))
         throw Pop3ProtocolError(Pop3Stage::Retr, command,
                                 "size mismatch: LIST said " + std::to_string(expectedOctets) +
                                     " octets, RETR delivered " + std::to_string(octets));
@@ -845,7 +857,7 @@ Pop3Client::retrieveMany(const std::vector<Pop3Listing>& messages,
             } else {
                 r.octets = readMessage(Pop3Stage::Retr, command, sinkFor(m.number));
                 r.ok = true;
-                if (settings_.strictSizes && m.octets >= 0 && r.octets != m.octets) {
+                if (settings_.strictSizes && m.octets >= 0 && sizeDiffers(m.octets, r.octets)) {
                     r.ok = false;
                     r.problem = "size mismatch: LIST said " + std::to_string(m.octets) +
                                 " octets, RETR delivered " + std::to_string(r.octets);

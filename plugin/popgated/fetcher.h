@@ -1,0 +1,79 @@
+// fetcher.h - one poll of one account: POP3 in, SMTP to the local MTA out.
+// connect + authenticate -> UIDL/LIST -> for each message not yet handled:
+// RETR streamed through MessageRewriter into a spool file -> loop, duplicate
+// and address-filter checks -> ledger row "injecting" -> SMTP -> ledger row
+// "injected" with the queue id -> after the loop DELE (unless kept) and QUIT.
+// No DELE is ever sent for a message whose ledger row does not say injected
+// or ignored. What each failure means comes from core/policy.h.
+#pragma once
+
+#include "core/account.h"
+#include "core/filter.h"
+#include "core/message_store.h"
+#include "core/policy.h"
+#include "plugin/popgated/reinject.h"
+
+#include <Poco/Logger.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace popgate {
+
+class ProtocolTrace;
+
+struct FetchSettings {
+    SmtpTarget mta;
+    std::string spoolDir;          ///< spool files; quarantine/ below it
+    std::string hostname;          ///< for our Received: line
+    std::string headerKey;         ///< HMAC key for X-Popgate-Id (raw bytes)
+    int maxHops = 3;
+    std::int64_t duplicateWindow = 30 * 86400;
+    bool allowDuplicates = false;
+    std::chrono::milliseconds connectTimeout{30000};
+    std::chrono::milliseconds readTimeout{60000};
+    std::chrono::seconds timeBudget{600};
+    std::string tlsMinVersion = "1.2";
+};
+
+struct PollReport {
+    int listed = 0;
+    int delivered = 0;
+    int ignored = 0;
+    int deferred = 0;
+    int failed = 0;
+    int deleted = 0;
+    bool ok = true;         ///< the poll ended as planned
+    Failure failure = Failure::Pop3Network; ///< when !ok
+    std::string error;      ///< when !ok: command and the peer's words
+};
+
+/// The compiled system address filter for an account (nullptr: allow all).
+using FilterFor = std::function<std::shared_ptr<const CompiledFilter>(const Account&)>;
+
+class Fetcher {
+public:
+    /// Fetcher - store is used from the calling thread only.
+    Fetcher(Store& store, FetchSettings settings, FilterFor filterFor, Poco::Logger& log);
+
+    /// poll - one session with the account's server; secret is the unsealed
+    /// password (or token); trace, if given, sees the redacted exchange.
+    /// Never throws for server, MTA or database trouble: see the report.
+    PollReport poll(const Account& account, const std::string& secret, ProtocolTrace* trace,
+                    const std::atomic<bool>& stopping);
+
+private:
+    Store& store_;
+    MessageStore ledger_;
+    FetchSettings settings_;
+    FilterFor filterFor_;
+    Poco::Logger& log_;
+};
+
+/// classifyPop3 - the policy's name for a POP3 client failure.
+Failure classifyPop3(const class Pop3Error& error);
+
+} // namespace popgate

@@ -1,0 +1,293 @@
+// scheduler.cpp - see scheduler.h.
+#include "plugin/popgated/scheduler.h"
+
+#include "core/errors.h"
+#include "core/message_store.h"
+#include "core/policy.h"
+#include "core/provisioning.h"
+#include "core/secretbox.h"
+#include "core/store.h"
+#include "core/text.h"
+#include "plugin/popgated/fetcher.h"
+#include "plugin/popgated/pop3_trace.h"
+
+#include <Poco/DirectoryIterator.h>
+#include <Poco/Environment.h>
+#include <Poco/File.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+namespace popgate {
+
+namespace {
+
+struct Shared {
+    std::mutex mutex;
+    std::condition_variable wake;
+    std::deque<Account> queue;
+    std::set<std::string> running;
+    std::map<std::string, std::int64_t> nextPoll; ///< unix seconds
+    int failedPolls = 0;
+    int finishedPolls = 0;
+};
+
+FetchSettings fetchSettings(const Config& c)
+{
+    FetchSettings s;
+    s.mta.host = c.str("reinject.host");
+    s.mta.port = static_cast<int>(c.integer("reinject.port"));
+    s.mta.helo = c.str("reinject.helo");
+    s.spoolDir = c.str("spool_dir");
+    s.hostname = Poco::Environment::nodeName();
+    const auto key = loadKeyFile(c.str("header_key_file"), true);
+    s.headerKey.assign(key.begin(), key.end());
+    s.maxHops = static_cast<int>(c.integer("max_hops"));
+    s.duplicateWindow = c.integer("duplicate_window");
+    s.allowDuplicates = c.flag("allow_duplicate_message_ids");
+    s.connectTimeout = std::chrono::seconds(c.integer("pop3.connect_timeout"));
+    s.readTimeout = std::chrono::seconds(c.integer("pop3.read_timeout"));
+    s.timeBudget = std::chrono::seconds(c.integer("session_time_budget"));
+    return s;
+}
+
+std::int64_t jittered(std::int64_t seconds)
+{
+    static thread_local std::mt19937 rng{std::random_device{}()};
+    std::uniform_real_distribution<double> d(0.9, 1.1);
+    return std::max<std::int64_t>(1, static_cast<std::int64_t>(seconds * d(rng)));
+}
+
+// pollOne - one account, from the worker's own store; updates its status.
+void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account& account,
+             Poco::Logger& log, std::atomic<bool>& stopping, Shared& shared)
+{
+    MessageStore ms(store);
+    const std::int64_t now = nowSeconds();
+    AccountStatus st;
+    PollReport report;
+    try {
+        st = ms.status(account.id);
+        std::string secret;
+        if (account.hasSecret())
+            secret = SecretBox::load(config.str("secret_key_file")).open(account.sealedSecret);
+        std::unique_ptr<FileProtocolTrace> trace;
+        if (account.debugLogging) {
+            if (st.debugUntil == 0)
+                st.debugUntil = now + config.integer("debug_logging_expiry");
+            if (now >= st.debugUntil) {
+                Account off = account;
+                off.debugLogging = false;
+                store.updateAccount(off);
+                st.debugUntil = 0;
+                log.notice("account=" + account.name + " debug logging switched itself off after " +
+                           config.str("debug_logging_expiry"));
+            } else {
+                Poco::File(config.str("debug_log_dir")).createDirectories();
+                trace = std::make_unique<FileProtocolTrace>(config.str("debug_log_dir") + "/" +
+                                                           account.name + ".log");
+            }
+        } else {
+            st.debugUntil = 0;
+        }
+        report = fetcher.poll(account, secret, trace.get(), stopping);
+    } catch (const std::exception& e) {
+        report.ok = false;
+        report.failure = std::string(e.what()).find("key file") != std::string::npos ||
+                                 std::string(e.what()).find("stored secret") != std::string::npos
+                             ? Failure::Secret
+                             : Failure::Database;
+        report.error = e.what();
+    }
+
+    st.accountId = account.id;
+    st.lastPollAt = now;
+    std::int64_t next = 0;
+    if (report.ok) {
+        st.lastSuccessAt = nowSeconds();
+        st.consecutiveFailures = 0;
+        st.authFailures = 0;
+        next = nowSeconds() + jittered(account.pollInterval);
+        log.information("account=" + account.name + " poll: " + std::to_string(report.listed) +
+                        " listed, " + std::to_string(report.delivered) + " delivered, " +
+                        std::to_string(report.ignored) + " ignored, " + std::to_string(report.deferred) +
+                        " deferred, " + std::to_string(report.failed) + " failed, " +
+                        std::to_string(report.deleted) + " deleted");
+    } else {
+        const Decision d = decide(report.failure);
+        ++st.consecutiveFailures;
+        if (d.authFailure)
+            ++st.authFailures;
+        st.lastError = report.error;
+        st.lastErrorAt = nowSeconds();
+        const std::int64_t wait =
+            accountBackoff(st.consecutiveFailures, account.pollInterval, config.integer("backoff_cap"));
+        next = nowSeconds() + jittered(wait);
+        log.error("account=" + account.name + " server=" + account.server + " poll failed (" +
+                  failureName(report.failure) + ", " + d.meaning + "): " + flatten(report.error) +
+                  "; " + std::to_string(report.delivered) + " delivered before; next poll in " +
+                  std::to_string(next - nowSeconds()) + "s");
+        const std::int64_t limit = config.integer("auto_deactivate_after");
+        if (d.authFailure && limit > 0 && st.authFailures >= limit) {
+            try {
+                Account off = account;
+                off.active = false;
+                store.updateAccount(off);
+                log.error("account=" + account.name + " deactivated after " +
+                          std::to_string(st.authFailures) + " authentication failures in a row");
+            } catch (const std::exception& e) {
+                log.error("account=" + account.name + " cannot deactivate: " + std::string(e.what()));
+            }
+        }
+    }
+    st.nextPollAt = next;
+    try {
+        ms.saveStatus(st);
+        LogEntry e;
+        e.account = account.name;
+        e.status = report.ok ? "poll" : "error";
+        e.detail = report.ok ? std::to_string(report.delivered) + " delivered" : flatten(report.error);
+        ms.log(e);
+    } catch (const std::exception& e) {
+        log.error("account=" + account.name + " cannot record its status: " + std::string(e.what()));
+    }
+    std::lock_guard<std::mutex> lock(shared.mutex);
+    shared.nextPoll[account.name] = next;
+    shared.running.erase(account.name);
+    ++shared.finishedPolls;
+    if (!report.ok)
+        ++shared.failedPolls;
+    shared.wake.notify_all();
+}
+
+// housekeeping - forget old ledger rows, drop old quarantined messages.
+void housekeeping(const Config& config, Store& store, Poco::Logger& log)
+{
+    try {
+        MessageStore(store).forget(nowSeconds() - config.integer("duplicate_window"));
+        const std::string dir = config.str("spool_dir") + "/quarantine";
+        if (!Poco::File(dir).exists())
+            return;
+        const Poco::Timestamp cutoff =
+            Poco::Timestamp() - Poco::Timespan(config.integer("quarantine_retention"), 0);
+        for (Poco::DirectoryIterator acc(dir), end; acc != end; ++acc) {
+            if (!acc->isDirectory())
+                continue;
+            for (Poco::DirectoryIterator f(acc->path()); f != end; ++f)
+                if (f->isFile() && f->getLastModified() < cutoff)
+                    f->remove();
+        }
+    } catch (const std::exception& e) {
+        log.warning(std::string("housekeeping: ") + e.what());
+    }
+}
+
+} // namespace
+
+int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Logger& log,
+                 std::atomic<bool>& stopping, std::atomic<bool>& reload)
+{
+    Store main(config);
+    main.requireCurrentSchema();
+    {
+        const auto declared = loadProvisioned(config.str("accounts_dir"));
+        if (!declared.empty()) {
+            const auto r = applyProvisioned(main, SecretBox::loadOrCreate(config.str("secret_key_file")), declared);
+            for (const auto& n : r.added)
+                log.notice("account=" + n + " provisioned from " + config.str("accounts_dir"));
+            for (const auto& n : r.updated)
+                log.notice("account=" + n + " updated from " + config.str("accounts_dir"));
+            for (const auto& n : r.deactivated)
+                log.warning("account=" + n + " deactivated: its file in " + config.str("accounts_dir") + " is gone");
+        }
+    }
+    const FetchSettings settings = fetchSettings(config);
+    Poco::File(settings.spoolDir + "/tmp").createDirectories();
+    Shared shared;
+    const int workers = static_cast<int>(std::max<std::int64_t>(1, config.integer("workers")));
+    std::atomic<bool> done{false};
+    std::vector<std::thread> pool;
+    for (int i = 0; i < workers; ++i) {
+        pool.emplace_back([&] {
+            Store store(config);
+            Fetcher fetcher(store, settings, FilterFor(), log);
+            while (true) {
+                Account account;
+                {
+                    std::unique_lock<std::mutex> lock(shared.mutex);
+                    shared.wake.wait(lock, [&] { return done.load() || !shared.queue.empty(); });
+                    if (shared.queue.empty())
+                        return;
+                    account = shared.queue.front();
+                    shared.queue.pop_front();
+                }
+                pollOne(config, store, fetcher, account, log, stopping, shared);
+            }
+        });
+    }
+
+    std::vector<Account> accounts;
+    std::int64_t lastLoad = 0, lastHousekeeping = 0;
+    bool dispatchedOnce = false;
+    while (!stopping.load()) {
+        const std::int64_t now = nowSeconds();
+        if (reload.exchange(false) || now - lastLoad >= 5) {
+            try {
+                accounts = main.accounts();
+                lastLoad = now;
+            } catch (const std::exception& e) {
+                log.error(std::string("cannot read the accounts: ") + e.what());
+            }
+        }
+        if (now - lastHousekeeping >= 3600) {
+            housekeeping(config, main, log);
+            lastHousekeeping = now;
+        }
+        {
+            std::lock_guard<std::mutex> lock(shared.mutex);
+            for (const auto& a : accounts) {
+                if (!a.active || (!options.onlyAccount.empty() && a.name != options.onlyAccount))
+                    continue;
+                if (options.once && dispatchedOnce)
+                    break;
+                if (shared.running.count(a.name))
+                    continue;
+                auto it = shared.nextPoll.find(a.name);
+                if (it == shared.nextPoll.end() && !options.once) {
+                    // First sight: spread the first polls over a few seconds.
+                    shared.nextPoll[a.name] = now + jittered(std::min(a.pollInterval, 10)) - 1;
+                    continue;
+                }
+                if (!options.once && it->second > now)
+                    continue;
+                shared.running.insert(a.name);
+                shared.queue.push_back(a);
+            }
+            if (options.once)
+                dispatchedOnce = true;
+            shared.wake.notify_all();
+        }
+        if (options.once) {
+            std::unique_lock<std::mutex> lock(shared.mutex);
+            shared.wake.wait(lock, [&] { return shared.running.empty() || stopping.load(); });
+            break;
+        }
+        std::unique_lock<std::mutex> lock(shared.mutex);
+        shared.wake.wait_for(lock, std::chrono::seconds(1));
+    }
+    done = true;
+    shared.wake.notify_all();
+    for (auto& t : pool)
+        t.join();
+    if (options.once && !options.onlyAccount.empty() && shared.finishedPolls == 0)
+        throw InputError("account '" + options.onlyAccount + "': no such active account");
+    return shared.failedPolls == 0 ? 0 : 1;
+}
+
+} // namespace popgate
