@@ -117,10 +117,10 @@ std::optional<MessageRecord> MessageStore::find(std::int64_t id)
 
 void MessageStore::save(MessageRecord& m)
 {
-    const std::int64_t now = nowSeconds();
+    const std::int64_t time = nowSeconds(); // not "now": that is Poco's execute manipulator
     if (m.createdAt == 0)
-        m.createdAt = now;
-    m.updatedAt = now;
+        m.createdAt = time;
+    m.updatedAt = time;
     try {
         store_.session()
             << "INSERT INTO messages (account_id, uidl, state, deleted, message_id, envelope_from, "

@@ -59,6 +59,12 @@ std::optional<std::string> readSecret(const ParsedArgs& args, bool prompt, const
 std::string isoTime(std::int64_t seconds);
 
 int accountCommand(Context& ctx, const std::vector<std::string>& args);
+/// messageCommand - `message list|release|retry`.
+int messageCommand(Context& ctx, const std::vector<std::string>& args);
+/// logCommand - `log`: the message log, filtered.
+int logCommand(Context& ctx, const std::vector<std::string>& args);
+/// statusCommand - `status`: each account's poll state and 24-hour counts.
+int statusCommand(Context& ctx, const std::vector<std::string>& args);
 /// filterCommand - `filter ...`; `filter test` returns 0 allowed, 1 blocked.
 int filterCommand(Context& ctx, const std::vector<std::string>& args);
 

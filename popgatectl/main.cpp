@@ -48,6 +48,9 @@ const char* const kCommands =
     "    [--add-exception=X] [--remove-exception=X] [--type=T] [--active=B] | list | show | remove\n"
     "  filter test [NAME | --account=ACCOUNT] --from=ADDR [--envelope=ADDR]\n"
     "    (exit 0: allowed, 1: blocked or failed, 2: bad input)\n"
+    "  message list [--account=A] [--state=S] | message release ID | message retry ID|--account=A\n"
+    "  log [--account=A] [--since=2h] [--state=S] [--json]   the message log\n"
+    "  status [--json]                  per account: last poll, last error, next poll, 24 h counts\n"
     "  db migrate | db status\n"
     "  config check | config apply | config sample\n"
     "account fields: type auth server port user security filter active debug-logging mailbox\n"
@@ -222,6 +225,12 @@ private:
             return filterCommand(ctx, rest);
         if (noun == "db")
             return dbCommand(ctx, rest);
+        if (noun == "message")
+            return messageCommand(ctx, rest);
+        if (noun == "log")
+            return logCommand(ctx, rest);
+        if (noun == "status")
+            return statusCommand(ctx, rest);
         if (noun == "config")
             return configCommand(ctx, rest);
         throw InputError("unknown command '" + flatten(noun).substr(0, 40) + "' (see popgatectl --help)");

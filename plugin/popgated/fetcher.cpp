@@ -99,6 +99,8 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
     };
 
     try {
+        // The filter first: an account whose filter cannot be had is not fetched.
+        const auto filter = filterFor_ ? filterFor_(account) : nullptr;
         Pop3Settings ps;
         ps.host = account.server;
         ps.port = account.effectivePort();
@@ -133,7 +135,6 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
             }
         };
         const std::int64_t now0 = nowSeconds();
-        const auto filter = filterFor_ ? filterFor_(account) : nullptr;
         bool endSession = false;
         bool quit = true;
 

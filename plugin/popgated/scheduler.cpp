@@ -2,6 +2,7 @@
 #include "plugin/popgated/scheduler.h"
 
 #include "core/errors.h"
+#include "core/filter_store.h"
 #include "core/message_store.h"
 #include "core/policy.h"
 #include "core/provisioning.h"
@@ -63,6 +64,48 @@ std::int64_t jittered(std::int64_t seconds)
     std::uniform_real_distribution<double> d(0.9, 1.1);
     return std::max<std::int64_t>(1, static_cast<std::int64_t>(seconds * d(rng)));
 }
+
+// FilterCache - each worker's compiled filters, rebuilt when the filter
+// configuration generation changes (a filter edit reaches the next poll).
+class FilterCache {
+public:
+    FilterCache(Store& store, const Config& config, Poco::Logger& log)
+        : filters_(store), log_(log)
+    {
+        options_.allowNullSender = config.flag("allow_null_sender");
+    }
+
+    /// get - the account's compiled filter (nullptr: allow all); throws
+    /// OperationError when the account names a filter that does not exist.
+    std::shared_ptr<const CompiledFilter> get(const Account& account)
+    {
+        const std::int64_t generation = filters_.generation();
+        auto it = cache_.find(account.name);
+        if (it != cache_.end() && it->second.generation == generation && it->second.filterName == account.filter)
+            return it->second.filter;
+        FilterResolution r = filters_.resolveForAccount(account);
+        if (!r.warning.empty())
+            log_.warning("account=" + account.name + " " + r.warning);
+        Entry e;
+        e.generation = generation;
+        e.filterName = account.filter;
+        if (r.filter)
+            e.filter = std::make_shared<const CompiledFilter>(*r.filter, options_);
+        cache_[account.name] = e;
+        return e.filter;
+    }
+
+private:
+    struct Entry {
+        std::int64_t generation = 0;
+        std::string filterName;
+        std::shared_ptr<const CompiledFilter> filter;
+    };
+    FilterStore filters_;
+    Poco::Logger& log_;
+    FilterOptions options_;
+    std::map<std::string, Entry> cache_;
+};
 
 // pollOne - one account, from the worker's own store; updates its status.
 void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account& account,
@@ -216,7 +259,8 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
     for (int i = 0; i < workers; ++i) {
         pool.emplace_back([&] {
             Store store(config);
-            Fetcher fetcher(store, settings, FilterFor(), log);
+            FilterCache filters(store, config, log);
+            Fetcher fetcher(store, settings, [&](const Account& a) { return filters.get(a); }, log);
             while (true) {
                 Account account;
                 {

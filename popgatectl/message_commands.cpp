@@ -1,0 +1,319 @@
+// message_commands.cpp - what an operator does with fetched mail and its
+// traces: `message list|release|retry`, `log` (the message log) and `status`
+// (each account's poll state and 24-hour counts).
+#include "core/errors.h"
+#include "core/message_store.h"
+#include "core/text.h"
+#include "plugin/popgated/reinject.h"
+#include "popgatectl/cli.h"
+
+#include <Poco/DateTimeParser.h>
+#include <Poco/File.h>
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/NumberParser.h>
+#include <Poco/Util/Option.h>
+
+#include <fstream>
+#include <iomanip>
+#include <map>
+
+namespace popgate::cli {
+
+namespace {
+
+using Poco::Util::Option;
+using Poco::Util::OptionSet;
+
+// parseSince - "2h" (ago), "2026-11-28" or "2026-11-28T10:00:00Z"; 0 for "".
+std::int64_t parseSince(const std::string& text)
+{
+    if (text.empty())
+        return 0;
+    try {
+        return nowSeconds() - parseDuration(text);
+    } catch (const InputError&) {
+    }
+    Poco::DateTime dt;
+    int tz = 0;
+    if (Poco::DateTimeParser::tryParse(text, dt, tz))
+        return dt.timestamp().epochTime() - tz;
+    throw InputError("since: expected a duration such as 2h or a date such as 2026-11-28, got '" +
+                     flatten(text) + "'");
+}
+
+std::int64_t accountId(Context& ctx, const std::string& name)
+{
+    auto a = ctx.store().account(name);
+    if (!a)
+        throw InputError("account '" + flatten(name).substr(0, 80) + "': no such account");
+    return a->id;
+}
+
+MessageRecord requireMessage(MessageStore& ms, const std::string& idText)
+{
+    Poco::Int64 id = 0;
+    if (!Poco::NumberParser::tryParse64(idText, id) || id <= 0)
+        throw InputError("message '" + flatten(idText).substr(0, 40) + "': expected a message id (see popgatectl message list)");
+    auto m = ms.find(id);
+    if (!m)
+        throw InputError("message " + std::to_string(id) + ": no such message");
+    return *m;
+}
+
+int list(Context& ctx, const std::vector<std::string>& rest)
+{
+    OptionSet opts;
+    opts.addOption(Option("account", "", "only this account").argument("NAME"));
+    opts.addOption(Option("state", "", "only this state").argument("STATE"));
+    opts.addOption(Option("json", "", "JSON output"));
+    const ParsedArgs args = parseArgs(rest, opts);
+    requirePositional(args, 0, "message list [--account=NAME] [--state=STATE] [--json]");
+    if (args.has("state"))
+        parseMessageState(args.options.at("state"));
+    MessageStore ms(ctx.store());
+    Poco::JSON::Array arr;
+    auto& out = *ctx.out;
+    const bool json = ctx.json || args.has("json");
+    if (!json)
+        out << std::left << std::setw(7) << "ID" << std::setw(16) << "ACCOUNT" << std::setw(10) << "STATE"
+            << std::setw(34) << "MESSAGE-ID" << "REASON\n";
+    for (const auto& a : ctx.store().accounts()) {
+        if (args.has("account") && a.name != args.options.at("account"))
+            continue;
+        for (const auto& [uidl, m] : ms.forAccount(a.id)) {
+            if (args.has("state") && messageStateName(m.state) != args.options.at("state"))
+                continue;
+            if (json) {
+                Poco::JSON::Object::Ptr o = new Poco::JSON::Object(true);
+                o->set("id", m.id);
+                o->set("account", a.name);
+                o->set("uidl", m.uidl);
+                o->set("state", messageStateName(m.state));
+                o->set("deleted_from_server", m.deleted);
+                o->set("message_id", m.messageId);
+                o->set("envelope_from", m.envelopeFrom);
+                o->set("size", m.size);
+                o->set("queue_id", m.queueId);
+                o->set("reason", m.reason);
+                o->set("attempts", m.attempts);
+                o->set("quarantine_path", m.quarantinePath);
+                o->set("updated", isoTime(m.updatedAt));
+                arr.add(o);
+            } else {
+                out << std::left << std::setw(7) << m.id << std::setw(16) << a.name << std::setw(10)
+                    << messageStateName(m.state) << std::setw(34)
+                    << (m.messageId.empty() ? "-" : m.messageId.substr(0, 33)) << m.reason << "\n";
+            }
+        }
+    }
+    if (json) {
+        arr.stringify(out, 2);
+        out << "\n";
+    }
+    return 0;
+}
+
+// release - hand a quarantined (ignored) message to the MTA after all.
+int release(Context& ctx, const std::vector<std::string>& rest)
+{
+    const ParsedArgs args = parseArgs(rest, OptionSet());
+    requirePositional(args, 1, "message release ID");
+    MessageStore ms(ctx.store());
+    MessageRecord m = requireMessage(ms, args.positional[0]);
+    if (m.state != MessageState::Ignored || m.quarantinePath.empty())
+        throw InputError("message " + std::to_string(m.id) + ": not in quarantine (state " +
+                         messageStateName(m.state) + ")");
+    Account account;
+    for (const auto& a : ctx.store().accounts())
+        if (a.id == m.accountId)
+            account = a;
+    std::ifstream in(m.quarantinePath, std::ios::binary);
+    if (!in)
+        throw OperationError("message " + std::to_string(m.id) + ": quarantined copy " + m.quarantinePath +
+                             " cannot be read");
+    SmtpTarget target;
+    target.host = ctx.config.str("reinject.host");
+    target.port = static_cast<int>(ctx.config.integer("reinject.port"));
+    target.helo = ctx.config.str("reinject.helo");
+    SmtpReinjector mta(target);
+    const SmtpResult r = mta.deliver(m.envelopeFrom, account.recipients(), in, m.size);
+    mta.close();
+    in.close();
+    if (r.kind != SmtpResult::Kind::Accepted)
+        throw OperationError("message " + std::to_string(m.id) + ": not released: " + r.describe(mta.relay()));
+    m.state = MessageState::Injected;
+    m.queueId = r.queueId;
+    m.reason = "released from quarantine";
+    ms.save(m);
+    Poco::File(m.quarantinePath).remove();
+    LogEntry e;
+    e.account = account.name;
+    e.uidl = m.uidl;
+    e.messageId = m.messageId;
+    e.sender = m.envelopeFrom;
+    e.size = m.size;
+    e.status = "released";
+    e.relay = mta.relay();
+    e.queueId = r.queueId;
+    e.detail = r.reply;
+    ms.log(e);
+    *ctx.out << "message " << m.id << " released: " << mta.relay() << " queued it as "
+             << (r.queueId.empty() ? "-" : r.queueId) << "\n";
+    return 0;
+}
+
+// retry - a failed or deferred message is fetched again at the next poll.
+int retry(Context& ctx, const std::vector<std::string>& rest)
+{
+    OptionSet opts;
+    opts.addOption(Option("account", "", "every failed or deferred message of the account").argument("NAME"));
+    const ParsedArgs args = parseArgs(rest, opts);
+    MessageStore ms(ctx.store());
+    std::vector<MessageRecord> todo;
+    if (args.has("account") && args.positional.empty()) {
+        for (const auto& [uidl, m] : ms.forAccount(accountId(ctx, args.options.at("account"))))
+            if (m.state == MessageState::Failed || m.state == MessageState::Deferred)
+                todo.push_back(m);
+    } else {
+        requirePositional(args, 1, "message retry ID | --account=NAME");
+        MessageRecord m = requireMessage(ms, args.positional[0]);
+        if (m.state != MessageState::Failed && m.state != MessageState::Deferred)
+            throw InputError("message " + std::to_string(m.id) + ": state " + messageStateName(m.state) +
+                             " (only failed or deferred messages are retried)");
+        todo.push_back(m);
+    }
+    for (auto& m : todo) {
+        m.state = MessageState::Deferred;
+        m.retryAt = 0;
+        ms.save(m);
+        *ctx.out << "message " << m.id << " will be fetched again at the next poll\n";
+    }
+    return 0;
+}
+
+} // namespace
+
+int messageCommand(Context& ctx, const std::vector<std::string>& args)
+{
+    const std::string usage = "usage: popgatectl message list|release|retry ...";
+    if (args.empty())
+        throw InputError(usage);
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (args[0] == "list") return list(ctx, rest);
+    if (args[0] == "release") return release(ctx, rest);
+    if (args[0] == "retry") return retry(ctx, rest);
+    throw InputError("unknown command 'message " + flatten(args[0]).substr(0, 40) + "'; " + usage);
+}
+
+int logCommand(Context& ctx, const std::vector<std::string>& rest)
+{
+    OptionSet opts;
+    opts.addOption(Option("account", "", "only this account").argument("NAME"));
+    opts.addOption(Option("since", "", "newer than: 2h, 1d, or a date").argument("WHEN"));
+    opts.addOption(Option("state", "", "only this status: delivered, ignored, deferred, failed, "
+                                       "uncertain, released, poll, error").argument("STATUS"));
+    opts.addOption(Option("limit", "", "at most this many lines (default 1000)").argument("N"));
+    opts.addOption(Option("json", "", "JSON output"));
+    const ParsedArgs args = parseArgs(rest, opts);
+    requirePositional(args, 0, "log [--account=NAME] [--since=WHEN] [--state=STATUS] [--json]");
+    LogQuery q;
+    if (args.has("account"))
+        q.account = args.options.at("account");
+    if (args.has("since"))
+        q.since = parseSince(args.options.at("since"));
+    if (args.has("state"))
+        q.status = args.options.at("state");
+    if (args.has("limit"))
+        q.limit = static_cast<int>(parseInteger(args.options.at("limit"), 1, 1000000));
+    const auto entries = MessageStore(ctx.store()).logEntries(q);
+    if (ctx.json || args.has("json")) {
+        Poco::JSON::Array arr;
+        for (const auto& e : entries) {
+            Poco::JSON::Object::Ptr o = new Poco::JSON::Object(true);
+            o->set("at", isoTime(e.at));
+            o->set("account", e.account);
+            o->set("uidl", e.uidl);
+            o->set("message_id", e.messageId);
+            o->set("sender", e.sender);
+            o->set("size", e.size);
+            o->set("status", e.status);
+            o->set("relay", e.relay);
+            o->set("queue_id", e.queueId);
+            o->set("detail", e.detail);
+            arr.add(o);
+        }
+        arr.stringify(*ctx.out, 2);
+        *ctx.out << "\n";
+        return 0;
+    }
+    for (const auto& e : entries) {
+        *ctx.out << isoTime(e.at) << " account=" << e.account;
+        if (!e.uidl.empty())
+            *ctx.out << " uidl=" << flatten(e.uidl) << " message-id=" << (e.messageId.empty() ? "-" : e.messageId)
+                     << " from=<" << e.sender << "> size=" << e.size;
+        *ctx.out << " status=" << e.status;
+        if (!e.queueId.empty())
+            *ctx.out << " relay=" << e.relay << " queue-id=" << e.queueId;
+        if (!e.detail.empty())
+            *ctx.out << " (" << e.detail << ")";
+        *ctx.out << "\n";
+    }
+    return 0;
+}
+
+int statusCommand(Context& ctx, const std::vector<std::string>& args)
+{
+    OptionSet opts;
+    opts.addOption(Option("json", "", "JSON output"));
+    const ParsedArgs parsed = parseArgs(args, opts);
+    requirePositional(parsed, 0, "status [--json]");
+    MessageStore ms(ctx.store());
+    LogQuery q;
+    q.since = nowSeconds() - 86400;
+    q.limit = 1000000;
+    std::map<std::string, std::map<std::string, int>> counts;
+    for (const auto& e : ms.logEntries(q))
+        if (!e.uidl.empty())
+            ++counts[e.account][e.status];
+    Poco::JSON::Array arr;
+    const bool json = ctx.json || parsed.has("json");
+    for (const auto& a : ctx.store().accounts()) {
+        const AccountStatus s = ms.status(a.id);
+        auto& c = counts[a.name];
+        if (json) {
+            Poco::JSON::Object::Ptr o = new Poco::JSON::Object(true);
+            o->set("account", a.name);
+            o->set("active", a.active);
+            o->set("last_poll", isoTime(s.lastPollAt));
+            o->set("last_success", isoTime(s.lastSuccessAt));
+            o->set("last_error", s.lastError);
+            o->set("last_error_at", isoTime(s.lastErrorAt));
+            o->set("consecutive_failures", s.consecutiveFailures);
+            o->set("next_poll", isoTime(s.nextPollAt));
+            Poco::JSON::Object::Ptr day = new Poco::JSON::Object(true);
+            for (const char* k : {"delivered", "ignored", "deferred", "failed", "uncertain", "released"})
+                day->set(k, c[k]);
+            o->set("last_24h", day);
+            arr.add(o);
+            continue;
+        }
+        auto& out = *ctx.out;
+        out << a.name << ": " << (a.active ? "active" : "inactive") << "\n"
+            << "  last poll:    " << isoTime(s.lastPollAt) << "\n"
+            << "  last success: " << isoTime(s.lastSuccessAt) << "\n"
+            << "  next poll:    " << isoTime(s.nextPollAt) << "\n"
+            << "  failures:     " << s.consecutiveFailures << " in a row\n";
+        if (!s.lastError.empty())
+            out << "  last error:   " << isoTime(s.lastErrorAt) << " " << s.lastError << "\n";
+        out << "  last 24 h:    " << c["delivered"] << " delivered, " << c["ignored"] << " ignored, "
+            << c["deferred"] << " deferred, " << c["failed"] << " failed\n";
+    }
+    if (json) {
+        arr.stringify(*ctx.out, 2);
+        *ctx.out << "\n";
+    }
+    return 0;
+}
+
+} // namespace popgate::cli
