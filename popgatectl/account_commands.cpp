@@ -6,6 +6,7 @@
 #include "core/provisioning.h"
 #include "core/text.h"
 #include "plugin/popgated/conntest.h"
+#include "plugin/popgated/oauth_client.h"
 #include "plugin/popgated/reinject.h"
 #include "popgatectl/cli.h"
 
@@ -266,8 +267,16 @@ int test(Context& ctx, const std::vector<std::string>& rest)
     s.auth = a.auth;
     s.mechanism = parsePop3Mechanism(a.authMechanism);
     s.user = a.user;
-    if (a.hasSecret())
+    if (a.auth == AuthKind::OAuth || a.auth == AuthKind::OAuth2) {
+        try {
+            s.secret = accessTokenFor(ctx.store(), ctx.secrets(), a, Poco::Logger::get("popgatectl"));
+        } catch (const OAuthError& e) {
+            *ctx.out << "Connection failed at AUTH: " << e.what() << "\n";
+            return kTestAuth;
+        }
+    } else if (a.hasSecret()) {
         s.secret = ctx.secrets().open(a.sealedSecret);
+    }
     s.caFile = a.tlsCaFile;
     s.pinSha256 = a.tlsPin;
     s.minTlsVersion = a.tlsMinVersion;
@@ -316,6 +325,7 @@ int accountCommand(Context& ctx, const std::vector<std::string>& args)
     if (verb == "disable") return setActive(ctx, rest, false);
     if (verb == "remove") return remove(ctx, rest);
     if (verb == "test") return test(ctx, rest);
+    if (verb == "authorize") return authorizeAccount(ctx, rest);
     throw InputError("unknown command 'account " + flatten(verb).substr(0, 40) + "'; " + usage);
 }
 

@@ -67,5 +67,9 @@ int logCommand(Context& ctx, const std::vector<std::string>& args);
 int statusCommand(Context& ctx, const std::vector<std::string>& args);
 /// filterCommand - `filter ...`; `filter test` returns 0 allowed, 1 blocked.
 int filterCommand(Context& ctx, const std::vector<std::string>& args);
+/// oauthCommand - `oauth profile add|set|list|show|remove`, `oauth status` (oauth_commands.cpp).
+int oauthCommand(Context& ctx, const std::vector<std::string>& args);
+/// authorizeAccount - `account authorize NAME`: obtain and store the account's tokens.
+int authorizeAccount(Context& ctx, const std::vector<std::string>& args);
 
 } // namespace popgate::cli

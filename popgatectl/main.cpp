@@ -53,6 +53,12 @@ const char* const kCommands =
     "  status [--json]                  per account: last poll, last error, next poll, 24 h counts\n"
     "  db migrate | db status\n"
     "  config check | config apply | config sample\n"
+    "  oauth profile add|set NAME [--provider=generic|google|microsoft] [--client-id=ID]\n"
+    "    [--client-secret-stdin|--client-secret-file=F] [--auth-url=U] [--token-url=U] [--device-url=U]\n"
+    "    [--scope=S] [--tenant=T] [--grant=authorization_code|device_code|client_credentials]\n"
+    "  oauth profile list [--json] | show NAME [--json] | remove NAME\n"
+    "  oauth status [ACCOUNT] [--json]  token state of OAuth accounts (never the tokens)\n"
+    "  account authorize NAME [--timeout=10m]  obtain and store an OAuth account's tokens\n"
     "account fields: type auth server port user security filter active debug-logging mailbox\n"
     "  deliver-to poll-interval keep-on-server max-message-size tls-ca-file tls-pin\n"
     "  auth-mechanism plaintext-auth tls-min-version oauth-profile\n";
@@ -233,6 +239,8 @@ private:
             return statusCommand(ctx, rest);
         if (noun == "config")
             return configCommand(ctx, rest);
+        if (noun == "oauth")
+            return oauthCommand(ctx, rest);
         throw InputError("unknown command '" + flatten(noun).substr(0, 40) + "' (see popgatectl --help)");
     }
 

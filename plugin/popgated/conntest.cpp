@@ -2,6 +2,8 @@
 // it prints and the mapping from the failing stage to the exit code.
 #include "plugin/popgated/conntest.h"
 
+#include "plugin/popgated/oauth_sasl.h"
+
 #include "core/errors.h"
 
 #include <cstdio>
@@ -98,8 +100,16 @@ ConnectionTestResult runConnectionTest(const ConnectionTestSettings& settings, s
             out << result.verdict << std::endl;
             return result;
         } else {
-            return finish(kTestAuth, "AUTH",
-                          "auth " + authName(settings.auth) + " is not supported by the test yet");
+            // OAuth: settings.secret holds the access token (popgatectl fetched it).
+            Account a;
+            a.auth = settings.auth;
+            a.user = settings.user;
+            a.server = settings.host;
+            a.port = settings.port;
+            a.security = settings.security;
+            authenticateOAuth(client, a, settings.secret);
+            out << "AUTH: ok (" << (settings.auth == AuthKind::OAuth2 ? "xoauth2" : "oauthbearer")
+                << " as " << settings.user << ")" << std::endl;
         }
 
         stage = Pop3Stage::Stat;

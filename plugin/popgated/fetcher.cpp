@@ -9,9 +9,11 @@
 #include "core/message.h"
 #include "core/store.h"
 #include "core/text.h"
+#include "plugin/popgated/oauth_sasl.h"
 #include "plugin/popgated/pop3_client.h"
 
 #include <Poco/File.h>
+#include <Poco/String.h>
 #include <Poco/Path.h>
 #include <Poco/Process.h>
 
@@ -117,7 +119,7 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
         if (account.auth == AuthKind::Password)
             pop.authenticate(account.user, secret, parsePop3Mechanism(account.authMechanism));
         else if (account.auth != AuthKind::None)
-            throw Pop3AuthError(Pop3Stage::Auth, "AUTH", "OAuth authentication is not available yet");
+            authenticateOAuth(pop, account, secret); // secret: the access token
 
         const auto uids = pop.uidl();
         std::map<int, std::int64_t> sizes;

@@ -10,6 +10,7 @@
 #include "core/store.h"
 #include "core/text.h"
 #include "plugin/popgated/fetcher.h"
+#include "plugin/popgated/oauth_client.h"
 #include "plugin/popgated/pop3_trace.h"
 
 #include <Poco/DirectoryIterator.h>
@@ -118,7 +119,11 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
     try {
         st = ms.status(account.id);
         std::string secret;
-        if (account.hasSecret())
+        if (account.auth == AuthKind::OAuth || account.auth == AuthKind::OAuth2)
+            // After a refused login, do not trust the cached token: refresh it.
+            secret = accessTokenFor(store, SecretBox::load(config.str("secret_key_file")), account, log,
+                                    st.authFailures > 0);
+        else if (account.hasSecret())
             secret = SecretBox::load(config.str("secret_key_file")).open(account.sealedSecret);
         std::unique_ptr<FileProtocolTrace> trace;
         if (account.debugLogging) {
@@ -140,6 +145,10 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
             st.debugUntil = 0;
         }
         report = fetcher.poll(account, secret, trace.get(), stopping);
+    } catch (const Pop3Error& e) { // a token refresh refused or unreachable
+        report.ok = false;
+        report.failure = classifyPop3(e);
+        report.error = e.what();
     } catch (const std::exception& e) {
         report.ok = false;
         report.failure = std::string(e.what()).find("key file") != std::string::npos ||
