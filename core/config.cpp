@@ -87,6 +87,29 @@ const std::vector<ConfigKey> kKeys = {
      "Let the null sender <> through the address filters (bounces must arrive).", nullptr, false},
     {"quarantine_retention", ConfigType::Duration, "30d",
      "How long ignored messages are kept in the quarantine.", nullptr, false},
+    {"milter.socket", ConfigType::String, "unix:/var/spool/postfix/popgate/milter.sock",
+     "Where popgate-milter listens: unix:/path or inet:PORT@127.0.0.1 (libmilter syntax). The "
+     "default lies inside Postfix's chroot, so main.cf says smtpd_milters = "
+     "unix:popgate/milter.sock.",
+     nullptr, false},
+    {"milter.filter", ConfigType::String, "",
+     "System address filter popgate-milter applies to inbound mail (envelope sender at MAIL "
+     "FROM, header From at end of message): a filter name, empty for the active inbound "
+     "default, none to allow all.",
+     nullptr, false},
+    {"milter.action", ConfigType::Choice, "reject",
+     "What popgate-milter does with blocked mail: reject (550 5.7.1 with the reason), discard, "
+     "quarantine (the MTA's hold queue) or tag (add X-Popgate-Filter and accept).",
+     "reject|discard|quarantine|tag", false},
+    {"milter.on_database_error", ConfigType::Choice, "tempfail",
+     "What popgate-milter does when the database cannot be read or written: tempfail (451 "
+     "4.3.0, the sender retries) or accept (unfiltered, no duplicate check).",
+     "tempfail|accept", false},
+    {"milter.reinject_daemon_name", ConfigType::String, "POPGATE",
+     "The MTA's {daemon_name} of the listener popgated reinjects into (Postfix "
+     "milter_macro_daemon_name). Mail arriving there is judged at end of message, after the "
+     "X-Popgate-Id check, never refused at MAIL FROM.",
+     nullptr, false},
 };
 
 const ConfigKey* findKey(const std::string& name)

@@ -7,6 +7,7 @@
 #include "core/address.h"
 #include "core/errors.h"
 #include "core/message.h"
+#include "core/milter_seen.h"
 #include "core/store.h"
 #include "core/text.h"
 #include "plugin/popgated/oauth_sasl.h"
@@ -322,6 +323,9 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
             }
             rec.reason = words;
             ledger_.save(rec);
+            // This copy did not get in: the milter must not count it as delivered.
+            if (rec.state != MessageState::Injecting)
+                MilterSeen(store_).forget(account.id, u.uid);
             Poco::File(spool).remove();
             inFlight.clear();
             logLine(messageStateName(rec.state) == "injecting" ? "uncertain" : messageStateName(rec.state),
