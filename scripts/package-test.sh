@@ -1,0 +1,479 @@
+#!/bin/bash
+# package-test.sh - CI check of the Debian package, as root, without systemd.
+# Builds popgate_*.deb from a copy of the work tree (dpkg-buildpackage, which
+# also runs the ctest suites without the "server" label), runs lintian (any E:
+# or W: fails), checks the file list and conffiles, installs the package next
+# to the machine's Postfix and Dovecot, starts the daemons the way the units
+# would (same user, same ExecStartPre/ExecStart arguments plus --log=stderr,
+# because there is no syslog daemon here: each daemon's log goes to a file),
+# configures a private Postfix from the shipped snippets, moves mail from a
+# private Dovecot mailbox into Postfix, checks the log lines, blocks a sender
+# through the milter, then checks `dpkg -r` (conffiles kept) and
+# `dpkg --purge` (nothing left but the system user and groups, which Debian
+# keeps on purge). Never binds a fixed port: the private servers of
+# scripts/servers/ use free high ports on 127.0.0.1.
+#   scripts/package-test.sh [--keep] [--head]
+#     --keep  leave the temporary directory (kept anyway when something failed)
+#     --head  build the last commit (git archive HEAD) plus the work tree's
+#             debian/ and docs/man/, instead of the whole work tree: checks the
+#             packaging while other work in progress does not compile
+#     --reuse=WORKDIR  (packaging work) take the compiled tree of a kept run,
+#             copy debian/ and docs/man/ over it and repackage with
+#             dpkg-buildpackage -nc (make and ctest find little to redo)
+# Prints "N passed, M failed" last; exits 1 on any failure. Stops what it
+# started by PID. WARNING: installs and purges the package on this machine.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/lib.sh"
+
+keep=no
+tree=worktree
+reuse=""
+for arg in "$@"; do
+  case $arg in
+    --keep) keep=yes ;;
+    --head) tree="head" ;;
+    --reuse=*) reuse=${arg#--reuse=} ;;
+    *) echo "usage: $0 [--keep] [--head] [--reuse=WORKDIR]" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" = 0 ] || { echo "package-test.sh: must run as root" >&2; exit 2; }
+
+passed=0
+failed=0
+started=$(date +%s)
+pass() { passed=$((passed + 1)); echo "PASS: $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+# check DESCRIPTION COMMAND... - one PASS/FAIL line from a command's status.
+check() {
+  local what=$1
+  shift
+  if "$@"; then pass "$what"; else fail "$what"; fi
+}
+step() { echo "== $* ($(($(date +%s) - started))s)"; }
+
+work=$(mktemp -d /tmp/popgate-pkgtest.XXXXXX)
+chmod 755 "$work" # postfix, nobody and popgate must reach the server state below
+daemon_pids=""
+servers=""
+
+cleanup() {
+  local pid
+  for pid in $daemon_pids; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in $daemon_pids; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  case " $servers " in *" postfix "*) "$here/scripts/servers/postfix.sh" stop "$work/postfix" >/dev/null 2>&1 ;; esac
+  case " $servers " in *" dovecot "*) "$here/scripts/servers/dovecot.sh" stop "$work/dovecot" >/dev/null 2>&1 ;; esac
+  if [ "$keep" = yes ] || [ "$failed" -gt 0 ]; then
+    echo "package-test.sh: logs kept in $work"
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+finish() {
+  echo "package-test.sh: $(($(date +%s) - started))s"
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+  exit $?
+}
+
+# --- tools ---------------------------------------------------------------------
+step "tools"
+need=""
+for p in dpkg-dev debhelper lintian fakeroot postfix dovecot-pop3d swaks; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need="$need $p"
+done
+if [ -n "$need" ]; then
+  echo "installing:$need"
+  # as scripts/install-deps.sh: /etc/postfix stays unconfigured, the tests use a private instance
+  echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $need \
+    > "$work/apt.log" 2>&1 || { tail -20 "$work/apt.log"; fail "apt-get install$need"; finish; }
+fi
+
+# A package left over from an earlier run would hide what this one does.
+if dpkg-query -W -f='${Status}' popgate 2>/dev/null | grep -q 'installed\|config-files'; then
+  echo "purging the popgate package left installed before this run"
+  dpkg --purge popgate > "$work/prepurge.log" 2>&1 || { cat "$work/prepurge.log"; fail "purge old popgate"; finish; }
+fi
+
+# --- build ---------------------------------------------------------------------
+step "build (dpkg-buildpackage -us -uc -b on a copy of the tree: $tree)"
+mkdir -p "$work/src"
+if [ -n "$reuse" ]; then
+  [ -d "$reuse/src/debian" ] || { echo "package-test.sh: no kept build in $reuse" >&2; exit 2; }
+  # in place: CMake's cache remembers the source directory's path
+  rm -rf "$work/src" "$reuse"/popgate*_*
+  ln -s "$(cd "$reuse/src" && pwd)" "$work/src"
+  rm -rf "$work/src/debian" "$work/src/docs/man"
+  (cd "$here" && tar -cf - debian docs/man) | tar -xf - -C "$work/src/"
+elif [ "$tree" = head ]; then
+  git -C "$here" archive --format=tar HEAD | tar -xf - -C "$work/src"
+  rm -rf "$work/src/debian" "$work/src/docs/man"
+  mkdir -p "$work/src/docs"
+  (cd "$here" && tar -cf - debian docs/man) | tar -xf - -C "$work/src"
+  rm -rf "$work/src/debian/popgate" "$work/src/debian/.debhelper" "$work/src/debian/files"
+elif git -C "$here" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  # tracked and new files, as the work tree has them; never build outputs
+  (cd "$here" && git ls-files -z -co --exclude-standard) \
+    | grep -zv '^build[^/]*/\|^obj-\|^debian/popgate/\|^debian/\.debhelper/' \
+    | (cd "$here" && tar --null -T - -cf -) | tar -xf - -C "$work/src"
+else
+  tar -C "$here" --exclude='./build*' --exclude='./obj-*' --exclude=./.git -cf - . | tar -xf - -C "$work/src"
+fi
+jobs=$(nproc)
+nc=""
+[ -n "$reuse" ] && nc=-nc
+if (cd "$work/src" && dpkg-buildpackage -us -uc -b $nc -j"$jobs") > "$work/build.log" 2>&1; then
+  pass "dpkg-buildpackage -us -uc -b $nc ($(grep -cE 'Test +#[0-9]+:' "$work/build.log") ctest suites ran, none labelled server)"
+else
+  tail -40 "$work/build.log"
+  fail "dpkg-buildpackage -us -uc -b (log: $work/build.log)"
+  finish
+fi
+out=$(cd -P "$work/src/.." && pwd) # dpkg-buildpackage writes to the parent directory
+deb=$(ls "$out"/popgate_*_*.deb | head -n 1)
+changes=$(ls "$out"/popgate_*.changes | head -n 1)
+check "ctest in the build ran no suite labelled server" \
+  bash -c "! grep -E 'Test +#[0-9]+: (store_test|popgatectl_test|filter_cli_test|pop3_dovecot_test|postfix_smoke_test)' '$work/build.log'"
+check "the work tree stays clean (no obj-*, no debian/popgate)" \
+  bash -c "! ls -d '$here'/obj-* '$here'/debian/popgate '$here'/debian/files >/dev/null 2>&1"
+
+# --- lintian -------------------------------------------------------------------
+step "lintian"
+lintian --display-info --pedantic "$changes" > "$work/lintian.log" 2>&1
+grep -v 'running with root privileges' "$work/lintian.log" | sed 's/^/  lintian: /'
+if grep -q '^[EW]: ' "$work/lintian.log"; then
+  fail "lintian: $(grep -c '^[EW]: ' "$work/lintian.log") error/warning tag(s)"
+else
+  pass "lintian: no errors, no warnings ($(grep -c '^[IPX]: ' "$work/lintian.log") info/pedantic/experimental)"
+fi
+
+# --- contents ------------------------------------------------------------------
+step "dpkg -c"
+dpkg -c "$deb" | awk '{print $6}' | sed 's|^\./|/|; s|/$||' > "$work/contents"
+milter=no
+grep -qx /usr/sbin/popgate-milter "$work/contents" && milter=yes
+expected="/usr/sbin/popgated /usr/sbin/popgatectl
+/lib/systemd/system/popgated.service /lib/systemd/system/popgate-milter.service
+/usr/lib/tmpfiles.d/popgate.conf
+/etc/popgate/popgate.conf /etc/popgate/accounts.d/example.conf.sample /etc/mail/m4/popgate-milter.m4
+/usr/share/man/man8/popgated.8.gz /usr/share/man/man8/popgate-milter.8.gz
+/usr/share/man/man8/popgatectl.8.gz /usr/share/man/man5/popgate.conf.5.gz
+/usr/share/doc/popgate/README.Debian.gz /usr/share/doc/popgate/copyright
+/usr/share/doc/popgate/examples/main.cf.popgate /usr/share/doc/popgate/examples/master.cf.popgate
+/usr/share/doc/popgate/mta-integration.md.gz
+/var/lib/popgate /var/spool/popgate /var/log/popgate"
+missing=""
+for f in $expected; do grep -qx "$f" "$work/contents" || missing="$missing $f"; done
+check "dpkg -c lists the expected files${missing:+ (missing:$missing)}" test -z "$missing"
+check "dpkg -c lists /usr/sbin/popgate-milter" test "$milter" = yes
+check "no headers, static libraries or test programs in the package" \
+  bash -c "! grep -E '^/usr/include|\\.a\$|_test\$|/bench' '$work/contents'"
+dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles > "$work/conffiles" 2>/dev/null
+check "conffiles: popgate.conf, the accounts.d example, the Sendmail snippet" \
+  bash -c "[ \"\$(sort '$work/conffiles' | tr '\n' ' ')\" = '/etc/mail/m4/popgate-milter.m4 /etc/popgate/accounts.d/example.conf.sample /etc/popgate/popgate.conf ' ]"
+# hardening-check (devscripts) is not needed: readelf shows the same.
+hardened=yes
+for b in popgated popgatectl popgate-milter; do
+  grep -qx "/usr/sbin/$b" "$work/contents" || continue
+  dpkg-deb --fsys-tarfile "$deb" | tar -xOf - "./usr/sbin/$b" > "$work/$b.bin"
+  # into files first: `readelf | grep -q` fails under pipefail when grep stops early
+  readelf -h -l -d -s --wide "$work/$b.bin" > "$work/$b.readelf" 2>&1
+  grep -q 'Type:.*DYN' "$work/$b.readelf" || { echo "  $b: not PIE"; hardened=no; }
+  grep -q GNU_RELRO "$work/$b.readelf" || { echo "  $b: no RELRO"; hardened=no; }
+  grep -q 'BIND_NOW\|FLAGS_1.*NOW' "$work/$b.readelf" || { echo "  $b: no BIND_NOW"; hardened=no; }
+  grep -q __stack_chk_fail "$work/$b.readelf" || { echo "  $b: no stack protector"; hardened=no; }
+done
+check "binaries are PIE, full RELRO (BIND_NOW), stack-protected" test "$hardened" = yes
+
+# --- install -------------------------------------------------------------------
+step "dpkg -i"
+postfix_user=no
+getent passwd postfix >/dev/null && postfix_user=yes
+if dpkg -i "$deb" > "$work/install.log" 2>&1 ||
+  { DEBIAN_FRONTEND=noninteractive apt-get install -f -y --no-install-recommends >> "$work/install.log" 2>&1 &&
+    dpkg-query -W -f='${Status}' popgate | grep -q 'install ok installed'; }; then
+  pass "dpkg -i $(basename "$deb")"
+else
+  cat "$work/install.log"
+  fail "dpkg -i $(basename "$deb")"
+  finish
+fi
+sed 's/^/  dpkg: /' "$work/install.log" | grep -iv 'unpacking\|selecting\|preparing\|setting up\|reading database\|processing triggers' || true
+
+check "user popgate (primary group popgate, no login shell)" \
+  bash -c '[ "$(id -gn popgate)" = popgate ] && [ "$(getent passwd popgate | cut -d: -f7)" = /usr/sbin/nologin ]'
+check "group popgate-admin exists" getent group popgate-admin
+if [ "$postfix_user" = yes ]; then
+  check "postfix is a member of group popgate" bash -c 'id -nG postfix | tr " " "\n" | grep -qx popgate'
+fi
+# modeof PATH - "owner:group mode" as stat prints it (octal mode without leading 0s).
+modeof() { stat -c '%U:%G %a' "$1" 2>/dev/null; }
+for k in /etc/popgate/secret.key /etc/popgate/header.key; do
+  check "$k: popgate:popgate-admin 640, 64 hex digits (got $(modeof "$k"))" \
+    bash -c "[ \"\$(stat -c '%U:%G %a' $k)\" = 'popgate:popgate-admin 640' ] && grep -qxE '[0-9a-f]{64}' $k"
+done
+check "the two keys differ" bash -c '! cmp -s /etc/popgate/secret.key /etc/popgate/header.key'
+check "/var/lib/popgate/popgate.db is popgate:popgate-admin 660 (got $(modeof /var/lib/popgate/popgate.db))" \
+  test "$(modeof /var/lib/popgate/popgate.db)" = "popgate:popgate-admin 660"
+check "postinst migrated the schema (popgatectl db status)" \
+  bash -c "popgatectl db status > '$work/dbstatus' 2>&1 && grep -q '^status: current' '$work/dbstatus'"
+for d in "/var/lib/popgate popgate:popgate-admin 2770" "/var/spool/popgate popgate:popgate-admin 2770" \
+  "/var/log/popgate popgate:popgate-admin 2750" "/var/spool/postfix/popgate popgate:popgate 750"; do
+  set -- $d
+  check "$1 is $2 $3 (got $(modeof "$1"))" test "$(modeof "$1")" = "$2 $3"
+done
+check "both units enabled (multi-user.target.wants symlinks)" \
+  test -L /etc/systemd/system/multi-user.target.wants/popgated.service -a \
+  -L /etc/systemd/system/multi-user.target.wants/popgate-milter.service
+if command -v systemd-analyze >/dev/null; then
+  units="/lib/systemd/system/popgated.service"
+  [ "$milter" = yes ] && units="$units /lib/systemd/system/popgate-milter.service"
+  check "systemd-analyze verify $units" bash -c "systemd-analyze verify $units > '$work/verify.log' 2>&1 || { cat '$work/verify.log'; false; }"
+fi
+check "man pages: popgated(8) popgate-milter(8) popgatectl(8) popgate.conf(5)" \
+  bash -c 'for p in 8/popgated 8/popgate-milter 8/popgatectl 5/popgate.conf; do [ -f /usr/share/man/man${p%%/*}/${p#*/}.${p%%/*}.gz ] || exit 1; done'
+# The key table is declared once (core/config.cpp): the shipped popgate.conf and
+# popgate.conf(5) must list exactly the keys `popgatectl config sample` knows.
+popgatectl config sample | sed -n 's/^#\([a-z][a-z0-9_.]*\) =.*/\1/p' | sort > "$work/keys.program"
+sed -n 's/^#\([a-z][a-z0-9_.]*\) =.*/\1/p' /etc/popgate/popgate.conf | sort > "$work/keys.conf"
+zcat /usr/share/man/man5/popgate.conf.5.gz | sed -n '/BEGIN KEYS/,/END KEYS/s/^\.B \(.*\)/\1/p' | sed 's/\\-/-/g' | sort > "$work/keys.man"
+check "/etc/popgate/popgate.conf lists the $(wc -l < "$work/keys.program") keys of popgatectl config sample" \
+  bash -c "diff '$work/keys.program' '$work/keys.conf' || { echo '  (regenerate conf/popgate.conf: popgatectl config sample)'; false; }"
+check "popgate.conf(5) lists the same keys" \
+  bash -c "diff '$work/keys.program' '$work/keys.man' || { echo '  (run docs/man/update-conf-keys.sh)'; false; }"
+check "a popgate-admin member may run popgatectl (runuser -u nobody -g popgate-admin)" \
+  runuser -u nobody -g popgate-admin -- popgatectl account list
+denied() {
+  local out rc
+  out=$(runuser -u nobody -- popgatectl account list 2>&1)
+  rc=$?
+  [ "$rc" = 1 ] && grep -q 'permission denied' <<<"$out"
+}
+check "others may not (runuser -u nobody): exit 1, permission denied" denied
+
+# --- private servers, configured from the shipped snippets -----------------------
+step "private Dovecot and Postfix"
+if "$here/scripts/servers/dovecot.sh" start "$work/dovecot" > "$work/dovecot.start.log" 2>&1; then
+  servers="$servers dovecot"
+else
+  cat "$work/dovecot.start.log"; fail "dovecot.sh start"; finish
+fi
+if "$here/scripts/servers/postfix.sh" start "$work/postfix" > "$work/postfix.start.log" 2>&1; then
+  servers="$servers postfix"
+else
+  cat "$work/postfix.start.log"; fail "postfix.sh start"; finish
+fi
+set -a
+. "$work/dovecot/env"
+. "$work/postfix/env"
+set +a
+pfconf=$POPGATE_TEST_POSTFIX_CONFIG_DIR
+maillog=$POPGATE_TEST_POSTFIX_LOG
+
+# master.cf.popgate: the shipped reinjection listener, on a free port instead of
+# 10026 and with chroot n (the private instance has no chroot copies of /etc).
+reinject_port=$(free_port)
+shipped=/usr/share/doc/popgate/examples/master.cf.popgate
+svc=$(grep -E '^[0-9]' "$shipped" | head -n 1)
+set -- $svc
+service="127.0.0.1:$reinject_port"
+ok=yes
+postconf -c "$pfconf" -M "$service/inet=$service $2 $3 $4 n $6 $7 $8" || ok=no
+while read -r opt; do
+  postconf -c "$pfconf" -P "$service/inet/$opt" || ok=no
+done < <(sed -n 's/^[[:space:]]\+-o[[:space:]]\+//p' "$shipped")
+# main.cf.popgate, line by line. unix:popgate/milter.sock is relative to the
+# queue directory: point the private queue directory's popgate/ at the real
+# socket directory, so that the shipped line works unchanged.
+ln -sfn /var/spool/postfix/popgate "$work/postfix/queue/popgate"
+while read -r line; do
+  case $line in
+    smtpd_milters*) [ "$milter" = yes ] || { echo "  (not applied without the milter: $line)"; continue; } ;;
+  esac
+  postconf -c "$pfconf" -e "$line" || ok=no
+done < <(grep -E '^[a-z_]+ *=' /usr/share/doc/popgate/examples/main.cf.popgate)
+postfix -c "$pfconf" reload > /dev/null 2>&1 || ok=no
+wait_for_port "$reinject_port" 20 || ok=no
+check "private Postfix configured from main.cf.popgate and master.cf.popgate (listener $service)" test "$ok" = yes
+
+# --- popgate's configuration (what an operator edits) ----------------------------
+cat >> /etc/popgate/popgate.conf <<CONF
+
+# package-test.sh: the private Postfix's listener from master.cf.popgate
+reinject.port = $reinject_port
+CONF
+cp "$POPGATE_TEST_DOVECOT_CA" "$work/dovecot-ca.pem"
+chmod 644 "$work/dovecot-ca.pem"
+ctl() { popgatectl "$@" >> "$work/popgatectl.log" 2>&1; }
+ok=yes
+ctl filter add inbound-default --default=yes || ok=no
+ctl filter address add blocked --type=deny --domains=blocked.example || ok=no
+ctl filter attach inbound-default blocked || ok=no
+printf '%s\n' "$POPGATE_TEST_DOVECOT_PASSWORD" | ctl account add pkgtest --server=127.0.0.1 \
+  --port="$POPGATE_TEST_DOVECOT_POP3S_PORT" --security=ssl-tls --tls-ca-file="$work/dovecot-ca.pem" \
+  --user="$POPGATE_TEST_DOVECOT_USER" --mailbox="pkgtest@$POPGATE_TEST_POSTFIX_DOMAIN" \
+  --deliver-to="pkgtest@$POPGATE_TEST_POSTFIX_DOMAIN" --password-stdin || ok=no
+check "popgatectl: inbound filter blocking blocked.example, account pkgtest" test "$ok" = yes
+[ "$ok" = yes ] || cat "$work/popgatectl.log"
+check "files root created in /var/lib/popgate belong to popgate" \
+  bash -c '[ -z "$(find /var/lib/popgate ! -user popgate)" ]'
+
+# Two messages in the Dovecot mailbox: one to deliver, one the filter ignores.
+msgid="<pkgtest.$$.$RANDOM@example.org>"
+drop() { # drop NAME FROM MESSAGE-ID SUBJECT
+  local f="$POPGATE_TEST_DOVECOT_MAILDIR/tmp/$1"
+  printf 'From: <%s>\r\nTo: <pkgtest@%s>\r\nSubject: %s\r\nMessage-ID: %s\r\nDate: %s\r\n\r\nbody of %s\r\n' \
+    "$2" "$POPGATE_TEST_POSTFIX_DOMAIN" "$4" "$3" "$(date -R)" "$1" > "$f"
+  chown nobody:nogroup "$f"
+  mv "$f" "$POPGATE_TEST_DOVECOT_MAILDIR/new/$1"
+}
+drop "1.pkgtest" "sender@example.org" "$msgid" "package test delivery"
+drop "2.pkgtest" "spammer@blocked.example" "<blocked.$$@blocked.example>" "package test blocked"
+
+# --- the daemons, as their units start them --------------------------------------
+# unitcmd UNIT KEY - the unit's ExecStart= or ExecStartPre= words.
+unitcmd() { sed -n "s/^$2=//p" "/lib/systemd/system/$1" | head -n 1; }
+# asunit CMD... - what User=popgate and UMask=0007 do: the user's groups
+# (initgroups), its environment, the umask; then exec, so that the PID of
+# `(asunit ...) &` is the daemon's (runuser would stay as a parent process).
+asunit() {
+  exec setpriv --reuid=popgate --regid=popgate --init-groups --reset-env -- \
+    sh -c 'umask 0007; exec "$@"' sh "$@"
+}
+
+if [ "$milter" = yes ]; then
+  step "popgate-milter"
+  install -d -o popgate -g popgate -m 0750 /run/popgate # RuntimeDirectory=popgate
+  pre=$(unitcmd popgate-milter.service ExecStartPre)
+  if (asunit $pre) > "$work/milter-check.log" 2>&1; then
+    pass "popgate-milter ExecStartPre: $pre"
+  else
+    cat "$work/milter-check.log"; fail "popgate-milter ExecStartPre: $pre"
+  fi
+  # shellcheck disable=SC2046 # the unit's words, split as systemd splits them (no quoting there)
+  (asunit $(unitcmd popgate-milter.service ExecStart) --log=stderr) > "$work/popgate-milter.log" 2>&1 &
+  daemon_pids="$daemon_pids $!"
+  sock=/var/spool/postfix/popgate/milter.sock
+  for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+  check "milter socket $sock is popgate:popgate 770 (got $(modeof "$sock"))" \
+    test "$(modeof "$sock")" = "popgate:popgate 770"
+else
+  fail "/usr/sbin/popgate-milter is missing: the milter cannot be checked"
+fi
+
+step "popgated"
+pre=$(unitcmd popgated.service ExecStartPre)
+if (asunit $pre) > "$work/popgated-check.log" 2>&1; then
+  pass "popgated ExecStartPre: $pre"
+else
+  cat "$work/popgated-check.log"; fail "popgated ExecStartPre: $pre"
+fi
+# shellcheck disable=SC2046 # the unit's words, split as systemd splits them
+(asunit $(unitcmd popgated.service ExecStart) --log=stderr) > "$work/popgated.log" 2>&1 &
+daemon_pids="$daemon_pids $!"
+popgated_pid=$!
+plog=$work/popgated.log
+for _ in $(seq 600); do
+  grep -q 'account=pkgtest poll:' "$plog" && break
+  kill -0 "$popgated_pid" 2>/dev/null || break
+  sleep 0.1
+done
+sed 's/^/  popgated: /' "$plog"
+re_delivered="account=pkgtest uidl=[^ ]+ message-id=$msgid from=<sender@example.org> size=[0-9]+ status=delivered relay=127\.0\.0\.1\[$reinject_port\] queue-id=([A-Za-z0-9]+) \(250 .*\)$"
+line=$(grep -E "$re_delivered" "$plog" | head -n 1)
+check "popgated: account=... uidl=... message-id=... from=<...> size=N status=delivered relay=HOST[PORT] queue-id=Q (250 ...)" test -n "$line"
+qid=$(sed -E "s/.*$re_delivered/\1/" <<<"$line")
+check "popgated: status=ignored line for the blocked sender" \
+  grep -qE 'account=pkgtest uidl=[^ ]+ message-id=<blocked\.[0-9]+@blocked\.example> from=<spammer@blocked\.example> size=[0-9]+ status=ignored \(.+\)' "$plog"
+check "popgated: poll line (2 listed, 1 delivered, 1 ignored, 2 deleted)" \
+  grep -qE 'account=pkgtest poll: 2 listed, 1 delivered, 1 ignored, 0 deferred, 0 failed, 2 deleted' "$plog"
+# Dovecot expunges at QUIT, which popgated sends just after its poll line.
+mailbox_empty() {
+  for _ in $(seq 50); do
+    [ -z "$(find "$POPGATE_TEST_DOVECOT_MAILDIR/new" "$POPGATE_TEST_DOVECOT_MAILDIR/cur" -type f)" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "the Dovecot mailbox is empty (deleted after the 250)" mailbox_empty
+if [ -n "$qid" ]; then
+  for _ in $(seq 100); do grep -q "$qid: .*status=sent" "$maillog" && break; sleep 0.1; done
+  check "Postfix log joins by queue id: postfix/popgate/smtpd[...]: $qid: client=..." \
+    grep -qE "postfix/popgate/smtpd\[[0-9]+\]: $qid: client=" "$maillog"
+  check "Postfix delivered $qid (status=sent)" grep -q "$qid: .*status=sent" "$maillog"
+  grep "$qid" "$maillog" | sed 's/^/  maillog: /'
+fi
+check "the message is in the private Postfix's maildir" \
+  bash -c "grep -lq 'Subject: package test delivery' '$POPGATE_TEST_POSTFIX_MAILDIR'/pkgtest/new/* 2>/dev/null"
+
+if [ "$milter" = yes ]; then
+  step "popgate-milter blocks a sender"
+  mlog=$work/popgate-milter.log
+  if [ -n "$qid" ]; then
+    check "popgate-milter: queue-id=$qid ... action=accept for the reinjected message" \
+      grep -qE "queue-id=$qid from=<sender@example.org> (.* )?action=accept \(reinjected by popgated" "$mlog"
+  fi
+  swaks --server 127.0.0.1 --port "$POPGATE_TEST_POSTFIX_SMTP_PORT" --from spammer@blocked.example \
+    --to "pkgtest@$POPGATE_TEST_POSTFIX_DOMAIN" --timeout 30 > "$work/swaks-blocked.log" 2>&1
+  check "SMTP from spammer@blocked.example: 550 5.7.1" grep -qE '^<\*\* +550[ -]5\.7\.1' "$work/swaks-blocked.log"
+  grep -E '^<\*\*' "$work/swaks-blocked.log" | sed 's/^/  swaks: /'
+  for _ in $(seq 50); do grep -q 'milter-reject' "$maillog" && break; sleep 0.1; done
+  check "Postfix log: NOQUEUE: milter-reject: ... 550 5.7.1" grep -qE 'milter-reject: .* 550 5\.7\.1' "$maillog"
+  check "popgate-milter log: from=<spammer@blocked.example> action=reject" \
+    grep -qE 'from=<spammer@blocked\.example> action=reject \(' "$mlog"
+  swaks --server 127.0.0.1 --port "$POPGATE_TEST_POSTFIX_SMTP_PORT" --from friend@example.org \
+    --to "pkgtest@$POPGATE_TEST_POSTFIX_DOMAIN" --timeout 30 > "$work/swaks-allowed.log" 2>&1
+  check "SMTP from friend@example.org: 250 queued" grep -qE '^<- +250 .*queued' "$work/swaks-allowed.log"
+  sed 's/^/  popgate-milter: /' "$mlog"
+else
+  fail "no sender was blocked through the milter (it is not installed)"
+fi
+
+step "stop the daemons (SIGTERM, as systemctl stop)"
+for pid in $daemon_pids; do kill -TERM "$pid" 2>/dev/null; done
+stopped=yes
+for pid in $daemon_pids; do
+  for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && stopped=no
+  wait "$pid" 2>/dev/null || stopped=no
+done
+daemon_pids=""
+check "daemons stop on SIGTERM with exit 0" test "$stopped" = yes
+check "popgated: stopped line" grep -q 'popgated stopped' "$plog"
+rm -rf /run/popgate # RuntimeDirectory= is removed at stop
+
+# --- remove, purge ---------------------------------------------------------------
+step "dpkg -r"
+dpkg -r popgate > "$work/remove.log" 2>&1 || { cat "$work/remove.log"; fail "dpkg -r popgate"; }
+check "dpkg -r: state config-files" bash -c "dpkg-query -W -f='\${Status}' popgate | grep -q config-files"
+check "dpkg -r: programs gone" test ! -e /usr/sbin/popgated -a ! -e /usr/sbin/popgatectl -a ! -e /usr/sbin/popgate-milter
+check "dpkg -r: conffiles kept, with the local edit" \
+  bash -c "grep -q '^reinject.port = $reinject_port' /etc/popgate/popgate.conf && [ -f /etc/mail/m4/popgate-milter.m4 ] && [ -f /etc/popgate/accounts.d/example.conf.sample ]"
+check "dpkg -r: keys, database and spool kept" \
+  test -f /etc/popgate/secret.key -a -f /etc/popgate/header.key -a -f /var/lib/popgate/popgate.db -a -d /var/spool/popgate
+
+step "dpkg --purge"
+dpkg --purge popgate > "$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "dpkg --purge popgate"; }
+sed 's/^/  dpkg: /' "$work/purge.log" | grep -iv 'removing\|purging\|reading database' || true
+left=""
+for p in /etc/popgate /var/lib/popgate /var/spool/popgate /var/log/popgate /var/spool/postfix/popgate \
+  /run/popgate /etc/mail/m4/popgate-milter.m4 /usr/lib/tmpfiles.d/popgate.conf \
+  /lib/systemd/system/popgated.service /lib/systemd/system/popgate-milter.service \
+  /etc/systemd/system/multi-user.target.wants/popgated.service \
+  /etc/systemd/system/multi-user.target.wants/popgate-milter.service; do
+  [ -e "$p" ] || [ -L "$p" ] && left="$left $p"
+done
+check "dpkg --purge leaves nothing behind${left:+ (left:$left)}" test -z "$left"
+check "dpkg --purge: no package record" bash -c "! dpkg-query -W popgate >/dev/null 2>&1 || ! dpkg-query -W -f='\${Status}' popgate | grep -q 'installed\|config-files'"
+echo "kept on purge, as Debian does: user popgate, groups popgate and popgate-admin$([ "$postfix_user" = yes ] && echo ', postfix in group popgate')"
+
+finish
