@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <set>
 #include <fstream>
 
 namespace popgate {
@@ -128,6 +129,18 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
             sizes[l.number] = l.octets;
         auto rows = ledger_.forAccount(account.id);
         report.listed = static_cast<int>(uids.size());
+        // Rows whose message the server no longer lists were deleted (by our
+        // QUIT, when a crash kept us from recording it, or by someone else).
+        {
+            std::set<std::string> listed;
+            for (const auto& u : uids)
+                listed.insert(u.uid);
+            std::vector<std::string> gone;
+            for (const auto& [uid, r] : rows)
+                if (!r.deleted && !listed.count(uid))
+                    gone.push_back(uid);
+            ledger_.markDeleted(account.id, gone);
+        }
 
         std::vector<int> toDelete;
         std::vector<std::string> toDeleteUids;

@@ -200,6 +200,10 @@ SmtpResult SmtpReinjector::deliver(const std::string& sender, const std::vector<
         if (code == 0)
             fin.kind = Kind::Uncertain;
         fin.queueId = parseQueueId(reply);
+        // A refused message leaves Postfix's transaction open: without RSET
+        // the next MAIL FROM would get "503 nested MAIL command".
+        if (fin.kind != Kind::Accepted && fin.kind != Kind::Uncertain)
+            reset();
         return fin;
     } catch (const Poco::Exception& e) {
         session_.reset();

@@ -16,6 +16,10 @@
 #include <Poco/DirectoryIterator.h>
 #include <Poco/Environment.h>
 #include <Poco/File.h>
+#include <Poco/NumberParser.h>
+#include <Poco/Process.h>
+
+#include <signal.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -218,6 +222,32 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
     shared.wake.notify_all();
 }
 
+// sweepSpool - remove spool files a killed popgated left behind: their
+// messages are still on the server (or recorded), the copies are worthless.
+// Files of a popgated that still runs (its PID in the name) are left alone.
+void sweepSpool(const std::string& dir, Poco::Logger& log)
+{
+    int removed = 0;
+    for (Poco::DirectoryIterator f(dir), end; f != end; ++f) {
+        // NAME.PID.N
+        const std::string name = f.name();
+        const auto last = name.rfind('.');
+        const auto pidAt = last == std::string::npos ? std::string::npos : name.rfind('.', last - 1);
+        int pid = 0;
+        if (pidAt != std::string::npos && Poco::NumberParser::tryParse(name.substr(pidAt + 1, last - pidAt - 1), pid) &&
+            pid > 0 && pid != static_cast<int>(Poco::Process::id()) && ::kill(pid, 0) == 0)
+            continue;
+        try {
+            f->remove();
+            ++removed;
+        } catch (const std::exception& e) {
+            log.warning("spool " + f->path() + ": cannot remove it: " + e.what());
+        }
+    }
+    if (removed)
+        log.notice("removed " + std::to_string(removed) + " spool file(s) left by an earlier run");
+}
+
 // housekeeping - forget old ledger rows, drop old quarantined messages.
 void housekeeping(const Config& config, Store& store, Poco::Logger& log)
 {
@@ -261,6 +291,7 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
     }
     const FetchSettings settings = fetchSettings(config);
     Poco::File(settings.spoolDir + "/tmp").createDirectories();
+    sweepSpool(settings.spoolDir + "/tmp", log);
     Shared shared;
     const int workers = static_cast<int>(std::max<std::int64_t>(1, config.integer("workers")));
     std::atomic<bool> done{false};
@@ -334,7 +365,12 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
         std::unique_lock<std::mutex> lock(shared.mutex);
         shared.wake.wait_for(lock, std::chrono::seconds(1));
     }
-    done = true;
+    {
+        // Under the mutex: a worker between its predicate check and its wait
+        // would otherwise miss this wake-up and never return.
+        std::lock_guard<std::mutex> lock(shared.mutex);
+        done = true;
+    }
     shared.wake.notify_all();
     for (auto& t : pool)
         t.join();

@@ -159,7 +159,7 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
         }
     }
     const std::string all = readFile(logFile) + last.err;
-    const int spoolLeft = countFiles(gw.spoolDir() + "/tmp"); // see the disabled case below
+    const int spoolLeft = countFiles(gw.spoolDir() + "/tmp"); // see spool_files_of_a_killed_run_are_cleaned_up
 
     std::ostringstream report;
     report << "crash test: " << expected.size() << " messages, " << rounds << " rounds (seed 20261128; " << kEarlyPercent
@@ -203,12 +203,10 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
                                                << odd);
 }
 
-// BUG (plugin/popgated/fetcher.cpp + scheduler.cpp): a run killed while a
-// message is spooled leaves spool_dir/tmp/ACCOUNT.PID.N behind for ever: only
-// the run that wrote it removes it (inFlight), and neither start-up nor
-// housekeeping sweeps spool/tmp. With 50 MB messages the disk fills up.
-// Disabled until the lead fixes it.
-BOOST_AUTO_TEST_CASE(spool_files_of_a_killed_run_are_cleaned_up, *boost::unit_test::disabled())
+// A run killed while a message is spooled leaves spool_dir/tmp/ACCOUNT.PID.N
+// behind; the next popgated sweeps it at start (with 50 MB messages the disk
+// would fill up otherwise).
+BOOST_AUTO_TEST_CASE(spool_files_of_a_killed_run_are_cleaned_up)
 {
     Servers s;
     EmptyMailboxes mailboxes({s.maildir2});

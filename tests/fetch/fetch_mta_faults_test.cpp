@@ -188,19 +188,16 @@ BOOST_AUTO_TEST_CASE(rcpt_5xx_fails_and_is_not_fetched_again) { failedNotRefetch
 
 BOOST_AUTO_TEST_CASE(end_of_data_5xx_fails_and_is_not_fetched_again) { failedNotRefetched(kData5, 1); }
 
-// BUG (plugin/popgated/reinject.cpp, SmtpReinjector::deliver): after a 4xx/5xx
-// reply to the end of DATA no RSET is sent; Postfix 3.7 keeps the transaction
-// open after an end-of-data restriction (or milter) refusal, so the next
-// message's MAIL FROM gets "503 5.5.1 Error: nested MAIL command" and is
-// marked failed for good. Disabled until the lead fixes it.
-BOOST_AUTO_TEST_CASE(end_of_data_4xx_does_not_spoil_the_next_message_in_the_session,
-                     *boost::unit_test::disabled())
+// Postfix 3.7 keeps the transaction open after an end-of-data restriction (or
+// milter) refusal: without the RSET SmtpReinjector::deliver sends then, the
+// next message's MAIL FROM would get "503 5.5.1 nested MAIL command" and be
+// marked failed for good.
+BOOST_AUTO_TEST_CASE(end_of_data_4xx_does_not_spoil_the_next_message_in_the_session)
 {
     deferredThenDelivered(kData4, 3);
 }
 
-BOOST_AUTO_TEST_CASE(end_of_data_5xx_does_not_spoil_the_next_message_in_the_session,
-                     *boost::unit_test::disabled())
+BOOST_AUTO_TEST_CASE(end_of_data_5xx_does_not_spoil_the_next_message_in_the_session)
 {
     failedNotRefetched(kData5, 3);
 }

@@ -211,14 +211,11 @@ BOOST_FIXTURE_TEST_CASE(err_on_quit_marks_nothing_deleted_and_nothing_is_redeliv
     BOOST_TEST(copiesOf(to, mid("quit-f")) == 1);
 }
 
-// BUG (minor; plugin/popgated/fetcher.cpp, end of Fetcher::poll): the ledger
-// says "deleted" only when the run that sent QUIT lives to record it. A crash
-// between the server's +OK to QUIT and markDeleted leaves rows injected and not
-// deleted for ever (the crash test sees this): the server no longer lists them,
-// no later poll corrects the row, and MessageStore::forget never prunes it.
-// Simulated here by clearing the flag. Disabled until the lead fixes it.
-BOOST_FIXTURE_TEST_CASE(a_deletion_the_ledger_missed_is_learned_from_the_next_listing, Fixture,
-                        *boost::unit_test::disabled())
+// The ledger hears of a deletion only when the run that sent QUIT lives to
+// record it; after a crash between the server's +OK to QUIT and markDeleted,
+// the next listing (which no longer has the message) corrects the row, so that
+// MessageStore::forget can prune it. Simulated here by clearing the flag.
+BOOST_FIXTURE_TEST_CASE(a_deletion_the_ledger_missed_is_learned_from_the_next_listing, Fixture)
 {
     const Listed g{"uid-g", sample("missed-g")};
     Poll p = poll(gw, "fake", session({g}) + retr(1, g.bytes) + ok("DELE 1") + ok("QUIT"));
