@@ -7,13 +7,12 @@
 #include "core/text.h"
 
 #include <Poco/String.h>
-
-#include <arpa/inet.h>
-
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cctype>
 
-namespace popgate {
+namespace popgate
+{
 
 const char* const kInsecureSecurityWarning =
     "connection security is not ssl-tls: selecting a less secure protocol like STARTTLS or "
@@ -22,10 +21,14 @@ const char* const kInsecureSecurityWarning =
 std::string authName(AuthKind kind)
 {
     switch (kind) {
-    case AuthKind::None: return "none";
-    case AuthKind::Password: return "password";
-    case AuthKind::OAuth: return "oauth";
-    case AuthKind::OAuth2: return "oauth2";
+    case AuthKind::None:
+        return "none";
+    case AuthKind::Password:
+        return "password";
+    case AuthKind::OAuth:
+        return "oauth";
+    case AuthKind::OAuth2:
+        return "oauth2";
     }
     return "?";
 }
@@ -33,9 +36,12 @@ std::string authName(AuthKind kind)
 std::string securityName(Security security)
 {
     switch (security) {
-    case Security::None: return "none";
-    case Security::StartTls: return "starttls";
-    case Security::SslTls: return "ssl-tls";
+    case Security::None:
+        return "none";
+    case Security::StartTls:
+        return "starttls";
+    case Security::SslTls:
+        return "ssl-tls";
     }
     return "?";
 }
@@ -43,10 +49,14 @@ std::string securityName(Security security)
 AuthKind parseAuth(const std::string& text)
 {
     const std::string v = Poco::toLower(trim(text));
-    if (v == "none") return AuthKind::None;
-    if (v == "password") return AuthKind::Password;
-    if (v == "oauth") return AuthKind::OAuth;
-    if (v == "oauth2") return AuthKind::OAuth2;
+    if (v == "none")
+        return AuthKind::None;
+    if (v == "password")
+        return AuthKind::Password;
+    if (v == "oauth")
+        return AuthKind::OAuth;
+    if (v == "oauth2")
+        return AuthKind::OAuth2;
     throw InputError("unknown authentication '" + flatten(text) +
                      "' (expected none, password, oauth or oauth2)");
 }
@@ -54,9 +64,12 @@ AuthKind parseAuth(const std::string& text)
 Security parseSecurity(const std::string& text)
 {
     const std::string v = Poco::toLower(trim(text));
-    if (v == "none") return Security::None;
-    if (v == "starttls") return Security::StartTls;
-    if (v == "ssl-tls" || v == "ssl/tls" || v == "tls") return Security::SslTls;
+    if (v == "none")
+        return Security::None;
+    if (v == "starttls")
+        return Security::StartTls;
+    if (v == "ssl-tls" || v == "ssl/tls" || v == "tls")
+        return Security::SslTls;
     throw InputError("unknown connection security '" + flatten(text) +
                      "' (expected none, starttls or ssl-tls)");
 }
@@ -76,7 +89,8 @@ std::vector<std::string> Account::recipients() const
     return list;
 }
 
-namespace {
+namespace
+{
 
 constexpr std::size_t kMaxText = 1024;
 
@@ -116,7 +130,8 @@ bool isHostName(const std::string& host)
 bool isIpAddress(const std::string& host)
 {
     unsigned char buf[16];
-    return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+    return inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+           inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 bool isMailAddress(const std::string& address, bool domainRequired)
@@ -127,7 +142,8 @@ bool isMailAddress(const std::string& address, bool domainRequired)
                address.find_first_of(" <>,;\"") == std::string::npos;
     const std::string local = address.substr(0, at);
     const std::string domain = address.substr(at + 1);
-    return !local.empty() && local.find_first_of(" <>,;") == std::string::npos && isHostName(domain);
+    return !local.empty() && local.find_first_of(" <>,;") == std::string::npos &&
+           isHostName(domain);
 }
 
 std::string normalisePin(const std::string& value)
@@ -145,7 +161,8 @@ std::string filterName(const std::string& value)
 {
     std::string v = trim(value);
     if (!v.empty() && !isValidName(v))
-        throw InputError("'" + flatten(v).substr(0, 80) + "' is not a filter name (1-64 of A-Z a-z 0-9 . _ -)");
+        throw InputError("'" + flatten(v).substr(0, 80) +
+                         "' is not a filter name (1-64 of A-Z a-z 0-9 . _ -)");
     return v;
 }
 
@@ -231,7 +248,8 @@ std::vector<AccountField> makeFields()
         {"plaintext-auth", "allow the password in clear when security is none (yes/no)",
          [](Account& a, const std::string& v) { a.plaintextAuth = parseBool(v); },
          [](const Account& a) { return std::string(yesNo(a.plaintextAuth)); }},
-        {"tls-min-version", "lowest TLS version accepted: 1.2 (default) or 1.3; 1.0 and 1.1 only on purpose",
+        {"tls-min-version",
+         "lowest TLS version accepted: 1.2 (default) or 1.3; 1.0 and 1.1 only on purpose",
          [](Account& a, const std::string& v) {
              const std::string t = trim(v);
              if (t != "1.0" && t != "1.1" && t != "1.2" && t != "1.3")

@@ -9,7 +9,8 @@
 #include <string>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
 enum class AuthKind { None, Password, OAuth, OAuth2 };
 enum class Security { None, StartTls, SslTls };
@@ -36,8 +37,8 @@ struct Account {
     bool active = true;
     bool provisioned = false; ///< declared in accounts.d; read-only but for active
     bool debugLogging = false;
-    std::string mailbox;   ///< e.g. service-desk@company.com
-    std::string deliverTo; ///< comma-separated local recipients; empty = mailbox
+    std::string mailbox;    ///< e.g. service-desk@company.com
+    std::string deliverTo;  ///< comma-separated local recipients; empty = mailbox
     int pollInterval = 120; ///< seconds
     bool keepOnServer = false;
     std::int64_t maxMessageSize = 0; ///< bytes; 0 = no limit of our own
@@ -45,7 +46,7 @@ struct Account {
     std::string tlsPin; ///< SHA-256 of the server certificate, lowercase hex
     std::string oauthProfile;
     std::string authMechanism = "auto"; ///< auto | user | apop | plain | login
-    bool plaintextAuth = false; ///< allow a password in clear (only with security none)
+    bool plaintextAuth = false;         ///< allow a password in clear (only with security none)
     std::string tlsMinVersion = "1.2";
     std::int64_t createdAt = 0; ///< Unix seconds
     std::int64_t updatedAt = 0;

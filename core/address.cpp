@@ -10,21 +10,25 @@
 #include <Poco/UTF8Encoding.h>
 #include <Poco/UTF8String.h>
 #include <Poco/Unicode.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 
-namespace popgate {
-namespace {
+namespace popgate
+{
+namespace
+{
 
 // A fault in the text being parsed; the public entry points add the context.
 struct Fault {
     std::string what;
 };
 
-[[noreturn]] void fail(std::string what) { throw Fault{std::move(what)}; }
+[[noreturn]] void fail(std::string what)
+{
+    throw Fault{std::move(what)};
+}
 
 // showText - input quoted for an error message: controls escaped, length capped.
 std::string showText(const std::string& text)
@@ -59,7 +63,10 @@ std::string showChar(unsigned char c)
     return buf;
 }
 
-bool isWsp(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool isWsp(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 std::string trim(const std::string& s)
 {
@@ -142,7 +149,10 @@ std::uint32_t adapt(std::uint32_t delta, std::uint32_t numPoints, bool firstTime
     return k + (kBase - kTMin + 1) * delta / (delta + kSkew);
 }
 
-char encodeDigit(std::uint32_t d) { return static_cast<char>(d < 26 ? 'a' + d : '0' + d - 26); }
+char encodeDigit(std::uint32_t d)
+{
+    return static_cast<char>(d < 26 ? 'a' + d : '0' + d - 26);
+}
 
 std::uint32_t decodeDigit(char c)
 {
@@ -249,7 +259,10 @@ std::u32string decodePunycode(const std::string& input)
 
 // --- domains ---------------------------------------------------------------
 
-bool isIdnDot(char32_t c) { return c == U'.' || c == 0x3002 || c == 0xFF0E || c == 0xFF61; }
+bool isIdnDot(char32_t c)
+{
+    return c == U'.' || c == 0x3002 || c == 0xFF0E || c == 0xFF61;
+}
 
 // asciiLabel - lowercase an ASCII label; letters, digits, '-', '_' (and '*').
 std::string asciiLabel(const std::string& label, bool allowWildcard)
@@ -283,7 +296,8 @@ std::string unicodeLabel(const std::u32string& label, bool allowWildcard)
         if (c == U'*')
             fail("'*' cannot share a label with non-ASCII characters");
         if (c < 0x80) {
-            lower += static_cast<char32_t>(asciiLabel(std::string(1, static_cast<char>(c)), false)[0]);
+            lower +=
+                static_cast<char32_t>(asciiLabel(std::string(1, static_cast<char>(c)), false)[0]);
             continue;
         }
         if (c < 0xA0 || Poco::Unicode::isSpace(static_cast<int>(c))) {

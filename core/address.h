@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
 /// One mailbox address. The null sender "<>" has empty parts and key.
 struct MailAddress {

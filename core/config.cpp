@@ -6,18 +6,19 @@
 #include "core/text.h"
 
 #include <Poco/File.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 
-namespace popgate {
+namespace popgate
+{
 
 const char* const kDefaultConfigPath = POPGATE_SYSCONFDIR "/popgate.conf";
 
-namespace {
+namespace
+{
 
 const std::vector<ConfigKey> kKeys = {
     {"database.driver", ConfigType::Choice, "sqlite",
@@ -39,8 +40,7 @@ const std::vector<ConfigKey> kKeys = {
      "and at daemon start.",
      nullptr, false},
     {"debug_log_dir", ConfigType::Path, "/var/log/popgate",
-     "Where per-account debug logs (raw protocol, secrets redacted) are written.", nullptr,
-     false},
+     "Where per-account debug logs (raw protocol, secrets redacted) are written.", nullptr, false},
     {"debug_logging_expiry", ConfigType::Duration, "24h",
      "An account's debug logging switches itself off after this long.", nullptr, false},
     {"header_key_file", ConfigType::Path, POPGATE_SYSCONFDIR "/header.key",
@@ -154,7 +154,10 @@ void checkValue(const ConfigKey& key, const std::string& value)
 
 } // namespace
 
-const std::vector<ConfigKey>& configKeys() { return kKeys; }
+const std::vector<ConfigKey>& configKeys()
+{
+    return kKeys;
+}
 
 Config Config::defaults()
 {
@@ -204,7 +207,8 @@ Config Config::parse(const std::string& text, const std::string& origin)
         }
     }
     if (c.str("database.driver") == "postgresql" && c.str("database.connect").empty())
-        problems.push_back(origin + ": database.connect: required with database.driver = postgresql");
+        problems.push_back(origin +
+                           ": database.connect: required with database.driver = postgresql");
     if (!problems.empty()) {
         std::string msg;
         for (const auto& p : problems)
@@ -251,7 +255,10 @@ std::int64_t Config::integer(const std::string& key) const
     return parseInteger(str(key), INT64_MIN, INT64_MAX);
 }
 
-bool Config::flag(const std::string& key) const { return parseBool(str(key)); }
+bool Config::flag(const std::string& key) const
+{
+    return parseBool(str(key));
+}
 
 void Config::set(const std::string& key, const std::string& value)
 {
@@ -269,7 +276,8 @@ void Config::set(const std::string& key, const std::string& value)
 std::string sampleConfig()
 {
     std::ostringstream out;
-    out << "# /etc/popgate/popgate.conf - configuration of popgated, popgate-milter and popgatectl.\n"
+    out << "# /etc/popgate/popgate.conf - configuration of popgated, popgate-milter and "
+           "popgatectl.\n"
            "# Generated from the key table in core/config.cpp (popgatectl config sample).\n"
            "# Every key is shown with its default, commented out. Format: key = value.\n";
     for (const auto& k : kKeys) {

@@ -9,7 +9,8 @@
 #include <string>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
 enum class ConfigType { String, Path, Integer, Boolean, Duration, Choice };
 
@@ -28,7 +29,8 @@ const std::vector<ConfigKey>& configKeys();
 /// kDefaultConfigPath - /etc/popgate/popgate.conf (POPGATE_SYSCONFDIR).
 extern const char* const kDefaultConfigPath;
 
-class Config {
+class Config
+{
 public:
     /// defaults - every key at its default; origin "(defaults)".
     static Config defaults();

@@ -4,10 +4,10 @@
 
 #include <Poco/Data/PostgreSQL/Connector.h>
 #include <Poco/Data/SQLite/Connector.h>
-
 #include <mutex>
 
-namespace popgate {
+namespace popgate
+{
 
 void registerDatabaseDrivers()
 {

@@ -2,7 +2,8 @@
 // (SQLite, PostgreSQL). Called once by each program before opening a Store.
 #pragma once
 
-namespace popgate {
+namespace popgate
+{
 
 /// registerDatabaseDrivers - idempotent.
 void registerDatabaseDrivers();

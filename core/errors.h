@@ -8,14 +8,17 @@
 #include <stdexcept>
 #include <string>
 
-namespace popgate {
+namespace popgate
+{
 
-class InputError : public std::runtime_error {
+class InputError : public std::runtime_error
+{
 public:
     using std::runtime_error::runtime_error;
 };
 
-class OperationError : public std::runtime_error {
+class OperationError : public std::runtime_error
+{
 public:
     using std::runtime_error::runtime_error;
 };

@@ -7,15 +7,16 @@
 #include "core/filter.h"
 
 #include "core/account.h"
-
 #include "core/errors.h"
 
 #include <deque>
 #include <string_view>
 #include <unordered_map>
 
-namespace popgate {
-namespace {
+namespace popgate
+{
+namespace
+{
 
 using PatternMap = std::unordered_map<std::string_view, const std::string*>;
 
@@ -120,8 +121,8 @@ void compileDomain(CompiledAddressFilter& f, const std::string& pattern, Storage
         throw InputError("domain pattern \"" + pattern +
                          "\" contains '@'; put addresses in the exceptions");
     if (!pattern.empty() && pattern[0] == '.')
-        throw InputError("domain pattern \"" + pattern + "\" starts with '.'; write \"*" +
-                         pattern + "\" for its sub-domains");
+        throw InputError("domain pattern \"" + pattern + "\" starts with '.'; write \"*" + pattern +
+                         "\" for its sub-domains");
     std::string key;
     try {
         key = normalizeDomain(pattern, true);
@@ -164,8 +165,8 @@ CompiledAddressFilter compileAddressFilter(const EmailAddressFilter& filter,
     if (!isValidName(filter.name))
         throw InputError(who + kNameRule);
     if (filter.domains.size() > limits.maxDomains)
-        throw InputError(who + std::to_string(filter.domains.size()) +
-                         " domains; the limit is " + std::to_string(limits.maxDomains));
+        throw InputError(who + std::to_string(filter.domains.size()) + " domains; the limit is " +
+                         std::to_string(limits.maxDomains));
     if (filter.exceptions.size() > limits.maxExceptions)
         throw InputError(who + std::to_string(filter.exceptions.size()) +
                          " exceptions; the limit is " + std::to_string(limits.maxExceptions));
@@ -184,11 +185,17 @@ CompiledAddressFilter compileAddressFilter(const EmailAddressFilter& filter,
     return f;
 }
 
-std::string angle(const std::string& address) { return "<" + address + ">"; }
+std::string angle(const std::string& address)
+{
+    return "<" + address + ">";
+}
 
 } // namespace
 
-std::string filterTypeName(FilterType type) { return type == FilterType::Allow ? "allow" : "deny"; }
+std::string filterTypeName(FilterType type)
+{
+    return type == FilterType::Allow ? "allow" : "deny";
+}
 
 std::string directionName(Direction direction)
 {
@@ -261,8 +268,8 @@ std::string FilterStep::text() const
                                                   : "no opinion";
     std::string listed = listedBy.empty() ? "domain not listed" : "domain " + listedBy;
     if (rule == Rule::Exception)
-        return head + says + " (" + listed + (listedBy.empty() ? "" : " listed") +
-               ", exception " + pattern + ")";
+        return head + says + " (" + listed + (listedBy.empty() ? "" : " listed") + ", exception " +
+               pattern + ")";
     return head + says + " (" + listed + ")";
 }
 
@@ -280,7 +287,8 @@ void validateAddressFilter(const EmailAddressFilter& filter, const FilterLimits&
     compileAddressFilter(filter, limits, scratch);
 }
 
-namespace {
+namespace
+{
 struct CompiledSystem {
     std::string name;
     Direction direction = Direction::Inbound;
@@ -334,8 +342,14 @@ CompiledFilter::~CompiledFilter() = default;
 CompiledFilter::CompiledFilter(CompiledFilter&&) noexcept = default;
 CompiledFilter& CompiledFilter::operator=(CompiledFilter&&) noexcept = default;
 
-const std::string& CompiledFilter::name() const { return impl_->name; }
-Direction CompiledFilter::direction() const { return impl_->direction; }
+const std::string& CompiledFilter::name() const
+{
+    return impl_->name;
+}
+Direction CompiledFilter::direction() const
+{
+    return impl_->direction;
+}
 
 AddressVerdict CompiledFilter::judge(const MailAddress& address, AddressField field,
                                      std::vector<FilterStep>& steps) const

@@ -13,7 +13,8 @@
 #include <string>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
 enum class FilterType { Allow, Deny };
 enum class Direction { Inbound, Outbound };
@@ -47,8 +48,8 @@ struct SystemAddressFilter {
 };
 
 struct FilterLimits {
-    std::size_t maxDomains = 100;       ///< per address filter
-    std::size_t maxExceptions = 1000;   ///< per address filter
+    std::size_t maxDomains = 100;        ///< per address filter
+    std::size_t maxExceptions = 1000;    ///< per address filter
     std::size_t maxAddressFilters = 100; ///< per system filter
 };
 
@@ -87,10 +88,11 @@ struct FilterStep {
     FilterType type = FilterType::Deny;
     Opinion opinion = Opinion::None;
     Rule rule = Rule::None;
-    std::string pattern; ///< the domain or exception pattern that decided, as configured
+    std::string pattern;  ///< the domain or exception pattern that decided, as configured
     std::string listedBy; ///< the domain pattern that listed the domain; empty if none
 
-    /// text - one line, e.g. `sender <x@bad.com>: address filter "spam" (deny): DENY (domain bad.com)`.
+    /// text - one line, e.g. `sender <x@bad.com>: address filter "spam" (deny): DENY (domain
+    /// bad.com)`.
     std::string text() const;
 };
 
@@ -130,7 +132,8 @@ struct Verdict {
 /// sets for exact domains, sub-domain suffixes and exact exceptions; a short
 /// list for wildcards). Immutable after construction: share one instance per
 /// configuration generation (e.g. shared_ptr<const CompiledFilter>) across threads.
-class CompiledFilter {
+class CompiledFilter
+{
 public:
     /// CompiledFilter - validates and compiles; throws InputError like validateSystemFilter.
     explicit CompiledFilter(const SystemAddressFilter& filter, const FilterOptions& options = {},

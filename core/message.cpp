@@ -12,19 +12,21 @@
 #include <Poco/HMACEngine.h>
 #include <Poco/SHA2Engine.h>
 #include <Poco/Timestamp.h>
-
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
-namespace {
+namespace
+{
 
 // Poco 1.11's SHA2Engine lacks the BLOCK_SIZE/DIGEST_SIZE that HMACEngine
 // needs (later Poco adds them); SHA2Engine's default algorithm is SHA-256.
-class Sha256Engine : public Poco::SHA2Engine {
+class Sha256Engine : public Poco::SHA2Engine
+{
 public:
     enum { BLOCK_SIZE = 64, DIGEST_SIZE = 32 };
     Sha256Engine() : Poco::SHA2Engine(Poco::SHA2Engine::SHA_256) {}
@@ -33,14 +35,20 @@ public:
 // RFC 5322 asks for lines of at most 78 characters (without the CRLF).
 constexpr std::size_t kFoldColumn = 78;
 
-bool isWsp(char c) { return c == ' ' || c == '\t'; }
+bool isWsp(char c)
+{
+    return c == ' ' || c == '\t';
+}
 
 bool isAsciiAlnum(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 std::string lowered(std::string text)
 {

@@ -13,21 +13,22 @@
 #include <string>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
 /// What the header section said (values unfolded, trimmed; empty when absent).
 /// For each of Message-ID, From, Return-Path and Subject the first occurrence wins.
 struct MessageFacts {
-    std::string messageId;  ///< Message-ID, with its angle brackets
-    std::string from;       ///< the From header field body, as written
-    std::string returnPath; ///< Return-Path addr-spec without brackets; "" for <> too
+    std::string messageId;       ///< Message-ID, with its angle brackets
+    std::string from;            ///< the From header field body, as written
+    std::string returnPath;      ///< Return-Path addr-spec without brackets; "" for <> too
     bool nullReturnPath = false; ///< Return-Path: <>
     std::string subject;
     int popgateHops = 0; ///< Received: fields with "(popgate)" after " by " (receivedHeader's)
     bool hadPopgateHeaders = false; ///< X-Popgate-* arrived from outside (and was dropped)
-    bool headerComplete = false;  ///< the blank line ending the header section was seen
-    std::int64_t inputOctets = 0;  ///< bytes that came in
-    std::int64_t outputOctets = 0; ///< bytes written to the sink (with our headers)
+    bool headerComplete = false;    ///< the blank line ending the header section was seen
+    std::int64_t inputOctets = 0;   ///< bytes that came in
+    std::int64_t outputOctets = 0;  ///< bytes written to the sink (with our headers)
 };
 
 /// MessageRewriter - an std::streambuf: write the message (as RETR gives it,
@@ -45,7 +46,8 @@ struct MessageFacts {
 /// and nothing of the body is buffered. Unbuffered itself: facts are exact
 /// after every write. A write fails (the stream sets badbit) once the sink has
 /// failed or after finish().
-class MessageRewriter : public std::streambuf {
+class MessageRewriter : public std::streambuf
+{
 public:
     /// MessageRewriter - sink must outlive the rewriter; prepend is CRLF-terminated lines.
     MessageRewriter(std::ostream& sink, std::string prepend);

@@ -13,9 +13,11 @@ using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;
 using Poco::Data::Statement;
 
-namespace popgate {
+namespace popgate
+{
 
-namespace {
+namespace
+{
 
 const char* const kMessageColumns =
     "id, account_id, uidl, state, deleted, message_id, envelope_from, header_from, size, queue_id, "
@@ -55,7 +57,8 @@ MessageRecord readMessage(RecordSet& rs)
 
 OperationError dbError(Store& store, const std::string& what, const Poco::Exception& e)
 {
-    return OperationError("database " + store.describe() + ": " + what + ": " + flatten(e.displayText()));
+    return OperationError("database " + store.describe() + ": " + what + ": " +
+                          flatten(e.displayText()));
 }
 
 } // namespace
@@ -63,11 +66,16 @@ OperationError dbError(Store& store, const std::string& what, const Poco::Except
 std::string messageStateName(MessageState state)
 {
     switch (state) {
-    case MessageState::Injecting: return "injecting";
-    case MessageState::Injected: return "injected";
-    case MessageState::Ignored: return "ignored";
-    case MessageState::Failed: return "failed";
-    case MessageState::Deferred: return "deferred";
+    case MessageState::Injecting:
+        return "injecting";
+    case MessageState::Injected:
+        return "injected";
+    case MessageState::Ignored:
+        return "ignored";
+    case MessageState::Failed:
+        return "failed";
+    case MessageState::Deferred:
+        return "deferred";
     }
     return "?";
 }
@@ -87,7 +95,8 @@ std::map<std::string, MessageRecord> MessageStore::forAccount(std::int64_t accou
     std::map<std::string, MessageRecord> out;
     try {
         Statement select(store_.session());
-        select << "SELECT " << kMessageColumns << " FROM messages WHERE account_id = $1", bind(accountId);
+        select << "SELECT " << kMessageColumns << " FROM messages WHERE account_id = $1",
+            bind(accountId);
         select.execute();
         RecordSet rs(select);
         for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
@@ -124,8 +133,10 @@ void MessageStore::save(MessageRecord& m)
     try {
         store_.session()
             << "INSERT INTO messages (account_id, uidl, state, deleted, message_id, envelope_from, "
-               "header_from, size, queue_id, reason, attempts, retry_at, quarantine_path, created_at, "
-               "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+               "header_from, size, queue_id, reason, attempts, retry_at, quarantine_path, "
+               "created_at, "
+               "updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+               "$15) "
                "ON CONFLICT (account_id, uidl) DO UPDATE SET state = excluded.state, "
                "deleted = excluded.deleted, message_id = excluded.message_id, "
                "envelope_from = excluded.envelope_from, header_from = excluded.header_from, "
@@ -164,7 +175,8 @@ void MessageStore::markDeleted(std::int64_t accountId, const std::vector<std::st
     }
 }
 
-std::optional<std::string> MessageStore::duplicateOf(std::int64_t accountId, const std::string& messageId,
+std::optional<std::string> MessageStore::duplicateOf(std::int64_t accountId,
+                                                     const std::string& messageId,
                                                      const std::string& uidl, std::int64_t since)
 {
     if (messageId.empty())
@@ -172,7 +184,8 @@ std::optional<std::string> MessageStore::duplicateOf(std::int64_t accountId, con
     try {
         std::vector<std::string> found;
         store_.session() << "SELECT uidl FROM messages WHERE account_id = $1 AND message_id = $2 "
-                            "AND uidl <> $3 AND created_at >= $4 AND state IN ('injecting', 'injected', 'ignored')",
+                            "AND uidl <> $3 AND created_at >= $4 AND state IN ('injecting', "
+                            "'injected', 'ignored')",
             bind(Poco::Int64(accountId)), bind(messageId), bind(uidl), bind(Poco::Int64(since)),
             into(found), now;
         if (found.empty())
@@ -187,7 +200,8 @@ std::size_t MessageStore::forget(std::int64_t before)
 {
     try {
         Statement del(store_.session());
-        del << "DELETE FROM messages WHERE deleted = 1 AND updated_at < $1", bind(Poco::Int64(before));
+        del << "DELETE FROM messages WHERE deleted = 1 AND updated_at < $1",
+            bind(Poco::Int64(before));
         return del.execute();
     } catch (const Poco::Exception& e) {
         throw dbError(store_, "cannot prune the message ledger", e);
@@ -197,11 +211,12 @@ std::size_t MessageStore::forget(std::int64_t before)
 void MessageStore::log(const LogEntry& e)
 {
     try {
-        store_.session() << "INSERT INTO message_log (at, account, uidl, message_id, sender, size, status, "
-                            "relay, queue_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        store_.session()
+            << "INSERT INTO message_log (at, account, uidl, message_id, sender, size, status, "
+               "relay, queue_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             bind(Poco::Int64(e.at ? e.at : nowSeconds())), bind(e.account), bind(e.uidl),
-            bind(e.messageId), bind(e.sender), bind(Poco::Int64(e.size)), bind(e.status), bind(e.relay),
-            bind(e.queueId), bind(e.detail), now;
+            bind(e.messageId), bind(e.sender), bind(Poco::Int64(e.size)), bind(e.status),
+            bind(e.relay), bind(e.queueId), bind(e.detail), now;
     } catch (const Poco::Exception& ex) {
         throw dbError(store_, "cannot write the message log", ex);
     }
@@ -212,11 +227,13 @@ std::vector<LogEntry> MessageStore::logEntries(const LogQuery& q)
     std::vector<LogEntry> out;
     try {
         Statement select(store_.session());
-        select << "SELECT at, account, uidl, message_id, sender, size, status, relay, queue_id, detail "
-                  "FROM message_log WHERE ($1 = '' OR account = $2) AND at >= $3 AND ($4 = '' OR status = $5) "
+        select << "SELECT at, account, uidl, message_id, sender, size, status, relay, queue_id, "
+                  "detail "
+                  "FROM message_log WHERE ($1 = '' OR account = $2) AND at >= $3 AND ($4 = '' OR "
+                  "status = $5) "
                   "ORDER BY id DESC LIMIT $6",
-            bind(q.account), bind(q.account), bind(Poco::Int64(q.since)), bind(q.status), bind(q.status),
-            bind(q.limit);
+            bind(q.account), bind(q.account), bind(Poco::Int64(q.since)), bind(q.status),
+            bind(q.status), bind(q.limit);
         select.execute();
         RecordSet rs(select);
         for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
@@ -245,8 +262,10 @@ AccountStatus MessageStore::status(std::int64_t accountId)
     s.accountId = accountId;
     try {
         Statement select(store_.session());
-        select << "SELECT last_poll_at, last_success_at, last_error, last_error_at, consecutive_failures, "
-                  "auth_failures, next_poll_at, debug_until FROM account_status WHERE account_id = $1",
+        select
+            << "SELECT last_poll_at, last_success_at, last_error, last_error_at, "
+               "consecutive_failures, "
+               "auth_failures, next_poll_at, debug_until FROM account_status WHERE account_id = $1",
             bind(Poco::Int64(accountId));
         select.execute();
         RecordSet rs(select);
@@ -278,9 +297,10 @@ void MessageStore::saveStatus(const AccountStatus& s)
                "consecutive_failures = excluded.consecutive_failures, "
                "auth_failures = excluded.auth_failures, next_poll_at = excluded.next_poll_at, "
                "debug_until = excluded.debug_until",
-            bind(Poco::Int64(s.accountId)), bind(Poco::Int64(s.lastPollAt)), bind(Poco::Int64(s.lastSuccessAt)),
-            bind(s.lastError), bind(Poco::Int64(s.lastErrorAt)), bind(s.consecutiveFailures),
-            bind(s.authFailures), bind(Poco::Int64(s.nextPollAt)), bind(Poco::Int64(s.debugUntil)), now;
+            bind(Poco::Int64(s.accountId)), bind(Poco::Int64(s.lastPollAt)),
+            bind(Poco::Int64(s.lastSuccessAt)), bind(s.lastError), bind(Poco::Int64(s.lastErrorAt)),
+            bind(s.consecutiveFailures), bind(s.authFailures), bind(Poco::Int64(s.nextPollAt)),
+            bind(Poco::Int64(s.debugUntil)), now;
     } catch (const Poco::Exception& e) {
         throw dbError(store_, "cannot save account status", e);
     }

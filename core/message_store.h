@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
 enum class MessageState {
     Injecting, ///< about to be handed to the MTA; outcome unknown after a crash
@@ -78,7 +79,8 @@ struct AccountStatus {
     std::int64_t debugUntil = 0;
 };
 
-class MessageStore {
+class MessageStore
+{
 public:
     explicit MessageStore(Store& store) : store_(store) {}
 

@@ -5,7 +5,8 @@
 
 #include <sstream>
 
-namespace popgate {
+namespace popgate
+{
 
 std::vector<const Migration*> migrationsFor(const std::string& dialect)
 {

@@ -5,7 +5,8 @@
 #include <string>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
 struct Migration {
     const char* dialect; ///< "sqlite" | "postgresql"

@@ -10,16 +10,17 @@
 #include <Poco/Data/Statement.h>
 #include <Poco/Exception.h>
 #include <Poco/URI.h>
-
 #include <cctype>
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;
 using Poco::Data::Statement;
 
-namespace popgate {
+namespace popgate
+{
 
-namespace {
+namespace
+{
 
 const char* const kProfileColumns =
     "id, name, provider, client_id, client_secret, authorization_url, token_url, "
@@ -56,7 +57,8 @@ OAuthProfile readProfile(RecordSet& rs)
 
 OperationError dbError(Store& store, const std::string& what, const Poco::Exception& e)
 {
-    return OperationError("database " + store.describe() + ": " + what + ": " + flatten(e.displayText()));
+    return OperationError("database " + store.describe() + ": " + what + ": " +
+                          flatten(e.displayText()));
 }
 
 bool isLoopbackHost(const std::string& host)
@@ -85,7 +87,8 @@ std::string urlProblem(const std::string& url)
 
 bool isMicrosoftCommonTenant(const std::string& tenant)
 {
-    return tenant.empty() || tenant == "common" || tenant == "organizations" || tenant == "consumers";
+    return tenant.empty() || tenant == "common" || tenant == "organizations" ||
+           tenant == "consumers";
 }
 
 } // namespace
@@ -93,9 +96,12 @@ bool isMicrosoftCommonTenant(const std::string& tenant)
 std::string oauthProviderName(OAuthProvider provider)
 {
     switch (provider) {
-    case OAuthProvider::Generic: return "generic";
-    case OAuthProvider::Google: return "google";
-    case OAuthProvider::Microsoft: return "microsoft";
+    case OAuthProvider::Generic:
+        return "generic";
+    case OAuthProvider::Google:
+        return "google";
+    case OAuthProvider::Microsoft:
+        return "microsoft";
     }
     return "?";
 }
@@ -103,16 +109,20 @@ std::string oauthProviderName(OAuthProvider provider)
 std::string oauthGrantName(OAuthGrant grant)
 {
     switch (grant) {
-    case OAuthGrant::AuthorizationCode: return "authorization_code";
-    case OAuthGrant::DeviceCode: return "device_code";
-    case OAuthGrant::ClientCredentials: return "client_credentials";
+    case OAuthGrant::AuthorizationCode:
+        return "authorization_code";
+    case OAuthGrant::DeviceCode:
+        return "device_code";
+    case OAuthGrant::ClientCredentials:
+        return "client_credentials";
     }
     return "?";
 }
 
 OAuthProvider parseOAuthProvider(const std::string& text)
 {
-    for (OAuthProvider p : {OAuthProvider::Generic, OAuthProvider::Google, OAuthProvider::Microsoft})
+    for (OAuthProvider p :
+         {OAuthProvider::Generic, OAuthProvider::Google, OAuthProvider::Microsoft})
         if (oauthProviderName(p) == text)
             return p;
     throw InputError("provider: unknown provider '" + flatten(text).substr(0, 40) +
@@ -121,7 +131,8 @@ OAuthProvider parseOAuthProvider(const std::string& text)
 
 OAuthGrant parseOAuthGrant(const std::string& text)
 {
-    for (OAuthGrant g : {OAuthGrant::AuthorizationCode, OAuthGrant::DeviceCode, OAuthGrant::ClientCredentials})
+    for (OAuthGrant g :
+         {OAuthGrant::AuthorizationCode, OAuthGrant::DeviceCode, OAuthGrant::ClientCredentials})
         if (oauthGrantName(g) == text)
             return g;
     throw InputError("grant: unknown grant '" + flatten(text).substr(0, 40) +
@@ -145,8 +156,8 @@ OAuthProfile effectiveProfile(const OAuthProfile& profile)
         fill(p.scope, "https://mail.google.com/");
         break;
     case OAuthProvider::Microsoft: {
-        const std::string base =
-            "https://login.microsoftonline.com/" + (p.tenant.empty() ? std::string("common") : p.tenant);
+        const std::string base = "https://login.microsoftonline.com/" +
+                                 (p.tenant.empty() ? std::string("common") : p.tenant);
         fill(p.authorizationUrl, base + "/oauth2/v2.0/authorize");
         fill(p.tokenUrl, base + "/oauth2/v2.0/token");
         fill(p.deviceAuthorizationUrl, base + "/oauth2/v2.0/devicecode");
@@ -194,7 +205,8 @@ std::vector<std::string> validateProfile(const OAuthProfile& profile)
             problems.push_back("client-secret: is required with grant client_credentials");
         if (p.provider == OAuthProvider::Microsoft && isMicrosoftCommonTenant(p.tenant))
             problems.push_back("tenant: grant client_credentials needs the directory (tenant) id "
-                               "or domain, not '" + (p.tenant.empty() ? std::string("common") : p.tenant) + "'");
+                               "or domain, not '" +
+                               (p.tenant.empty() ? std::string("common") : p.tenant) + "'");
     }
     if (p.scope.size() > 2000)
         problems.push_back("scope: too long (at most 2000 characters)");
@@ -232,7 +244,8 @@ std::optional<OAuthProfile> OAuthStore::profile(const std::string& name)
 {
     try {
         Statement select(store_.session());
-        select << "SELECT " << kProfileColumns << " FROM oauth_profiles WHERE name = $1", bind(name);
+        select << "SELECT " << kProfileColumns << " FROM oauth_profiles WHERE name = $1",
+            bind(name);
         select.execute();
         RecordSet rs(select);
         if (rs.moveFirst())
@@ -250,15 +263,19 @@ void OAuthStore::addProfile(OAuthProfile& p)
     try {
         Transaction tx(session);
         int exists = 0;
-        session << "SELECT count(*) FROM oauth_profiles WHERE name = $1", bind(p.name), into(exists), now;
+        session << "SELECT count(*) FROM oauth_profiles WHERE name = $1", bind(p.name),
+            into(exists), now;
         if (exists)
-            throw InputError("oauth profile '" + p.name + "': name: a profile of that name exists already");
-        session << "INSERT INTO oauth_profiles (name, provider, client_id, client_secret, "
-                   "authorization_url, token_url, device_authorization_url, scope, tenant, grant_type, "
-                   "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            bind(p.name), bind(oauthProviderName(p.provider)), bind(p.clientId), bind(p.sealedClientSecret),
-            bind(p.authorizationUrl), bind(p.tokenUrl), bind(p.deviceAuthorizationUrl), bind(p.scope),
-            bind(p.tenant), bind(oauthGrantName(p.grant)), bind(Poco::Int64(p.createdAt)),
+            throw InputError("oauth profile '" + p.name +
+                             "': name: a profile of that name exists already");
+        session
+            << "INSERT INTO oauth_profiles (name, provider, client_id, client_secret, "
+               "authorization_url, token_url, device_authorization_url, scope, tenant, grant_type, "
+               "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            bind(p.name), bind(oauthProviderName(p.provider)), bind(p.clientId),
+            bind(p.sealedClientSecret), bind(p.authorizationUrl), bind(p.tokenUrl),
+            bind(p.deviceAuthorizationUrl), bind(p.scope), bind(p.tenant),
+            bind(oauthGrantName(p.grant)), bind(Poco::Int64(p.createdAt)),
             bind(Poco::Int64(p.updatedAt)), now;
         Poco::Int64 id = 0;
         session << "SELECT id FROM oauth_profiles WHERE name = $1", bind(p.name), into(id), now;
@@ -273,13 +290,14 @@ void OAuthStore::updateProfile(OAuthProfile& p)
 {
     p.updatedAt = nowSeconds();
     try {
-        store_.session() << "UPDATE oauth_profiles SET provider = $1, client_id = $2, client_secret = $3, "
-                            "authorization_url = $4, token_url = $5, device_authorization_url = $6, "
-                            "scope = $7, tenant = $8, grant_type = $9, updated_at = $10 WHERE id = $11",
+        store_.session()
+            << "UPDATE oauth_profiles SET provider = $1, client_id = $2, client_secret = $3, "
+               "authorization_url = $4, token_url = $5, device_authorization_url = $6, "
+               "scope = $7, tenant = $8, grant_type = $9, updated_at = $10 WHERE id = $11",
             bind(oauthProviderName(p.provider)), bind(p.clientId), bind(p.sealedClientSecret),
-            bind(p.authorizationUrl), bind(p.tokenUrl), bind(p.deviceAuthorizationUrl), bind(p.scope),
-            bind(p.tenant), bind(oauthGrantName(p.grant)), bind(Poco::Int64(p.updatedAt)),
-            bind(Poco::Int64(p.id)), now;
+            bind(p.authorizationUrl), bind(p.tokenUrl), bind(p.deviceAuthorizationUrl),
+            bind(p.scope), bind(p.tenant), bind(oauthGrantName(p.grant)),
+            bind(Poco::Int64(p.updatedAt)), bind(Poco::Int64(p.id)), now;
     } catch (const Poco::Exception& e) {
         throw dbError(store_, "cannot update oauth profile '" + flatten(p.name) + "'", e);
     }
@@ -312,7 +330,8 @@ bool OAuthStore::removeProfile(const std::string& name)
     }
     try {
         int existed = 0;
-        store_.session() << "SELECT count(*) FROM oauth_profiles WHERE name = $1", bind(name), into(existed), now;
+        store_.session() << "SELECT count(*) FROM oauth_profiles WHERE name = $1", bind(name),
+            into(existed), now;
         store_.session() << "DELETE FROM oauth_profiles WHERE name = $1", bind(name), now;
         return existed != 0;
     } catch (const Poco::Exception& e) {
@@ -352,8 +371,10 @@ void OAuthStore::saveTokens(OAuthTokenState& s)
     try {
         store_.session()
             << "INSERT INTO oauth_tokens (account_id, refresh_token, access_token, expires_at, "
-               "last_refresh_at, last_error, last_error_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, "
-               "$7, $8) ON CONFLICT (account_id) DO UPDATE SET refresh_token = excluded.refresh_token, "
+               "last_refresh_at, last_error, last_error_at, updated_at) VALUES ($1, $2, $3, $4, "
+               "$5, $6, "
+               "$7, $8) ON CONFLICT (account_id) DO UPDATE SET refresh_token = "
+               "excluded.refresh_token, "
                "access_token = excluded.access_token, expires_at = excluded.expires_at, "
                "last_refresh_at = excluded.last_refresh_at, last_error = excluded.last_error, "
                "last_error_at = excluded.last_error_at, updated_at = excluded.updated_at",
@@ -369,7 +390,8 @@ bool OAuthStore::clearTokens(std::int64_t accountId)
 {
     const bool had = tokens(accountId).updatedAt != 0;
     try {
-        store_.session() << "DELETE FROM oauth_tokens WHERE account_id = $1", bind(Poco::Int64(accountId)), now;
+        store_.session() << "DELETE FROM oauth_tokens WHERE account_id = $1",
+            bind(Poco::Int64(accountId)), now;
     } catch (const Poco::Exception& e) {
         throw dbError(store_, "cannot clear the oauth tokens", e);
     }

@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
 enum class OAuthProvider { Generic, Google, Microsoft };
 enum class OAuthGrant { AuthorizationCode, DeviceCode, ClientCredentials };
@@ -78,7 +79,8 @@ struct OAuthTokenState {
     }
 };
 
-class OAuthStore {
+class OAuthStore
+{
 public:
     explicit OAuthStore(Store& store) : store_(store) {}
 

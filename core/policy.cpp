@@ -4,26 +4,42 @@
 
 #include <algorithm>
 
-namespace popgate {
+namespace popgate
+{
 
 std::string failureName(Failure f)
 {
     switch (f) {
-    case Failure::Pop3Network: return "pop3-network";
-    case Failure::Pop3Timeout: return "pop3-timeout";
-    case Failure::Pop3Tls: return "pop3-tls";
-    case Failure::Pop3Auth: return "pop3-auth";
-    case Failure::Pop3Busy: return "pop3-busy";
-    case Failure::Pop3Permanent: return "pop3-permanent";
-    case Failure::Pop3Protocol: return "pop3-protocol";
-    case Failure::Pop3Refused: return "pop3-refused";
-    case Failure::MtaTemporary: return "mta-temporary";
-    case Failure::MtaPermanent: return "mta-permanent";
-    case Failure::MtaUnreachable: return "mta-unreachable";
-    case Failure::MtaUncertain: return "mta-uncertain";
-    case Failure::TooLarge: return "too-large";
-    case Failure::Database: return "database";
-    case Failure::Secret: return "secret";
+    case Failure::Pop3Network:
+        return "pop3-network";
+    case Failure::Pop3Timeout:
+        return "pop3-timeout";
+    case Failure::Pop3Tls:
+        return "pop3-tls";
+    case Failure::Pop3Auth:
+        return "pop3-auth";
+    case Failure::Pop3Busy:
+        return "pop3-busy";
+    case Failure::Pop3Permanent:
+        return "pop3-permanent";
+    case Failure::Pop3Protocol:
+        return "pop3-protocol";
+    case Failure::Pop3Refused:
+        return "pop3-refused";
+    case Failure::MtaTemporary:
+        return "mta-temporary";
+    case Failure::MtaPermanent:
+        return "mta-permanent";
+    case Failure::MtaUnreachable:
+        return "mta-unreachable";
+    case Failure::MtaUncertain:
+        return "mta-uncertain";
+    case Failure::TooLarge:
+        return "too-large";
+    case Failure::Database:
+        return "database";
+    case Failure::Secret:
+        return "secret";
     }
     return "unknown";
 }

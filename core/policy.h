@@ -9,7 +9,8 @@
 #include <cstdint>
 #include <string>
 
-namespace popgate {
+namespace popgate
+{
 
 enum class Failure {
     Pop3Network,    ///< connection refused, reset, dropped
@@ -30,11 +31,11 @@ enum class Failure {
 };
 
 enum class MessageOutcome {
-    None,        ///< no message was in flight, or it is untouched
-    RetryLater,  ///< kept on the server, tried again after a delay
-    MarkFailed,  ///< kept on the server, not fetched again until `message retry`
-    Uncertain,   ///< kept on the server and in state injecting; resent with the
-                 ///< same X-Popgate-Id, the milter discards a second copy
+    None,       ///< no message was in flight, or it is untouched
+    RetryLater, ///< kept on the server, tried again after a delay
+    MarkFailed, ///< kept on the server, not fetched again until `message retry`
+    Uncertain,  ///< kept on the server and in state injecting; resent with the
+                ///< same X-Popgate-Id, the milter discards a second copy
 };
 
 struct Decision {

@@ -9,16 +9,17 @@
 #include <Poco/DirectoryIterator.h>
 #include <Poco/File.h>
 #include <Poco/Path.h>
-
 #include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 
-namespace popgate {
+namespace popgate
+{
 
-namespace {
+namespace
+{
 
 std::string readSecretFile(const std::string& path)
 {
@@ -102,7 +103,8 @@ std::vector<ProvisionedAccount> loadProvisioned(const std::string& dir)
     for (const auto& f : files) {
         const std::string name = Poco::Path(f).getBaseName();
         if (!isValidName(name)) {
-            problems.push_back(f + ": the file name must be an account name (1-64 of A-Z a-z 0-9 . _ -) + .conf");
+            problems.push_back(
+                f + ": the file name must be an account name (1-64 of A-Z a-z 0-9 . _ -) + .conf");
             continue;
         }
         out.push_back(loadFile(f, name, problems));
@@ -150,9 +152,11 @@ ProvisionReport applyProvisioned(Store& store, const SecretBox& box,
             want.id = have.id;
             want.active = have.active; // the operator's enable/disable stands
             want.createdAt = have.createdAt;
-            const std::string oldSecret = have.sealedSecret.empty() ? "" : box.open(have.sealedSecret);
-            want.sealedSecret = oldSecret == p.secret ? have.sealedSecret
-                                                      : (p.secret.empty() ? "" : box.seal(p.secret));
+            const std::string oldSecret =
+                have.sealedSecret.empty() ? "" : box.open(have.sealedSecret);
+            want.sealedSecret = oldSecret == p.secret
+                                    ? have.sealedSecret
+                                    : (p.secret.empty() ? "" : box.seal(p.secret));
             bool same = want.sealedSecret == have.sealedSecret;
             for (const auto& f : accountFields())
                 if (std::string(f.name) != "active")

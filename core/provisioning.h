@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
 class SecretBox;
 class Store;

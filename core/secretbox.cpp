@@ -14,20 +14,20 @@
 #include <Poco/HexBinaryDecoder.h>
 #include <Poco/HexBinaryEncoder.h>
 #include <Poco/RandomStream.h>
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <sys/stat.h>
+#include <unistd.h>
 
-namespace popgate {
+namespace popgate
+{
 
-namespace {
+namespace
+{
 
 constexpr std::size_t kKeySize = 32;
 constexpr std::size_t kIvSize = 12;
@@ -71,11 +71,13 @@ SecretBox SecretBox::fromKey(const std::vector<unsigned char>& key)
     return SecretBox(key);
 }
 
-namespace {
+namespace
+{
 
 std::vector<unsigned char> readKey(const std::string& keyFile)
 {
-    struct stat st {};
+    struct stat st {
+    };
     if (::stat(keyFile.c_str(), &st) != 0)
         throw OperationError("key file " + keyFile + ": " + std::strerror(errno));
     if (st.st_mode & S_IROTH)
@@ -86,7 +88,8 @@ std::vector<unsigned char> readKey(const std::string& keyFile)
     if (!in || !std::getline(in, hex))
         throw OperationError("key file " + keyFile + ": cannot read it");
     hex = trim(hex);
-    if (hex.size() != 2 * kKeySize || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+    if (hex.size() != 2 * kKeySize ||
+        hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
         throw OperationError("key file " + keyFile + ": expected 64 hex digits");
     std::istringstream hs(hex);
     Poco::HexBinaryDecoder dec(hs);
@@ -132,7 +135,10 @@ std::vector<unsigned char> loadKeyFile(const std::string& path, bool create)
     return readKey(path);
 }
 
-SecretBox SecretBox::load(const std::string& keyFile) { return SecretBox(loadKeyFile(keyFile, false)); }
+SecretBox SecretBox::load(const std::string& keyFile)
+{
+    return SecretBox(loadKeyFile(keyFile, false));
+}
 
 SecretBox SecretBox::loadOrCreate(const std::string& keyFile)
 {

@@ -7,14 +7,16 @@
 #include <string>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
 /// loadKeyFile - the 32 bytes of a 64-hex-digit key file; with create, a fresh
 /// random key is written first (mode 0600) when the file does not exist.
 /// Throws OperationError when missing, malformed or readable by others.
 std::vector<unsigned char> loadKeyFile(const std::string& path, bool create);
 
-class SecretBox {
+class SecretBox
+{
 public:
     /// load - read a 64-hex-digit key file; throws OperationError when it is
     /// missing, malformed or readable by others.

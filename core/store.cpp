@@ -12,23 +12,28 @@
 #include <Poco/File.h>
 #include <Poco/Path.h>
 #include <Poco/Timestamp.h>
-
 #include <regex>
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;
 using Poco::Data::Statement;
 
-namespace popgate {
+namespace popgate
+{
 
-std::int64_t nowSeconds() { return Poco::Timestamp().epochTime(); }
+std::int64_t nowSeconds()
+{
+    return Poco::Timestamp().epochTime();
+}
 
-namespace {
+namespace
+{
 
 const char* const kAccountColumns =
     "id, name, type, auth, server, port, username, secret, security, filter, active, provisioned, "
     "debug_logging, mailbox, deliver_to, poll_interval, keep_on_server, max_message_size, "
-    "tls_ca_file, tls_pin, oauth_profile, auth_mechanism, plaintext_auth, tls_min_version, created_at, "
+    "tls_ca_file, tls_pin, oauth_profile, auth_mechanism, plaintext_auth, tls_min_version, "
+    "created_at, "
     "updated_at";
 
 // withoutPassword - a libpq connection string with any password=... removed.
@@ -39,8 +44,7 @@ std::string withoutPassword(const std::string& connect)
 }
 
 // dbError - an OperationError naming the database and the operation.
-OperationError dbError(const std::string& where, const std::string& what,
-                       const Poco::Exception& e)
+OperationError dbError(const std::string& where, const std::string& what, const Poco::Exception& e)
 {
     return OperationError("database " + where + ": " + what + ": " + flatten(e.displayText()));
 }
@@ -92,7 +96,8 @@ Store::Store(const Config& config, Open mode)
         if (driver == "postgresql") {
             dialect_ = "postgresql";
             description_ = "postgresql (" + withoutPassword(config.str("database.connect")) + ")";
-            session_ = std::make_unique<Poco::Data::Session>("PostgreSQL", config.str("database.connect"));
+            session_ =
+                std::make_unique<Poco::Data::Session>("PostgreSQL", config.str("database.connect"));
         } else {
             dialect_ = "sqlite";
             const std::string path = config.str("database.path");
@@ -117,14 +122,18 @@ Store::Store(const Config& config, Open mode)
     }
 }
 
-int Store::latestVersion() const { return latestSchemaVersion(dialect_); }
+int Store::latestVersion() const
+{
+    return latestSchemaVersion(dialect_);
+}
 
 int Store::schemaVersion()
 {
     try {
         int tables = 0;
         if (dialect_ == "sqlite")
-            *session_ << "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+            *session_ << "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = "
+                         "'schema_version'",
                 into(tables), now;
         else
             *session_ << "SELECT count(*) FROM information_schema.tables "
@@ -159,7 +168,8 @@ std::vector<std::string> Store::migrate()
                 if (present == 0) {
                     for (const auto& stmt : splitStatements(m->sql))
                         *session_ << stmt, now;
-                    *session_ << "INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)",
+                    *session_ << "INSERT INTO schema_version (version, name, applied_at) VALUES "
+                                 "($1, $2, $3)",
                         bind(m->version), bind(std::string(m->name)), bind(nowSeconds()), now;
                     applied.push_back(m->name);
                 }
@@ -228,22 +238,28 @@ void Store::addAccount(Account& a)
     try {
         Transaction tx(*session_);
         int exists = 0;
-        *session_ << "SELECT count(*) FROM accounts WHERE name = $1", bind(a.name), into(exists), now;
+        *session_ << "SELECT count(*) FROM accounts WHERE name = $1", bind(a.name), into(exists),
+            now;
         if (exists)
-            throw InputError("account '" + a.name + "': name: an account of that name exists already");
-        *session_ << "INSERT INTO accounts (name, type, auth, server, port, username, secret, security, "
-                     "filter, active, provisioned, debug_logging, mailbox, deliver_to, poll_interval, "
-                     "keep_on_server, max_message_size, tls_ca_file, tls_pin, oauth_profile, auth_mechanism, "
-                     "plaintext_auth, tls_min_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
-                     "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, "
-                     "$23, $24, $25)",
+            throw InputError("account '" + a.name +
+                             "': name: an account of that name exists already");
+        *session_
+            << "INSERT INTO accounts (name, type, auth, server, port, username, secret, security, "
+               "filter, active, provisioned, debug_logging, mailbox, deliver_to, poll_interval, "
+               "keep_on_server, max_message_size, tls_ca_file, tls_pin, oauth_profile, "
+               "auth_mechanism, "
+               "plaintext_auth, tls_min_version, created_at, updated_at) VALUES ($1, $2, $3, $4, "
+               "$5, "
+               "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, "
+               "$23, $24, $25)",
             bind(a.name), bind(a.type), bind(authName(a.auth)), bind(a.server), bind(a.port),
             bind(a.user), bind(a.sealedSecret), bind(securityName(a.security)), bind(a.filter),
-            bind(int(a.active)), bind(int(a.provisioned)), bind(int(a.debugLogging)), bind(a.mailbox),
-            bind(a.deliverTo), bind(a.pollInterval), bind(int(a.keepOnServer)),
+            bind(int(a.active)), bind(int(a.provisioned)), bind(int(a.debugLogging)),
+            bind(a.mailbox), bind(a.deliverTo), bind(a.pollInterval), bind(int(a.keepOnServer)),
             bind(Poco::Int64(a.maxMessageSize)), bind(a.tlsCaFile), bind(a.tlsPin),
-            bind(a.oauthProfile), bind(a.authMechanism), bind(int(a.plaintextAuth)), bind(a.tlsMinVersion),
-            bind(Poco::Int64(a.createdAt)), bind(Poco::Int64(a.updatedAt)), now;
+            bind(a.oauthProfile), bind(a.authMechanism), bind(int(a.plaintextAuth)),
+            bind(a.tlsMinVersion), bind(Poco::Int64(a.createdAt)), bind(Poco::Int64(a.updatedAt)),
+            now;
         Poco::Int64 id = 0;
         *session_ << "SELECT id FROM accounts WHERE name = $1", bind(a.name), into(id), now;
         tx.commit();
@@ -259,19 +275,21 @@ void Store::updateAccount(Account& a)
     try {
         std::size_t rows = 0;
         Statement update(*session_);
-        update << "UPDATE accounts SET type = $1, auth = $2, server = $3, port = $4, username = $5, "
-                  "secret = $6, security = $7, filter = $8, active = $9, provisioned = $10, "
-                  "debug_logging = $11, mailbox = $12, deliver_to = $13, poll_interval = $14, "
-                  "keep_on_server = $15, max_message_size = $16, tls_ca_file = $17, tls_pin = $18, "
-                  "oauth_profile = $19, auth_mechanism = $20, plaintext_auth = $21, tls_min_version = $22, "
-                  "updated_at = $23 WHERE id = $24",
+        update
+            << "UPDATE accounts SET type = $1, auth = $2, server = $3, port = $4, username = $5, "
+               "secret = $6, security = $7, filter = $8, active = $9, provisioned = $10, "
+               "debug_logging = $11, mailbox = $12, deliver_to = $13, poll_interval = $14, "
+               "keep_on_server = $15, max_message_size = $16, tls_ca_file = $17, tls_pin = $18, "
+               "oauth_profile = $19, auth_mechanism = $20, plaintext_auth = $21, tls_min_version = "
+               "$22, "
+               "updated_at = $23 WHERE id = $24",
             bind(a.type), bind(authName(a.auth)), bind(a.server), bind(a.port), bind(a.user),
-            bind(a.sealedSecret), bind(securityName(a.security)), bind(a.filter), bind(int(a.active)),
-            bind(int(a.provisioned)), bind(int(a.debugLogging)), bind(a.mailbox), bind(a.deliverTo),
-            bind(a.pollInterval), bind(int(a.keepOnServer)), bind(Poco::Int64(a.maxMessageSize)),
-            bind(a.tlsCaFile), bind(a.tlsPin), bind(a.oauthProfile), bind(a.authMechanism),
-            bind(int(a.plaintextAuth)), bind(a.tlsMinVersion), bind(Poco::Int64(a.updatedAt)),
-            bind(Poco::Int64(a.id));
+            bind(a.sealedSecret), bind(securityName(a.security)), bind(a.filter),
+            bind(int(a.active)), bind(int(a.provisioned)), bind(int(a.debugLogging)),
+            bind(a.mailbox), bind(a.deliverTo), bind(a.pollInterval), bind(int(a.keepOnServer)),
+            bind(Poco::Int64(a.maxMessageSize)), bind(a.tlsCaFile), bind(a.tlsPin),
+            bind(a.oauthProfile), bind(a.authMechanism), bind(int(a.plaintextAuth)),
+            bind(a.tlsMinVersion), bind(Poco::Int64(a.updatedAt)), bind(Poco::Int64(a.id));
         rows = update.execute();
         if (rows == 0)
             throw OperationError("account '" + a.name + "': no longer in the database");

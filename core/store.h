@@ -9,15 +9,16 @@
 #include "core/config.h"
 
 #include <Poco/Data/Session.h>
-
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
-class Store {
+class Store
+{
 public:
     enum class Open { Existing, CreateFile };
 
@@ -63,9 +64,11 @@ private:
 /// Transaction - begins one unless the session already has one open, so that
 /// store operations compose inside a caller's larger transaction; rolls back
 /// on destruction unless committed.
-class Transaction {
+class Transaction
+{
 public:
-    explicit Transaction(Poco::Data::Session& session) : session_(session), owner_(!session.isTransaction())
+    explicit Transaction(Poco::Data::Session& session)
+        : session_(session), owner_(!session.isTransaction())
     {
         if (owner_)
             session_.begin();

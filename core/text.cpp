@@ -6,10 +6,10 @@
 
 #include <Poco/NumberParser.h>
 #include <Poco/String.h>
-
 #include <cctype>
 
-namespace popgate {
+namespace popgate
+{
 
 std::string trim(const std::string& text)
 {
@@ -54,15 +54,15 @@ std::int64_t parseInteger(const std::string& text, std::int64_t min, std::int64_
     if (t.empty() || !Poco::NumberParser::tryParse64(t, value))
         throw InputError("expected a whole number, got '" + flatten(text) + "'");
     if (value < min || value > max)
-        throw InputError("must be " + std::to_string(min) + "-" + std::to_string(max) +
-                         " (got " + t + ")");
+        throw InputError("must be " + std::to_string(min) + "-" + std::to_string(max) + " (got " +
+                         t + ")");
     return value;
 }
 
-namespace {
+namespace
+{
 
-std::int64_t parseScaled(const std::string& text, const char* what,
-                         std::int64_t (*unit)(char))
+std::int64_t parseScaled(const std::string& text, const char* what, std::int64_t (*unit)(char))
 {
     std::string t = trim(text);
     std::int64_t scale = 1;
@@ -86,11 +86,16 @@ std::int64_t parseDuration(const std::string& text)
 {
     return parseScaled(text, "a duration such as 90s, 15m, 24h or 30d", [](char c) -> std::int64_t {
         switch (c) {
-        case 's': return 1;
-        case 'm': return 60;
-        case 'h': return 3600;
-        case 'd': return 86400;
-        default: return 0;
+        case 's':
+            return 1;
+        case 'm':
+            return 60;
+        case 'h':
+            return 3600;
+        case 'd':
+            return 86400;
+        default:
+            return 0;
         }
     });
 }
@@ -99,10 +104,14 @@ std::int64_t parseSize(const std::string& text)
 {
     return parseScaled(text, "a size such as 1048576, 512k, 10M or 1G", [](char c) -> std::int64_t {
         switch (c) {
-        case 'k': return 1024;
-        case 'm': return 1024 * 1024;
-        case 'g': return 1024 * 1024 * 1024;
-        default: return 0;
+        case 'k':
+            return 1024;
+        case 'm':
+            return 1024 * 1024;
+        case 'g':
+            return 1024 * 1024 * 1024;
+        default:
+            return 0;
         }
     });
 }

@@ -7,7 +7,8 @@
 #include <string>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
 /// trim - without leading and trailing blanks (space, tab, CR, LF).
 std::string trim(const std::string& text);
@@ -24,6 +25,9 @@ std::int64_t parseSize(const std::string& text);
 /// flatten - the text on one line: CR/LF become spaces, control bytes escaped.
 std::string flatten(const std::string& text);
 /// yesNo - "yes" or "no".
-inline const char* yesNo(bool value) { return value ? "yes" : "no"; }
+inline const char* yesNo(bool value)
+{
+    return value ? "yes" : "no";
+}
 
 } // namespace popgate

@@ -14,13 +14,14 @@
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/Util/Option.h>
-
 #include <iomanip>
 #include <iostream>
 
-namespace popgate::cli {
+namespace popgate::cli
+{
 
-namespace {
+namespace
+{
 
 using Poco::Util::Option;
 using Poco::Util::OptionSet;
@@ -32,7 +33,8 @@ OptionSet fieldOptions(bool secrets)
         set.addOption(Option(f.name, "", f.meaning).argument("VALUE"));
     if (secrets) {
         set.addOption(Option("password-stdin", "", "read the password from standard input"));
-        set.addOption(Option("password-file", "", "read the password from a file").argument("FILE"));
+        set.addOption(
+            Option("password-file", "", "read the password from a file").argument("FILE"));
         set.addOption(Option("clear-password", "", "remove the stored password"));
     }
     set.addOption(Option("json", "", "JSON output"));
@@ -145,7 +147,8 @@ int add(Context& ctx, const std::vector<std::string>& rest)
     requireValid(probe);
     Store& store = ctx.store();
     if (store.account(account.name))
-        throw InputError("account '" + account.name + "': name: an account of that name exists already");
+        throw InputError("account '" + account.name +
+                         "': name: an account of that name exists already");
     if (auto secret = readSecret(args, account.auth == AuthKind::Password, account.name))
         account.sealedSecret = ctx.secrets().seal(*secret);
     requireValid(account);
@@ -171,7 +174,8 @@ int list(Context& ctx, const std::vector<std::string>& rest)
     auto& out = *ctx.out;
     out << std::left << std::setw(20) << "NAME" << std::setw(28) << "SERVER" << std::setw(6)
         << "PORT" << std::setw(10) << "SECURITY" << std::setw(10) << "AUTH" << std::setw(7)
-        << "ACTIVE" << "PROVISIONED\n";
+        << "ACTIVE"
+        << "PROVISIONED\n";
     for (const auto& a : accounts)
         out << std::left << std::setw(20) << a.name << std::setw(28) << a.server << std::setw(6)
             << a.effectivePort() << std::setw(10) << securityName(a.security) << std::setw(10)
@@ -269,7 +273,8 @@ int test(Context& ctx, const std::vector<std::string>& rest)
     s.user = a.user;
     if (a.auth == AuthKind::OAuth || a.auth == AuthKind::OAuth2) {
         try {
-            s.secret = accessTokenFor(ctx.store(), ctx.secrets(), a, Poco::Logger::get("popgatectl"));
+            s.secret =
+                accessTokenFor(ctx.store(), ctx.secrets(), a, Poco::Logger::get("popgatectl"));
         } catch (const OAuthError& e) {
             *ctx.out << "Connection failed at AUTH: " << e.what() << "\n";
             return kTestAuth;
@@ -283,8 +288,8 @@ int test(Context& ctx, const std::vector<std::string>& rest)
     s.allowPlaintextAuth = a.plaintextAuth;
     s.connectTimeout = std::chrono::seconds(ctx.config.integer("pop3.connect_timeout"));
     s.readTimeout = std::chrono::seconds(ctx.config.integer("pop3.read_timeout"));
-    *ctx.out << "Testing account '" << a.name << "' (" << a.server << ":" << a.effectivePort() << ", "
-             << securityName(a.security) << ")\n";
+    *ctx.out << "Testing account '" << a.name << "' (" << a.server << ":" << a.effectivePort()
+             << ", " << securityName(a.security) << ")\n";
     const ConnectionTestResult r = runConnectionTest(s, *ctx.out);
     if (r.exitCode != kTestOk || !args.has("deep"))
         return r.exitCode;
@@ -317,15 +322,24 @@ int accountCommand(Context& ctx, const std::vector<std::string>& args)
         throw InputError(usage);
     const std::string verb = args[0];
     const std::vector<std::string> rest(args.begin() + 1, args.end());
-    if (verb == "add") return add(ctx, rest);
-    if (verb == "list") return list(ctx, rest);
-    if (verb == "show") return show(ctx, rest);
-    if (verb == "set") return set(ctx, rest);
-    if (verb == "enable") return setActive(ctx, rest, true);
-    if (verb == "disable") return setActive(ctx, rest, false);
-    if (verb == "remove") return remove(ctx, rest);
-    if (verb == "test") return test(ctx, rest);
-    if (verb == "authorize") return authorizeAccount(ctx, rest);
+    if (verb == "add")
+        return add(ctx, rest);
+    if (verb == "list")
+        return list(ctx, rest);
+    if (verb == "show")
+        return show(ctx, rest);
+    if (verb == "set")
+        return set(ctx, rest);
+    if (verb == "enable")
+        return setActive(ctx, rest, true);
+    if (verb == "disable")
+        return setActive(ctx, rest, false);
+    if (verb == "remove")
+        return remove(ctx, rest);
+    if (verb == "test")
+        return test(ctx, rest);
+    if (verb == "authorize")
+        return authorizeAccount(ctx, rest);
     throw InputError("unknown command 'account " + flatten(verb).substr(0, 40) + "'; " + usage);
 }
 

@@ -11,14 +11,13 @@
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionException.h>
 #include <Poco/Util/OptionProcessor.h>
-
+#include <fstream>
+#include <iostream>
 #include <termios.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <iostream>
-
-namespace popgate::cli {
+namespace popgate::cli
+{
 
 Store& Context::openStore(Store::Open mode)
 {
@@ -72,12 +71,13 @@ void requirePositional(const ParsedArgs& args, std::size_t n, const std::string&
         throw InputError("usage: popgatectl " + usage);
 }
 
-namespace {
+namespace
+{
 
 std::string promptNoEcho(const std::string& prompt)
 {
     std::cerr << prompt << std::flush;
-    termios old {};
+    termios old{};
     const bool tty = ::tcgetattr(STDIN_FILENO, &old) == 0;
     if (tty) {
         termios quiet = old;
@@ -94,7 +94,8 @@ std::string promptNoEcho(const std::string& prompt)
 
 } // namespace
 
-std::optional<std::string> readSecret(const ParsedArgs& args, bool prompt, const std::string& account)
+std::optional<std::string> readSecret(const ParsedArgs& args, bool prompt,
+                                      const std::string& account)
 {
     std::string secret;
     if (args.has("password-stdin")) {

@@ -8,7 +8,6 @@
 #include "core/store.h"
 
 #include <Poco/Util/OptionSet.h>
-
 #include <iosfwd>
 #include <map>
 #include <memory>
@@ -16,7 +15,8 @@
 #include <string>
 #include <vector>
 
-namespace popgate::cli {
+namespace popgate::cli
+{
 
 struct Context {
     Config config = Config::defaults();
@@ -53,7 +53,8 @@ void requirePositional(const ParsedArgs& args, std::size_t n, const std::string&
 
 /// readSecret - from --password-stdin, --password-file or a no-echo prompt
 /// on a terminal; nothing when none applies. Throws InputError.
-std::optional<std::string> readSecret(const ParsedArgs& args, bool prompt, const std::string& account);
+std::optional<std::string> readSecret(const ParsedArgs& args, bool prompt,
+                                      const std::string& account);
 
 /// isoTime - "2026-11-28T18:00:00Z", or "-" for 0.
 std::string isoTime(std::int64_t seconds);

@@ -18,19 +18,19 @@
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionException.h>
 #include <Poco/Util/OptionSet.h>
-
 #include <grp.h>
-#include <unistd.h>
-
 #include <iostream>
+#include <unistd.h>
 
 using Poco::Util::Application;
 using Poco::Util::Option;
 using Poco::Util::OptionSet;
 
-namespace popgate::cli {
+namespace popgate::cli
+{
 
-namespace {
+namespace
+{
 
 const char* const kAdminGroup = "popgate-admin";
 
@@ -39,22 +39,27 @@ const char* const kCommands =
     "  account add NAME --server=HOST [--FIELD=VALUE ...] [--password-stdin|--password-file=F]\n"
     "  account list [--json] | show NAME [--json]\n"
     "  account set NAME --FIELD=VALUE ... | enable NAME | disable NAME | remove NAME\n"
-    "  account test NAME [--deep]       Test Connection (exit 0 ok; 10-16 the failing stage; 17 MTA)\n"
+    "  account test NAME [--deep]       Test Connection (exit 0 ok; 10-16 the failing stage; 17 "
+    "MTA)\n"
     "  filter add NAME [--direction=inbound|outbound] [--default=yes|no] [--active=yes|no]\n"
-    "    [--description=TEXT] | filter list [--json] | show NAME [--json] | set NAME ... | remove NAME\n"
+    "    [--description=TEXT] | filter list [--json] | show NAME [--json] | set NAME ... | remove "
+    "NAME\n"
     "  filter attach|detach SYSTEMFILTER ADDRESSFILTER\n"
     "  filter address add NAME --type=allow|deny [--domains=a.com,*.b.com] [--exceptions=X,...]\n"
     "    [--active=yes|no] | filter address set NAME [--add-domain=X] [--remove-domain=X]\n"
-    "    [--add-exception=X] [--remove-exception=X] [--type=T] [--active=B] | list | show | remove\n"
+    "    [--add-exception=X] [--remove-exception=X] [--type=T] [--active=B] | list | show | "
+    "remove\n"
     "  filter test [NAME | --account=ACCOUNT] --from=ADDR [--envelope=ADDR]\n"
     "    (exit 0: allowed, 1: blocked or failed, 2: bad input)\n"
     "  message list [--account=A] [--state=S] | message release ID | message retry ID|--account=A\n"
     "  log [--account=A] [--since=2h] [--state=S] [--json]   the message log\n"
-    "  status [--json]                  per account: last poll, last error, next poll, 24 h counts\n"
+    "  status [--json]                  per account: last poll, last error, next poll, 24 h "
+    "counts\n"
     "  db migrate | db status\n"
     "  config check | config apply | config sample\n"
     "  oauth profile add|set NAME [--provider=generic|google|microsoft] [--client-id=ID]\n"
-    "    [--client-secret-stdin|--client-secret-file=F] [--auth-url=U] [--token-url=U] [--device-url=U]\n"
+    "    [--client-secret-stdin|--client-secret-file=F] [--auth-url=U] [--token-url=U] "
+    "[--device-url=U]\n"
     "    [--scope=S] [--tenant=T] [--grant=authorization_code|device_code|client_credentials]\n"
     "  oauth profile list [--json] | show NAME [--json] | remove NAME\n"
     "  oauth status [ACCOUNT] [--json]  token state of OAuth accounts (never the tokens)\n"
@@ -106,11 +111,13 @@ int dbCommand(Context& ctx, const std::vector<std::string>& args)
             *ctx.out << "status: current\n";
             return 0;
         }
-        *ctx.out << "status: " << (version < latest ? "needs `popgatectl db migrate`" : "newer than this popgate")
+        *ctx.out << "status: "
+                 << (version < latest ? "needs `popgatectl db migrate`" : "newer than this popgate")
                  << "\n";
         return 1;
     }
-    throw InputError("unknown command 'db " + flatten(args[0]).substr(0, 40) + "'; usage: popgatectl db migrate|status");
+    throw InputError("unknown command 'db " + flatten(args[0]).substr(0, 40) +
+                     "'; usage: popgatectl db migrate|status");
 }
 
 int configCommand(Context& ctx, const std::vector<std::string>& args)
@@ -140,12 +147,14 @@ int configCommand(Context& ctx, const std::vector<std::string>& args)
         print("deactivated (its file is gone)", r.deactivated);
         return 0;
     }
-    throw InputError("unknown command 'config " + flatten(args[0]).substr(0, 40) + "'; usage: popgatectl config check|apply|sample");
+    throw InputError("unknown command 'config " + flatten(args[0]).substr(0, 40) +
+                     "'; usage: popgatectl config check|apply|sample");
 }
 
 } // namespace
 
-class PopgateCtl : public Application {
+class PopgateCtl : public Application
+{
 public:
     explicit PopgateCtl(std::vector<std::string> command) : command_(std::move(command))
     {
@@ -157,8 +166,9 @@ protected:
     {
         options.addOption(Option("help", "h", "show this help and exit"));
         options.addOption(Option("version", "V", "show the version and exit"));
-        options.addOption(Option("config", "c", "configuration file (default " +
-                                                    std::string(kDefaultConfigPath) + ", or $POPGATE_CONFIG)")
+        options.addOption(Option("config", "c",
+                                 "configuration file (default " + std::string(kDefaultConfigPath) +
+                                     ", or $POPGATE_CONFIG)")
                               .argument("FILE"));
         options.addOption(Option("json", "j", "JSON output (account list and show)"));
     }
@@ -241,7 +251,8 @@ private:
             return configCommand(ctx, rest);
         if (noun == "oauth")
             return oauthCommand(ctx, rest);
-        throw InputError("unknown command '" + flatten(noun).substr(0, 40) + "' (see popgatectl --help)");
+        throw InputError("unknown command '" + flatten(noun).substr(0, 40) +
+                         "' (see popgatectl --help)");
     }
 
     std::vector<std::string> command_;
@@ -277,7 +288,8 @@ int main(int argc, char** argv)
         std::cerr << "popgatectl: " << e.what() << "\n";
         return 1;
     } catch (const Poco::Util::OptionException& e) {
-        std::cerr << "popgatectl: " << popgate::flatten(e.displayText()) << " (see popgatectl --help)\n";
+        std::cerr << "popgatectl: " << popgate::flatten(e.displayText())
+                  << " (see popgatectl --help)\n";
         return 2;
     } catch (const Poco::Exception& e) {
         std::cerr << "popgatectl: " << popgate::flatten(e.displayText()) << "\n";

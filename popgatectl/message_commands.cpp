@@ -13,14 +13,15 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/NumberParser.h>
 #include <Poco/Util/Option.h>
-
 #include <fstream>
 #include <iomanip>
 #include <map>
 
-namespace popgate::cli {
+namespace popgate::cli
+{
 
-namespace {
+namespace
+{
 
 using Poco::Util::Option;
 using Poco::Util::OptionSet;
@@ -54,7 +55,8 @@ MessageRecord requireMessage(MessageStore& ms, const std::string& idText)
 {
     Poco::Int64 id = 0;
     if (!Poco::NumberParser::tryParse64(idText, id) || id <= 0)
-        throw InputError("message '" + flatten(idText).substr(0, 40) + "': expected a message id (see popgatectl message list)");
+        throw InputError("message '" + flatten(idText).substr(0, 40) +
+                         "': expected a message id (see popgatectl message list)");
     auto m = ms.find(id);
     if (!m)
         throw InputError("message " + std::to_string(id) + ": no such message");
@@ -76,8 +78,9 @@ int list(Context& ctx, const std::vector<std::string>& rest)
     auto& out = *ctx.out;
     const bool json = ctx.json || args.has("json");
     if (!json)
-        out << std::left << std::setw(7) << "ID" << std::setw(16) << "ACCOUNT" << std::setw(10) << "STATE"
-            << std::setw(34) << "MESSAGE-ID" << "REASON\n";
+        out << std::left << std::setw(7) << "ID" << std::setw(16) << "ACCOUNT" << std::setw(10)
+            << "STATE" << std::setw(34) << "MESSAGE-ID"
+            << "REASON\n";
     for (const auto& a : ctx.store().accounts()) {
         if (args.has("account") && a.name != args.options.at("account"))
             continue;
@@ -130,8 +133,8 @@ int release(Context& ctx, const std::vector<std::string>& rest)
             account = a;
     std::ifstream in(m.quarantinePath, std::ios::binary);
     if (!in)
-        throw OperationError("message " + std::to_string(m.id) + ": quarantined copy " + m.quarantinePath +
-                             " cannot be read");
+        throw OperationError("message " + std::to_string(m.id) + ": quarantined copy " +
+                             m.quarantinePath + " cannot be read");
     SmtpTarget target;
     target.host = ctx.config.str("reinject.host");
     target.port = static_cast<int>(ctx.config.integer("reinject.port"));
@@ -141,7 +144,8 @@ int release(Context& ctx, const std::vector<std::string>& rest)
     mta.close();
     in.close();
     if (r.kind != SmtpResult::Kind::Accepted)
-        throw OperationError("message " + std::to_string(m.id) + ": not released: " + r.describe(mta.relay()));
+        throw OperationError("message " + std::to_string(m.id) +
+                             ": not released: " + r.describe(mta.relay()));
     m.state = MessageState::Injected;
     m.queueId = r.queueId;
     m.reason = "released from quarantine";
@@ -167,7 +171,8 @@ int release(Context& ctx, const std::vector<std::string>& rest)
 int retry(Context& ctx, const std::vector<std::string>& rest)
 {
     OptionSet opts;
-    opts.addOption(Option("account", "", "every failed or deferred message of the account").argument("NAME"));
+    opts.addOption(
+        Option("account", "", "every failed or deferred message of the account").argument("NAME"));
     const ParsedArgs args = parseArgs(rest, opts);
     MessageStore ms(ctx.store());
     std::vector<MessageRecord> todo;
@@ -179,7 +184,8 @@ int retry(Context& ctx, const std::vector<std::string>& rest)
         requirePositional(args, 1, "message retry ID | --account=NAME");
         MessageRecord m = requireMessage(ms, args.positional[0]);
         if (m.state != MessageState::Failed && m.state != MessageState::Deferred)
-            throw InputError("message " + std::to_string(m.id) + ": state " + messageStateName(m.state) +
+            throw InputError("message " + std::to_string(m.id) + ": state " +
+                             messageStateName(m.state) +
                              " (only failed or deferred messages are retried)");
         todo.push_back(m);
     }
@@ -200,9 +206,12 @@ int messageCommand(Context& ctx, const std::vector<std::string>& args)
     if (args.empty())
         throw InputError(usage);
     const std::vector<std::string> rest(args.begin() + 1, args.end());
-    if (args[0] == "list") return list(ctx, rest);
-    if (args[0] == "release") return release(ctx, rest);
-    if (args[0] == "retry") return retry(ctx, rest);
+    if (args[0] == "list")
+        return list(ctx, rest);
+    if (args[0] == "release")
+        return release(ctx, rest);
+    if (args[0] == "retry")
+        return retry(ctx, rest);
     throw InputError("unknown command 'message " + flatten(args[0]).substr(0, 40) + "'; " + usage);
 }
 
@@ -211,8 +220,10 @@ int logCommand(Context& ctx, const std::vector<std::string>& rest)
     OptionSet opts;
     opts.addOption(Option("account", "", "only this account").argument("NAME"));
     opts.addOption(Option("since", "", "newer than: 2h, 1d, or a date").argument("WHEN"));
-    opts.addOption(Option("state", "", "only this status: delivered, ignored, deferred, failed, "
-                                       "uncertain, released, poll, error").argument("STATUS"));
+    opts.addOption(Option("state", "",
+                          "only this status: delivered, ignored, deferred, failed, "
+                          "uncertain, released, poll, error")
+                       .argument("STATUS"));
     opts.addOption(Option("limit", "", "at most this many lines (default 1000)").argument("N"));
     opts.addOption(Option("json", "", "JSON output"));
     const ParsedArgs args = parseArgs(rest, opts);
@@ -250,8 +261,9 @@ int logCommand(Context& ctx, const std::vector<std::string>& rest)
     for (const auto& e : entries) {
         *ctx.out << isoTime(e.at) << " account=" << e.account;
         if (!e.uidl.empty())
-            *ctx.out << " uidl=" << flatten(e.uidl) << " message-id=" << (e.messageId.empty() ? "-" : e.messageId)
-                     << " from=<" << e.sender << "> size=" << e.size;
+            *ctx.out << " uidl=" << flatten(e.uidl)
+                     << " message-id=" << (e.messageId.empty() ? "-" : e.messageId) << " from=<"
+                     << e.sender << "> size=" << e.size;
         *ctx.out << " status=" << e.status;
         if (!e.queueId.empty())
             *ctx.out << " relay=" << e.relay << " queue-id=" << e.queueId;
@@ -292,7 +304,8 @@ int statusCommand(Context& ctx, const std::vector<std::string>& args)
             o->set("consecutive_failures", s.consecutiveFailures);
             o->set("next_poll", isoTime(s.nextPollAt));
             Poco::JSON::Object::Ptr day = new Poco::JSON::Object(true);
-            for (const char* k : {"delivered", "ignored", "deferred", "failed", "uncertain", "released"})
+            for (const char* k :
+                 {"delivered", "ignored", "deferred", "failed", "uncertain", "released"})
                 day->set(k, c[k]);
             o->set("last_24h", day);
             arr.add(o);
@@ -306,8 +319,8 @@ int statusCommand(Context& ctx, const std::vector<std::string>& args)
             << "  failures:     " << s.consecutiveFailures << " in a row\n";
         if (!s.lastError.empty())
             out << "  last error:   " << isoTime(s.lastErrorAt) << " " << s.lastError << "\n";
-        out << "  last 24 h:    " << c["delivered"] << " delivered, " << c["ignored"] << " ignored, "
-            << c["deferred"] << " deferred, " << c["failed"] << " failed\n";
+        out << "  last 24 h:    " << c["delivered"] << " delivered, " << c["ignored"]
+            << " ignored, " << c["deferred"] << " deferred, " << c["failed"] << " failed\n";
     }
     if (json) {
         arr.stringify(*ctx.out, 2);

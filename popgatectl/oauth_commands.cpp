@@ -12,14 +12,15 @@
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/Util/Option.h>
-
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 
-namespace popgate::cli {
+namespace popgate::cli
+{
 
-namespace {
+namespace
+{
 
 using Poco::Util::Option;
 using Poco::Util::OptionSet;
@@ -28,7 +29,8 @@ const char* const kProfileUsage =
     "usage: popgatectl oauth profile add|set NAME [--provider=generic|google|microsoft] "
     "[--client-id=ID] [--client-secret-stdin|--client-secret-file=F] [--auth-url=URL] "
     "[--token-url=URL] [--device-url=URL] [--scope=S] [--tenant=T] "
-    "[--grant=authorization_code|device_code|client_credentials] | list [--json] | show NAME [--json] "
+    "[--grant=authorization_code|device_code|client_credentials] | list [--json] | show NAME "
+    "[--json] "
     "| remove NAME";
 
 OptionSet profileOptions(bool fields)
@@ -37,8 +39,10 @@ OptionSet profileOptions(bool fields)
     if (fields) {
         set.addOption(Option("provider", "", "generic, google or microsoft").argument("P"));
         set.addOption(Option("client-id", "", "OAuth client (application) id").argument("ID"));
-        set.addOption(Option("client-secret-stdin", "", "read the client secret from standard input"));
-        set.addOption(Option("client-secret-file", "", "read the client secret from a file").argument("F"));
+        set.addOption(
+            Option("client-secret-stdin", "", "read the client secret from standard input"));
+        set.addOption(
+            Option("client-secret-file", "", "read the client secret from a file").argument("F"));
         set.addOption(Option("clear-client-secret", "", "remove the stored client secret"));
         set.addOption(Option("auth-url", "", "authorization endpoint").argument("URL"));
         set.addOption(Option("token-url", "", "token endpoint").argument("URL"));
@@ -58,9 +62,10 @@ void refuseArgumentSecret(const std::vector<std::string>& rest)
     for (const auto& arg : rest) {
         const std::string opt = arg.substr(0, arg.find('='));
         if (opt == "--client-secret" || opt == "--secret")
-            throw InputError("oauth profile '" + (rest.empty() ? std::string() : rest[0]) +
-                             "': client-secret: never given as an argument (other users can read it "
-                             "in ps); use --client-secret-stdin or --client-secret-file");
+            throw InputError(
+                "oauth profile '" + (rest.empty() ? std::string() : rest[0]) +
+                "': client-secret: never given as an argument (other users can read it "
+                "in ps); use --client-secret-stdin or --client-secret-file");
     }
 }
 
@@ -91,14 +96,22 @@ void applyProfileOptions(OAuthProfile& p, const ParsedArgs& args)
 {
     try {
         for (const auto& [name, value] : args.ordered) {
-            if (name == "provider") p.provider = parseOAuthProvider(value);
-            else if (name == "client-id") p.clientId = trim(value);
-            else if (name == "auth-url") p.authorizationUrl = trim(value);
-            else if (name == "token-url") p.tokenUrl = trim(value);
-            else if (name == "device-url") p.deviceAuthorizationUrl = trim(value);
-            else if (name == "scope") p.scope = trim(value);
-            else if (name == "tenant") p.tenant = trim(value);
-            else if (name == "grant") p.grant = parseOAuthGrant(value);
+            if (name == "provider")
+                p.provider = parseOAuthProvider(value);
+            else if (name == "client-id")
+                p.clientId = trim(value);
+            else if (name == "auth-url")
+                p.authorizationUrl = trim(value);
+            else if (name == "token-url")
+                p.tokenUrl = trim(value);
+            else if (name == "device-url")
+                p.deviceAuthorizationUrl = trim(value);
+            else if (name == "scope")
+                p.scope = trim(value);
+            else if (name == "tenant")
+                p.tenant = trim(value);
+            else if (name == "grant")
+                p.grant = parseOAuthGrant(value);
         }
     } catch (const InputError& e) {
         throw InputError("oauth profile '" + p.name + "': " + e.what());
@@ -136,7 +149,8 @@ int profileAdd(Context& ctx, const std::vector<std::string>& rest, bool update)
 {
     refuseArgumentSecret(rest);
     const ParsedArgs args = parseArgs(rest, profileOptions(true));
-    requirePositional(args, 1, std::string("oauth profile ") + (update ? "set" : "add") + " NAME ...");
+    requirePositional(args, 1,
+                      std::string("oauth profile ") + (update ? "set" : "add") + " NAME ...");
     OAuthStore store(ctx.store());
     OAuthProfile p;
     if (update) {
@@ -147,7 +161,8 @@ int profileAdd(Context& ctx, const std::vector<std::string>& rest, bool update)
             throw InputError("oauth profile '" + flatten(p.name).substr(0, 80) +
                              "': name: must be 1-64 characters of A-Z a-z 0-9 . _ -");
         if (store.profile(p.name))
-            throw InputError("oauth profile '" + p.name + "': name: a profile of that name exists already");
+            throw InputError("oauth profile '" + p.name +
+                             "': name: a profile of that name exists already");
     }
     applyProfileOptions(p, args);
     // Everything but the secret first, so that a typo is reported before stdin is read.
@@ -184,12 +199,13 @@ int profileList(Context& ctx, const std::vector<std::string>& rest)
         return 0;
     }
     auto& out = *ctx.out;
-    out << std::left << std::setw(20) << "NAME" << std::setw(11) << "PROVIDER" << std::setw(20) << "GRANT"
-        << std::setw(8) << "SECRET" << "CLIENT ID\n";
+    out << std::left << std::setw(20) << "NAME" << std::setw(11) << "PROVIDER" << std::setw(20)
+        << "GRANT" << std::setw(8) << "SECRET"
+        << "CLIENT ID\n";
     for (const auto& p : profiles)
-        out << std::left << std::setw(20) << p.name << std::setw(11) << oauthProviderName(p.provider)
-            << std::setw(20) << oauthGrantName(p.grant) << std::setw(8) << yesNo(p.hasClientSecret())
-            << p.clientId << "\n";
+        out << std::left << std::setw(20) << p.name << std::setw(11)
+            << oauthProviderName(p.provider) << std::setw(20) << oauthGrantName(p.grant)
+            << std::setw(8) << yesNo(p.hasClientSecret()) << p.clientId << "\n";
     return 0;
 }
 
@@ -205,8 +221,8 @@ int profileShow(Context& ctx, const std::vector<std::string>& rest)
     }
     const OAuthProfile e = effectiveProfile(p);
     auto row = [&](const std::string& k, const std::string& v, bool defaulted = false) {
-        *ctx.out << std::left << std::setw(15) << (k + ":") << v << (defaulted ? " (provider default)" : "")
-                 << "\n";
+        *ctx.out << std::left << std::setw(15) << (k + ":") << v
+                 << (defaulted ? " (provider default)" : "") << "\n";
     };
     row("name", p.name);
     row("provider", oauthProviderName(p.provider));
@@ -270,7 +286,8 @@ int status(Context& ctx, const std::vector<std::string>& rest)
     if (args.positional.size() == 1) {
         auto a = ctx.store().account(args.positional[0]);
         if (!a)
-            throw InputError("account '" + flatten(args.positional[0]).substr(0, 80) + "': no such account");
+            throw InputError("account '" + flatten(args.positional[0]).substr(0, 80) +
+                             "': no such account");
         accounts.push_back(*a);
     } else {
         for (const auto& a : ctx.store().accounts())
@@ -283,15 +300,17 @@ int status(Context& ctx, const std::vector<std::string>& rest)
     auto& out = *ctx.out;
     if (!json)
         out << std::left << std::setw(20) << "ACCOUNT" << std::setw(16) << "PROFILE" << std::setw(9)
-            << "REFRESH" << std::setw(22) << "ACCESS EXPIRES" << "LAST ERROR\n";
+            << "REFRESH" << std::setw(22) << "ACCESS EXPIRES"
+            << "LAST ERROR\n";
     for (const auto& a : accounts) {
         const OAuthTokenState st = store.tokens(a.id);
         if (json) {
             arr.add(tokenJson(a, st));
             continue;
         }
-        out << std::left << std::setw(20) << a.name << std::setw(16) << (a.oauthProfile.empty() ? "-" : a.oauthProfile)
-            << std::setw(9) << yesNo(st.hasRefreshToken()) << std::setw(22)
+        out << std::left << std::setw(20) << a.name << std::setw(16)
+            << (a.oauthProfile.empty() ? "-" : a.oauthProfile) << std::setw(9)
+            << yesNo(st.hasRefreshToken()) << std::setw(22)
             << (st.hasAccessToken() ? isoTime(st.expiresAt) : std::string("none"))
             << (st.lastError.empty() ? "-" : st.lastError) << "\n";
     }
@@ -307,33 +326,42 @@ int status(Context& ctx, const std::vector<std::string>& rest)
 int oauthCommand(Context& ctx, const std::vector<std::string>& args)
 {
     if (args.empty())
-        throw InputError(std::string(kProfileUsage) + "; or: popgatectl oauth status [ACCOUNT] [--json]");
+        throw InputError(std::string(kProfileUsage) +
+                         "; or: popgatectl oauth status [ACCOUNT] [--json]");
     const std::vector<std::string> rest(args.begin() + 1, args.end());
     if (args[0] == "status")
         return status(ctx, rest);
     if (args[0] != "profile" || rest.empty())
-        throw InputError(std::string("unknown command 'oauth ") + flatten(args[0]).substr(0, 40) + "'; " +
-                         kProfileUsage);
+        throw InputError(std::string("unknown command 'oauth ") + flatten(args[0]).substr(0, 40) +
+                         "'; " + kProfileUsage);
     const std::string verb = rest[0];
     const std::vector<std::string> more(rest.begin() + 1, rest.end());
-    if (verb == "add") return profileAdd(ctx, more, false);
-    if (verb == "set") return profileAdd(ctx, more, true);
-    if (verb == "list") return profileList(ctx, more);
-    if (verb == "show") return profileShow(ctx, more);
-    if (verb == "remove") return profileRemove(ctx, more);
-    throw InputError("unknown command 'oauth profile " + flatten(verb).substr(0, 40) + "'; " + kProfileUsage);
+    if (verb == "add")
+        return profileAdd(ctx, more, false);
+    if (verb == "set")
+        return profileAdd(ctx, more, true);
+    if (verb == "list")
+        return profileList(ctx, more);
+    if (verb == "show")
+        return profileShow(ctx, more);
+    if (verb == "remove")
+        return profileRemove(ctx, more);
+    throw InputError("unknown command 'oauth profile " + flatten(verb).substr(0, 40) + "'; " +
+                     kProfileUsage);
 }
 
 int authorizeAccount(Context& ctx, const std::vector<std::string>& rest)
 {
     OptionSet opts;
-    opts.addOption(Option("timeout", "", "how long to wait for the user (default 10m)").argument("DURATION"));
+    opts.addOption(
+        Option("timeout", "", "how long to wait for the user (default 10m)").argument("DURATION"));
     opts.addOption(Option("json", "", "JSON output"));
     const ParsedArgs args = parseArgs(rest, opts);
     requirePositional(args, 1, "account authorize NAME [--timeout=10m] [--json]");
     auto found = ctx.store().account(args.positional[0]);
     if (!found)
-        throw InputError("account '" + flatten(args.positional[0]).substr(0, 80) + "': no such account");
+        throw InputError("account '" + flatten(args.positional[0]).substr(0, 80) +
+                         "': no such account");
     const Account a = *found;
     if (!isOAuth(a))
         throw InputError("account '" + a.name + "': auth: is " + authName(a.auth) +
@@ -343,9 +371,11 @@ int authorizeAccount(Context& ctx, const std::vector<std::string>& rest)
         throw InputError("account '" + a.name + "': oauth-profile: no profile named '" +
                          flatten(a.oauthProfile) + "' (see `popgatectl oauth profile list`)");
     requireValidProfile(*profile);
-    const std::int64_t timeout = args.has("timeout") ? parseDuration(args.options.at("timeout")) : 600;
+    const std::int64_t timeout =
+        args.has("timeout") ? parseDuration(args.options.at("timeout")) : 600;
     const SecretBox& box = ctx.secrets();
-    OAuthClient client(*profile, profile->hasClientSecret() ? box.open(profile->sealedClientSecret) : "");
+    OAuthClient client(*profile,
+                       profile->hasClientSecret() ? box.open(profile->sealedClientSecret) : "");
     // Prompts go to stderr with --json so that stdout stays one JSON document.
     const bool json = ctx.json || args.has("json");
     std::ostream& talk = json ? *ctx.err : *ctx.out;
@@ -372,13 +402,15 @@ int authorizeAccount(Context& ctx, const std::vector<std::string>& rest)
             const Pkce pkce = makePkce();
             const std::string state = randomState();
             const std::string uri = redirect.redirectUri();
-            const std::string port = uri.substr(uri.rfind(':') + 1, uri.size() - uri.rfind(':') - 2);
+            const std::string port =
+                uri.substr(uri.rfind(':') + 1, uri.size() - uri.rfind(':') - 2);
             talk << "To authorize account '" << a.name << "', open this URL in a browser on this "
-                 << "machine (or forward port " << port << " with ssh -L " << port << ":127.0.0.1:"
-                 << port << "):" << std::endl
-                 << client.authorizationUrl(redirect.redirectUri(), state, pkce.challenge) << std::endl
-                 << "Waiting for the redirect to " << redirect.redirectUri() << " (up to " << timeout
-                 << " s) ..." << std::endl;
+                 << "machine (or forward port " << port << " with ssh -L " << port
+                 << ":127.0.0.1:" << port << "):" << std::endl
+                 << client.authorizationUrl(redirect.redirectUri(), state, pkce.challenge)
+                 << std::endl
+                 << "Waiting for the redirect to " << redirect.redirectUri() << " (up to "
+                 << timeout << " s) ..." << std::endl;
             const std::string code = redirect.awaitCode(state, std::chrono::seconds(timeout));
             tokens = client.exchangeCode(code, redirect.redirectUri(), pkce.verifier);
             break;
@@ -394,8 +426,8 @@ int authorizeAccount(Context& ctx, const std::vector<std::string>& rest)
         return 0;
     }
     *ctx.out << "account '" << a.name << "' authorized (" << oauthGrantName(profile->grant)
-             << "): access token stored, expires " << isoTime(st.expiresAt) << "; refresh token: "
-             << (st.hasRefreshToken() ? "stored" : "none") << "\n";
+             << "): access token stored, expires " << isoTime(st.expiresAt)
+             << "; refresh token: " << (st.hasRefreshToken() ? "stored" : "none") << "\n";
     return 0;
 }
 

@@ -2,9 +2,8 @@
 // it prints and the mapping from the failing stage to the exit code.
 #include "plugin/popgated/conntest.h"
 
-#include "plugin/popgated/oauth_sasl.h"
-
 #include "core/errors.h"
+#include "plugin/popgated/oauth_sasl.h"
 
 #include <cstdio>
 #include <memory>

@@ -14,19 +14,19 @@
 #include "plugin/popgated/pop3_client.h"
 
 #include <Poco/File.h>
-#include <Poco/String.h>
 #include <Poco/Path.h>
 #include <Poco/Process.h>
-
+#include <Poco/String.h>
+#include <atomic>
+#include <fstream>
+#include <set>
 #include <unistd.h>
 
-#include <atomic>
-#include <set>
-#include <fstream>
+namespace popgate
+{
 
-namespace popgate {
-
-namespace {
+namespace
+{
 
 std::atomic<unsigned> spoolCounter{0};
 
@@ -36,7 +36,10 @@ struct Rejected {
     std::string reason;
 };
 
-std::string angle(const std::string& address) { return "<" + address + ">"; }
+std::string angle(const std::string& address)
+{
+    return "<" + address + ">";
+}
 
 // envelopeSender - Return-Path, else the first From mailbox, else <>.
 std::string envelopeSender(const MessageFacts& facts)
@@ -62,12 +65,18 @@ std::string envelopeSender(const MessageFacts& facts)
 Failure classifyPop3(const Pop3Error& e)
 {
     switch (e.kind()) {
-    case Pop3ErrorKind::Network: return Failure::Pop3Network;
-    case Pop3ErrorKind::Timeout: return Failure::Pop3Timeout;
-    case Pop3ErrorKind::Protocol: return Failure::Pop3Protocol;
-    case Pop3ErrorKind::Tls: return Failure::Pop3Tls;
-    case Pop3ErrorKind::Auth: return Failure::Pop3Auth;
-    case Pop3ErrorKind::ServerError: break;
+    case Pop3ErrorKind::Network:
+        return Failure::Pop3Network;
+    case Pop3ErrorKind::Timeout:
+        return Failure::Pop3Timeout;
+    case Pop3ErrorKind::Protocol:
+        return Failure::Pop3Protocol;
+    case Pop3ErrorKind::Tls:
+        return Failure::Pop3Tls;
+    case Pop3ErrorKind::Auth:
+        return Failure::Pop3Auth;
+    case Pop3ErrorKind::ServerError:
+        break;
     }
     const std::string& code = e.responseCode();
     if (code == "AUTH")
@@ -80,7 +89,8 @@ Failure classifyPop3(const Pop3Error& e)
 }
 
 Fetcher::Fetcher(Store& store, FetchSettings settings, FilterFor filterFor, Poco::Logger& log)
-    : store_(store), ledger_(store), settings_(std::move(settings)), filterFor_(std::move(filterFor)), log_(log)
+    : store_(store), ledger_(store), settings_(std::move(settings)),
+      filterFor_(std::move(filterFor)), log_(log)
 {
 }
 
@@ -162,8 +172,9 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                 const MessageRecord& r = row->second;
                 if (r.state == MessageState::Injected || r.state == MessageState::Ignored) {
                     if (r.deleted)
-                        log_.notice(who + " uidl=" + flatten(u.uid) +
-                                    " server lists a message that was deleted already: deleting again");
+                        log_.notice(
+                            who + " uidl=" + flatten(u.uid) +
+                            " server lists a message that was deleted already: deleting again");
                     scheduleDelete(u);
                     continue;
                 }
@@ -172,8 +183,10 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                 if (r.state == MessageState::Deferred && r.retryAt > now0)
                     continue;
             }
-            if (stopping.load() || std::chrono::steady_clock::now() - started > settings_.timeBudget) {
-                log_.notice(who + (stopping.load() ? " stopping: " : " session time budget spent: ") +
+            if (stopping.load() ||
+                std::chrono::steady_clock::now() - started > settings_.timeBudget) {
+                log_.notice(who +
+                            (stopping.load() ? " stopping: " : " session time budget spent: ") +
                             "the rest waits for the next poll");
                 break;
             }
@@ -185,8 +198,8 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
             rec.size = size;
             auto logLine = [&](const std::string& status, const std::string& tail) {
                 log_.information(who + " uidl=" + flatten(u.uid) + " message-id=" +
-                                 (rec.messageId.empty() ? "-" : flatten(rec.messageId)) +
-                                 " from=" + angle(rec.envelopeFrom) + " size=" + std::to_string(rec.size) +
+                                 (rec.messageId.empty() ? "-" : flatten(rec.messageId)) + " from=" +
+                                 angle(rec.envelopeFrom) + " size=" + std::to_string(rec.size) +
                                  " status=" + status + (tail.empty() ? "" : " " + tail));
             };
             auto logEntry = [&](const std::string& status, const std::string& queueId,
@@ -207,8 +220,8 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
             // Size limits: the account's own and the MTA's announced SIZE.
             std::string tooLarge;
             if (account.maxMessageSize > 0 && size > account.maxMessageSize)
-                tooLarge = "message too large: " + std::to_string(size) + " octets, account limit " +
-                           std::to_string(account.maxMessageSize);
+                tooLarge = "message too large: " + std::to_string(size) +
+                           " octets, account limit " + std::to_string(account.maxMessageSize);
             else if (mta.sizeLimit() > 0 && size > mta.sizeLimit())
                 tooLarge = "message too large: " + std::to_string(size) + " octets, MTA SIZE " +
                            std::to_string(mta.sizeLimit());
@@ -234,11 +247,11 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                 if (!file)
                     throw OperationError("spool " + spool + ": cannot create it");
                 const std::string first = recipients.empty() ? account.mailbox : recipients.front();
-                MessageRewriter rewriter(file, receivedHeader(account.server, settings_.hostname, account.name,
-                                                              u.uid, first, nowSeconds()) +
-                                                   "X-Popgate-Id: " +
-                                                   popgateIdHeader(settings_.headerKey, account.name, u.uid) +
-                                                   "\r\n");
+                MessageRewriter rewriter(
+                    file, receivedHeader(account.server, settings_.hostname, account.name, u.uid,
+                                         first, nowSeconds()) +
+                              "X-Popgate-Id: " +
+                              popgateIdHeader(settings_.headerKey, account.name, u.uid) + "\r\n");
                 std::ostream out(&rewriter);
                 pop.retrieve(u.number, out, size);
                 out.flush();
@@ -257,11 +270,12 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
             const std::string mailboxKey = Poco::toLower(account.mailbox);
             if (facts.popgateHops > settings_.maxHops) {
                 rejected = {true, "mail loop: passed popgate " + std::to_string(facts.popgateHops) +
-                                      " times (max_hops " + std::to_string(settings_.maxHops) + ")"};
+                                      " times (max_hops " + std::to_string(settings_.maxHops) +
+                                      ")"};
             } else if (facts.popgateHops > 0 && !mailboxKey.empty() &&
                        Poco::toLower(rec.envelopeFrom) == mailboxKey) {
-                rejected = {true, "mail loop: sent by the account's own mailbox " + angle(account.mailbox) +
-                                      " and already through popgate"};
+                rejected = {true, "mail loop: sent by the account's own mailbox " +
+                                      angle(account.mailbox) + " and already through popgate"};
             } else if (!settings_.allowDuplicates) {
                 if (auto other = ledger_.duplicateOf(account.id, facts.messageId, u.uid,
                                                      nowSeconds() - settings_.duplicateWindow))
@@ -269,8 +283,8 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
             }
             if (!rejected.ignored && filter) {
                 try {
-                    const Verdict v = filter->checkInbound(rec.envelopeFrom.empty() ? "<>" : rec.envelopeFrom,
-                                                           facts.from);
+                    const Verdict v = filter->checkInbound(
+                        rec.envelopeFrom.empty() ? "<>" : rec.envelopeFrom, facts.from);
                     if (v.blocked)
                         rejected = {true, v.reason};
                 } catch (const InputError& e) {
@@ -279,7 +293,8 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
             }
             if (rejected.ignored) {
                 Poco::File(quarantine).createDirectories();
-                const std::string kept = quarantine + "/" + Poco::Path(spool).getFileName() + ".eml";
+                const std::string kept =
+                    quarantine + "/" + Poco::Path(spool).getFileName() + ".eml";
                 Poco::File(spool).renameTo(kept);
                 inFlight.clear();
                 rec.state = MessageState::Ignored;
@@ -308,7 +323,8 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                 Poco::File(spool).remove();
                 inFlight.clear();
                 logLine("delivered", "relay=" + mta.relay() + " queue-id=" +
-                                         (sent.queueId.empty() ? "-" : sent.queueId) + " (" + sent.reply + ")");
+                                         (sent.queueId.empty() ? "-" : sent.queueId) + " (" +
+                                         sent.reply + ")");
                 logEntry("delivered", sent.queueId, sent.reply);
                 ++report.delivered;
                 scheduleDelete(u);
@@ -317,7 +333,7 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
             const Failure f = sent.kind == SmtpResult::Kind::Temporary   ? Failure::MtaTemporary
                               : sent.kind == SmtpResult::Kind::Permanent ? Failure::MtaPermanent
                               : sent.kind == SmtpResult::Kind::Uncertain ? Failure::MtaUncertain
-                                                                          : Failure::MtaUnreachable;
+                                                                         : Failure::MtaUnreachable;
             const Decision d = decide(f);
             const std::string words = sent.describe(mta.relay());
             switch (d.message) {
@@ -341,9 +357,12 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                 MilterSeen(store_).forget(account.id, u.uid);
             Poco::File(spool).remove();
             inFlight.clear();
-            logLine(messageStateName(rec.state) == "injecting" ? "uncertain" : messageStateName(rec.state),
+            logLine(messageStateName(rec.state) == "injecting" ? "uncertain"
+                                                               : messageStateName(rec.state),
                     "relay=" + mta.relay() + " (" + words + ")");
-            logEntry(rec.state == MessageState::Injecting ? "uncertain" : messageStateName(rec.state), "", words);
+            logEntry(rec.state == MessageState::Injecting ? "uncertain"
+                                                          : messageStateName(rec.state),
+                     "", words);
             if (d.endSession) {
                 endSession = true;
                 quit = d.quit;

@@ -14,22 +14,22 @@
 #include "plugin/popgated/reinject.h"
 
 #include <Poco/Logger.h>
-
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 
-namespace popgate {
+namespace popgate
+{
 
 class ProtocolTrace;
 
 struct FetchSettings {
     SmtpTarget mta;
-    std::string spoolDir;          ///< spool files; quarantine/ below it
-    std::string hostname;          ///< for our Received: line
-    std::string headerKey;         ///< HMAC key for X-Popgate-Id (raw bytes)
+    std::string spoolDir;  ///< spool files; quarantine/ below it
+    std::string hostname;  ///< for our Received: line
+    std::string headerKey; ///< HMAC key for X-Popgate-Id (raw bytes)
     int maxHops = 3;
     std::int64_t duplicateWindow = 30 * 86400;
     bool allowDuplicates = false;
@@ -46,15 +46,16 @@ struct PollReport {
     int deferred = 0;
     int failed = 0;
     int deleted = 0;
-    bool ok = true;         ///< the poll ended as planned
+    bool ok = true;                         ///< the poll ended as planned
     Failure failure = Failure::Pop3Network; ///< when !ok
-    std::string error;      ///< when !ok: command and the peer's words
+    std::string error;                      ///< when !ok: command and the peer's words
 };
 
 /// The compiled system address filter for an account (nullptr: allow all).
 using FilterFor = std::function<std::shared_ptr<const CompiledFilter>(const Account&)>;
 
-class Fetcher {
+class Fetcher
+{
 public:
     /// Fetcher - store is used from the calling thread only.
     Fetcher(Store& store, FetchSettings settings, FilterFor filterFor, Poco::Logger& log);

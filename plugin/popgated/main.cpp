@@ -29,26 +29,27 @@
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionSet.h>
 #include <Poco/Util/ServerApplication.h>
-
-#include <signal.h>
-
 #include <atomic>
 #include <iostream>
+#include <signal.h>
 #include <thread>
 
 using Poco::Util::Option;
 using Poco::Util::OptionSet;
 
-namespace popgate {
+namespace popgate
+{
 
-namespace {
+namespace
+{
 
 std::atomic<bool> stopping{false};
 std::atomic<bool> reloading{false};
 
 } // namespace
 
-class Popgated : public Poco::Util::ServerApplication {
+class Popgated : public Poco::Util::ServerApplication
+{
 protected:
     void defineOptions(OptionSet& options) override
     {
@@ -57,8 +58,10 @@ protected:
         options.addOption(Option("config", "c", "configuration file").argument("FILE"));
         options.addOption(Option("once", "", "one pass over the active accounts, then exit"));
         options.addOption(Option("account", "", "poll only this account").argument("NAME"));
-        options.addOption(Option("check-config", "", "check the configuration and accounts.d, then exit"));
-        options.addOption(Option("log", "", "where log lines go: syslog (default) or stderr").argument("WHERE"));
+        options.addOption(
+            Option("check-config", "", "check the configuration and accounts.d, then exit"));
+        options.addOption(
+            Option("log", "", "where log lines go: syslog (default) or stderr").argument("WHERE"));
     }
 
     void handleOption(const std::string& name, const std::string& value) override
@@ -83,7 +86,8 @@ protected:
         if (help_) {
             Poco::Util::HelpFormatter help(options());
             help.setCommand("popgated");
-            help.setUsage("[--config=FILE] [--once] [--account=NAME] [--check-config] [--log=stderr]");
+            help.setUsage(
+                "[--config=FILE] [--once] [--account=NAME] [--check-config] [--log=stderr]");
             help.setHeader("Fetch mail from POP3 accounts and reinject it into the local MTA.");
             help.format(std::cout);
             return 0;
@@ -92,8 +96,8 @@ protected:
             const Config config = Config::resolve(configPath_);
             if (check_) {
                 const auto declared = loadProvisioned(config.str("accounts_dir"));
-                std::cout << "popgated: configuration OK: " << config.origin() << ", " << declared.size()
-                          << " provisioned account(s)\n";
+                std::cout << "popgated: configuration OK: " << config.origin() << ", "
+                          << declared.size() << " provisioned account(s)\n";
                 return 0;
             }
             Poco::Logger& log = setUpLogging();
@@ -135,8 +139,8 @@ private:
             Poco::AutoPtr<Poco::Channel> out(new Poco::StreamChannel(std::cerr));
             channel = new Poco::FormattingChannel(f, out);
         } else {
-            Poco::AutoPtr<Poco::SyslogChannel> syslog(new Poco::SyslogChannel("popgated",
-                Poco::SyslogChannel::SYSLOG_PID, Poco::SyslogChannel::SYSLOG_MAIL));
+            Poco::AutoPtr<Poco::SyslogChannel> syslog(new Poco::SyslogChannel(
+                "popgated", Poco::SyslogChannel::SYSLOG_PID, Poco::SyslogChannel::SYSLOG_MAIL));
             channel = syslog;
         }
         Poco::Logger& log = Poco::Logger::get("popgated");

@@ -32,7 +32,6 @@
 #include <Poco/String.h>
 #include <Poco/Timestamp.h>
 #include <Poco/URI.h>
-
 #include <condition_variable>
 #include <mutex>
 #include <sstream>
@@ -95,12 +94,14 @@ std::string stringField(const Poco::JSON::Object::Ptr& o, const std::string& nam
     }
 }
 
-std::int64_t numberField(const Poco::JSON::Object::Ptr& o, const std::string& name, std::int64_t fallback)
+std::int64_t numberField(const Poco::JSON::Object::Ptr& o, const std::string& name,
+                         std::int64_t fallback)
 {
     if (!o || !o->has(name) || o->isNull(name))
         return fallback;
     try {
-        return o->get(name).convert<Poco::Int64>(); // a number, or a string of digits (some providers)
+        return o->get(name)
+            .convert<Poco::Int64>(); // a number, or a string of digits (some providers)
     } catch (const Poco::Exception&) {
         return fallback;
     }
@@ -114,7 +115,8 @@ struct HttpAnswer {
 
 // postForm - POST fields to url, read a JSON answer. Throws OAuthError
 // (Network/Timeout) when the endpoint cannot be talked to.
-HttpAnswer postForm(const std::string& url, const std::vector<std::pair<std::string, std::string>>& fields,
+HttpAnswer postForm(const std::string& url,
+                    const std::vector<std::pair<std::string, std::string>>& fields,
                     const OAuthHttpSettings& settings, const std::string& what,
                     const std::vector<std::string>& secrets)
 {
@@ -130,8 +132,8 @@ HttpAnswer postForm(const std::string& url, const std::vector<std::pair<std::str
         } else {
             session = std::make_unique<Poco::Net::HTTPClientSession>(uri.getHost(), uri.getPort());
         }
-        session->setTimeout(Poco::Timespan(std::chrono::duration_cast<std::chrono::microseconds>(
-                                               settings.timeout).count()));
+        session->setTimeout(Poco::Timespan(
+            std::chrono::duration_cast<std::chrono::microseconds>(settings.timeout).count()));
         Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_POST, uri.getPathEtc(),
                                        Poco::Net::HTTPMessage::HTTP_1_1);
         request.set("Accept", "application/json");
@@ -166,9 +168,11 @@ HttpAnswer postForm(const std::string& url, const std::vector<std::pair<std::str
     } catch (const OAuthError&) {
         throw;
     } catch (const Pop3TlsError& e) {
-        throw OAuthError(Pop3ErrorKind::Tls, what, what + " failed: " + endpoint + ": " + e.detail());
+        throw OAuthError(Pop3ErrorKind::Tls, what,
+                         what + " failed: " + endpoint + ": " + e.detail());
     } catch (const Poco::TimeoutException&) {
-        throw OAuthError(Pop3ErrorKind::Timeout, what, what + " failed: " + endpoint + " did not answer in time");
+        throw OAuthError(Pop3ErrorKind::Timeout, what,
+                         what + " failed: " + endpoint + " did not answer in time");
     } catch (const Poco::Exception& e) {
         throw OAuthError(Pop3ErrorKind::Network, what,
                          what + " failed: " + endpoint + ": " + scrub(e.displayText(), secrets));
@@ -186,30 +190,36 @@ OAuthError failure(const HttpAnswer& answer, const std::string& what, const std:
         const bool temporary =
             answer.status >= 500 || error == "temporarily_unavailable" || error == "server_error";
         return OAuthError(temporary ? Pop3ErrorKind::Network : Pop3ErrorKind::Auth, what,
-                          what + " failed: " + error + (description.empty() ? "" : " (" + description + ")"),
+                          what + " failed: " + error +
+                              (description.empty() ? "" : " (" + description + ")"),
                           error);
     }
     return OAuthError(answer.status >= 500 || answer.status == 429 ? Pop3ErrorKind::Network
-                                                                    : Pop3ErrorKind::Auth,
-                      what, what + " failed: " + endpoint + " answered HTTP " +
-                                std::to_string(answer.status) + " " + scrub(answer.reason, secrets, 80));
+                                                                   : Pop3ErrorKind::Auth,
+                      what,
+                      what + " failed: " + endpoint + " answered HTTP " +
+                          std::to_string(answer.status) + " " + scrub(answer.reason, secrets, 80));
 }
 
 } // namespace
 
-OAuthError::OAuthError(Pop3ErrorKind kind, std::string command, std::string message, std::string oauthError)
+OAuthError::OAuthError(Pop3ErrorKind kind, std::string command, std::string message,
+                       std::string oauthError)
     : Pop3Error(kind, Pop3Stage::Auth, std::move(command), message), message_(std::move(message)),
       oauthError_(std::move(oauthError))
 {
 }
 
-OAuthClient::OAuthClient(const OAuthProfile& profile, std::string clientSecret, OAuthHttpSettings settings)
-    : profile_(effectiveProfile(profile)), clientSecret_(std::move(clientSecret)), settings_(std::move(settings))
+OAuthClient::OAuthClient(const OAuthProfile& profile, std::string clientSecret,
+                         OAuthHttpSettings settings)
+    : profile_(effectiveProfile(profile)), clientSecret_(std::move(clientSecret)),
+      settings_(std::move(settings))
 {
 }
 
-OAuthTokens OAuthClient::tokenRequest(const std::string& what,
-                                      const std::vector<std::pair<std::string, std::string>>& fields)
+OAuthTokens
+OAuthClient::tokenRequest(const std::string& what,
+                          const std::vector<std::pair<std::string, std::string>>& fields)
 {
     std::vector<std::pair<std::string, std::string>> all = fields;
     all.emplace_back("client_id", profile_.clientId);
@@ -283,8 +293,9 @@ DeviceAuthorization OAuthClient::startDeviceAuthorization()
     return d;
 }
 
-OAuthTokens OAuthClient::awaitDeviceAuthorization(const DeviceAuthorization& device,
-                                                  const std::function<void(std::chrono::seconds)>& sleep)
+OAuthTokens
+OAuthClient::awaitDeviceAuthorization(const DeviceAuthorization& device,
+                                      const std::function<void(std::chrono::seconds)>& sleep)
 {
     auto pause = sleep ? sleep : [](std::chrono::seconds s) { std::this_thread::sleep_for(s); };
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(device.expiresIn);
@@ -302,8 +313,9 @@ OAuthTokens OAuthClient::awaitDeviceAuthorization(const DeviceAuthorization& dev
                 throw;
         }
         if (std::chrono::steady_clock::now() >= deadline)
-            throw OAuthError(Pop3ErrorKind::Auth, "device authorization",
-                             "device authorization failed: the code expired before it was approved");
+            throw OAuthError(
+                Pop3ErrorKind::Auth, "device authorization",
+                "device authorization failed: the code expired before it was approved");
     }
 }
 
@@ -378,10 +390,14 @@ public:
         std::string code, state, error, description;
         try {
             for (const auto& [name, value] : Poco::URI(request.getURI()).getQueryParameters()) {
-                if (name == "code") code = value;
-                else if (name == "state") state = value;
-                else if (name == "error") error = value;
-                else if (name == "error_description") description = value;
+                if (name == "code")
+                    code = value;
+                else if (name == "state")
+                    state = value;
+                else if (name == "error")
+                    error = value;
+                else if (name == "error_description")
+                    description = value;
             }
         } catch (const Poco::Exception&) {
         }
@@ -393,15 +409,19 @@ public:
                 page = "popgate: nothing to do here.\n";
             } else if (state != impl_.expectedState) {
                 response.setStatus(Poco::Net::HTTPResponse::HTTP_BAD_REQUEST);
-                page = "popgate: this answer does not belong to the authorization popgate started.\n";
+                page =
+                    "popgate: this answer does not belong to the authorization popgate started.\n";
             } else {
                 impl_.done = true;
                 impl_.code = code;
                 if (!error.empty())
-                    impl_.error = flatten(error).substr(0, 80) +
-                                  (description.empty() ? "" : " (" + flatten(description).substr(0, 300) + ")");
-                page = error.empty() ? "popgate: authorization received; you can close this window.\n"
-                                     : "popgate: the authorization was refused; see popgatectl.\n";
+                    impl_.error =
+                        flatten(error).substr(0, 80) +
+                        (description.empty() ? ""
+                                             : " (" + flatten(description).substr(0, 300) + ")");
+                page = error.empty()
+                           ? "popgate: authorization received; you can close this window.\n"
+                           : "popgate: the authorization was refused; see popgatectl.\n";
                 impl_.arrived.notify_all();
             }
         }
@@ -417,7 +437,8 @@ class RedirectFactory : public Poco::Net::HTTPRequestHandlerFactory
 {
 public:
     explicit RedirectFactory(LoopbackRedirect::Impl& impl) : impl_(impl) {}
-    Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override
+    Poco::Net::HTTPRequestHandler*
+    createRequestHandler(const Poco::Net::HTTPServerRequest&) override
     {
         return new RedirectHandler(impl_);
     }
@@ -436,10 +457,12 @@ LoopbackRedirect::LoopbackRedirect() : impl_(std::make_unique<Impl>())
         auto* params = new Poco::Net::HTTPServerParams;
         params->setMaxThreads(2);
         params->setKeepAlive(false);
-        impl_->server = std::make_unique<Poco::Net::HTTPServer>(new RedirectFactory(*impl_), socket, params);
+        impl_->server =
+            std::make_unique<Poco::Net::HTTPServer>(new RedirectFactory(*impl_), socket, params);
         impl_->server->start();
     } catch (const Poco::Exception& e) {
-        throw OperationError("cannot listen for the OAuth redirect on 127.0.0.1: " + flatten(e.displayText()));
+        throw OperationError("cannot listen for the OAuth redirect on 127.0.0.1: " +
+                             flatten(e.displayText()));
     }
 }
 
@@ -465,7 +488,8 @@ std::string LoopbackRedirect::awaitCode(const std::string& state, std::chrono::s
                          "authorization failed: no answer reached " + redirectUri() + " within " +
                              std::to_string(timeout.count()) + " s");
     if (!impl_->error.empty())
-        throw OAuthError(Pop3ErrorKind::Auth, "authorization", "authorization failed: " + impl_->error);
+        throw OAuthError(Pop3ErrorKind::Auth, "authorization",
+                         "authorization failed: " + impl_->error);
     return impl_->code;
 }
 
@@ -488,8 +512,8 @@ OAuthTokenState storeGrantedTokens(Store& store, const SecretBox& box, const Acc
     return st;
 }
 
-std::string accessTokenFor(Store& store, const SecretBox& box, const Account& account, Poco::Logger& log,
-                           bool forceRefresh)
+std::string accessTokenFor(Store& store, const SecretBox& box, const Account& account,
+                           Poco::Logger& log, bool forceRefresh)
 {
     const std::string who = "account '" + account.name + "'";
     OAuthStore os(store);
@@ -503,7 +527,8 @@ std::string accessTokenFor(Store& store, const SecretBox& box, const Account& ac
     if (!forceRefresh && st.accessTokenFresh(now))
         return box.open(st.sealedAccessToken);
 
-    OAuthClient client(*profile, profile->hasClientSecret() ? box.open(profile->sealedClientSecret) : "");
+    OAuthClient client(*profile,
+                       profile->hasClientSecret() ? box.open(profile->sealedClientSecret) : "");
     OAuthTokens granted;
     std::string how;
     try {

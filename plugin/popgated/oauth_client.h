@@ -13,7 +13,6 @@
 #include "plugin/popgated/pop3_errors.h"
 
 #include <Poco/Logger.h>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -85,9 +84,9 @@ public:
     /// awaitDeviceAuthorization - polls the token endpoint every interval
     /// (slow_down adds 5 s) until the user approved, refused or the code
     /// expired; sleep is replaceable for tests. Throws OAuthError.
-    OAuthTokens awaitDeviceAuthorization(
-        const DeviceAuthorization& device,
-        const std::function<void(std::chrono::seconds)>& sleep = std::function<void(std::chrono::seconds)>());
+    OAuthTokens awaitDeviceAuthorization(const DeviceAuthorization& device,
+                                         const std::function<void(std::chrono::seconds)>& sleep =
+                                             std::function<void(std::chrono::seconds)>());
     /// authorizationUrl - the URL the user opens (RFC 6749 4.1.1 with PKCE S256).
     std::string authorizationUrl(const std::string& redirectUri, const std::string& state,
                                  const std::string& codeChallenge) const;

@@ -6,7 +6,6 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 #include <Poco/String.h>
-
 #include <algorithm>
 
 namespace popgate
@@ -36,7 +35,8 @@ std::string describeErrorChallenge(const std::string& challenge)
 
 bool endsWith(const std::string& text, const std::string& tail)
 {
-    return text.size() >= tail.size() && text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
+    return text.size() >= tail.size() &&
+           text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
 }
 
 std::size_t base64Length(std::size_t bytes)
@@ -48,7 +48,10 @@ std::size_t base64Length(std::size_t bytes)
 
 std::string xoauth2Response(const std::string& user, const std::string& token)
 {
-    return "user=" + user + "\x01" "auth=Bearer " + token + "\x01\x01";
+    return "user=" + user +
+           "\x01"
+           "auth=Bearer " +
+           token + "\x01\x01";
 }
 
 std::string oauthBearerResponse(const std::string& user, const std::string& host, int port,
@@ -63,8 +66,16 @@ std::string oauthBearerResponse(const std::string& user, const std::string& host
         else
             authzid += c;
     }
-    return "n,a=" + authzid + ",\x01" "host=" + host + "\x01" "port=" + std::to_string(port) +
-           "\x01" "auth=Bearer " + token + "\x01\x01";
+    return "n,a=" + authzid +
+           ",\x01"
+           "host=" +
+           host +
+           "\x01"
+           "port=" +
+           std::to_string(port) +
+           "\x01"
+           "auth=Bearer " +
+           token + "\x01\x01";
 }
 
 OAuthSaslMode saslModeFor(const Account& account)
@@ -83,9 +94,9 @@ void authenticateOAuth(Pop3Client& client, const Account& account, const std::st
                       accessToken, saslModeFor(account));
 }
 
-void authenticateOAuth(Pop3Client& client, const std::string& mechanismName, const std::string& user,
-                       const std::string& host, int port, const std::string& accessToken,
-                       OAuthSaslMode mode)
+void authenticateOAuth(Pop3Client& client, const std::string& mechanismName,
+                       const std::string& user, const std::string& host, int port,
+                       const std::string& accessToken, OAuthSaslMode mode)
 {
     const std::string mechanism = Poco::toUpper(mechanismName);
     const std::string command = "AUTH " + mechanism;
@@ -99,7 +110,8 @@ void authenticateOAuth(Pop3Client& client, const std::string& mechanismName, con
             for (const auto& m : offered)
                 list += (list.empty() ? "" : " ") + m;
             throw Pop3AuthError(Pop3Stage::Auth, command,
-                                "server does not offer SASL " + mechanism + " (it offers " + list + ")");
+                                "server does not offer SASL " + mechanism + " (it offers " + list +
+                                    ")");
         }
     }
     const std::string payload = mechanism == "XOAUTH2"
@@ -131,7 +143,8 @@ void authenticateOAuth(Pop3Client& client, const std::string& mechanismName, con
             if (errorChallenge.empty())
                 throw;
             throw Pop3AuthError(Pop3Stage::Auth, command,
-                                "access token refused (" + describeErrorChallenge(errorChallenge) + ")",
+                                "access token refused (" + describeErrorChallenge(errorChallenge) +
+                                    ")",
                                 e.serverText());
         }
     };

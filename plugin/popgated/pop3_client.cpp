@@ -21,7 +21,8 @@
 namespace popgate
 {
 
-namespace {
+namespace
+{
 
 // sizeDiffers - RETR did not deliver what LIST announced. A server may add
 // the CRLF a stored message lacks before the final dot (Dovecot counts it in

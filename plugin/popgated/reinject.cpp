@@ -12,13 +12,14 @@
 #include <Poco/NumberParser.h>
 #include <Poco/StreamCopier.h>
 #include <Poco/String.h>
-
 #include <regex>
 #include <sstream>
 
-namespace popgate {
+namespace popgate
+{
 
-namespace {
+namespace
+{
 
 using Kind = SmtpResult::Kind;
 
@@ -65,7 +66,10 @@ std::string parseQueueId(const std::string& reply)
 
 SmtpReinjector::SmtpReinjector(SmtpTarget target) : target_(std::move(target)) {}
 
-SmtpReinjector::~SmtpReinjector() { close(); }
+SmtpReinjector::~SmtpReinjector()
+{
+    close();
+}
 
 std::string SmtpReinjector::relay() const
 {
@@ -78,16 +82,20 @@ SmtpResult SmtpReinjector::connect()
     pipelining_ = false;
     try {
         Poco::Net::StreamSocket socket;
-        socket.connect(Poco::Net::SocketAddress(target_.host, static_cast<Poco::UInt16>(target_.port)),
-                       Poco::Timespan(std::chrono::duration_cast<std::chrono::microseconds>(target_.timeout).count()));
+        socket.connect(
+            Poco::Net::SocketAddress(target_.host, static_cast<Poco::UInt16>(target_.port)),
+            Poco::Timespan(
+                std::chrono::duration_cast<std::chrono::microseconds>(target_.timeout).count()));
         socket.setNoDelay(true);
         session_ = std::make_unique<Session>(socket);
-        session_->setTimeout(Poco::Timespan(std::chrono::duration_cast<std::chrono::microseconds>(target_.timeout).count()));
+        session_->setTimeout(Poco::Timespan(
+            std::chrono::duration_cast<std::chrono::microseconds>(target_.timeout).count()));
         std::string greeting;
         const int code = session_->socket().receiveStatusMessage(greeting);
         if (code / 100 != 2) {
             session_.reset();
-            return result(code / 100 == 5 ? Kind::Unreachable : Kind::Unreachable, code, greeting, "greeting");
+            return result(code / 100 == 5 ? Kind::Unreachable : Kind::Unreachable, code, greeting,
+                          "greeting");
         }
         std::string ehlo;
         const int ehloCode = session_->sendCommand("EHLO", target_.helo, ehlo);
@@ -98,7 +106,8 @@ SmtpResult SmtpReinjector::connect()
         std::istringstream lines(ehlo);
         std::string line;
         while (std::getline(lines, line)) {
-            const std::string upper = Poco::toUpper(line.size() > 4 ? line.substr(4) : std::string());
+            const std::string upper =
+                Poco::toUpper(line.size() > 4 ? line.substr(4) : std::string());
             if (upper.rfind("SIZE", 0) == 0 && upper.size() > 5) {
                 Poco::Int64 n = 0;
                 if (Poco::NumberParser::tryParse64(trim(upper.substr(5)), n))
@@ -141,8 +150,8 @@ void SmtpReinjector::reset()
     }
 }
 
-SmtpResult SmtpReinjector::envelope(const std::string& sender, const std::vector<std::string>& recipients,
-                                    std::int64_t size)
+SmtpResult SmtpReinjector::envelope(const std::string& sender,
+                                    const std::vector<std::string>& recipients, std::int64_t size)
 {
     if (!session_) {
         SmtpResult c = connect();
@@ -167,7 +176,8 @@ SmtpResult SmtpReinjector::envelope(const std::string& sender, const std::vector
     return r;
 }
 
-SmtpResult SmtpReinjector::deliver(const std::string& sender, const std::vector<std::string>& recipients,
+SmtpResult SmtpReinjector::deliver(const std::string& sender,
+                                   const std::vector<std::string>& recipients,
                                    std::istream& message, std::int64_t size)
 {
     SmtpResult r = envelope(sender, recipients, size);
@@ -211,7 +221,8 @@ SmtpResult SmtpReinjector::deliver(const std::string& sender, const std::vector<
     }
 }
 
-SmtpResult SmtpReinjector::probe(const std::string& sender, const std::vector<std::string>& recipients)
+SmtpResult SmtpReinjector::probe(const std::string& sender,
+                                 const std::vector<std::string>& recipients)
 {
     SmtpResult r = envelope(sender, recipients, 0);
     if (r.kind == Kind::Accepted)

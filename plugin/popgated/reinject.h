@@ -6,7 +6,6 @@
 #pragma once
 
 #include <Poco/Net/SMTPClientSession.h>
-
 #include <chrono>
 #include <cstdint>
 #include <istream>
@@ -14,7 +13,8 @@
 #include <string>
 #include <vector>
 
-namespace popgate {
+namespace popgate
+{
 
 struct SmtpTarget {
     std::string host = "127.0.0.1";
@@ -40,11 +40,13 @@ struct SmtpResult {
     std::string describe(const std::string& relay) const;
 };
 
-class SmtpReinjector {
+class SmtpReinjector
+{
 public:
     /// Session - Poco's SMTP session with its socket reachable, so that the
     /// final reply to DATA (with the queue id) can be read by us.
-    class Session : public Poco::Net::SMTPClientSession {
+    class Session : public Poco::Net::SMTPClientSession
+    {
     public:
         using Poco::Net::SMTPClientSession::SMTPClientSession;
         using Poco::Net::SMTPClientSession::socket;

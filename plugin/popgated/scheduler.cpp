@@ -18,9 +18,6 @@
 #include <Poco/File.h>
 #include <Poco/NumberParser.h>
 #include <Poco/Process.h>
-
-#include <signal.h>
-
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -28,11 +25,14 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <signal.h>
 #include <thread>
 
-namespace popgate {
+namespace popgate
+{
 
-namespace {
+namespace
+{
 
 struct Shared {
     std::mutex mutex;
@@ -72,10 +72,10 @@ std::int64_t jittered(std::int64_t seconds)
 
 // FilterCache - each worker's compiled filters, rebuilt when the filter
 // configuration generation changes (a filter edit reaches the next poll).
-class FilterCache {
+class FilterCache
+{
 public:
-    FilterCache(Store& store, const Config& config, Poco::Logger& log)
-        : filters_(store), log_(log)
+    FilterCache(Store& store, const Config& config, Poco::Logger& log) : filters_(store), log_(log)
     {
         options_.allowNullSender = config.flag("allow_null_sender");
     }
@@ -86,7 +86,8 @@ public:
     {
         const std::int64_t generation = filters_.generation();
         auto it = cache_.find(account.name);
-        if (it != cache_.end() && it->second.generation == generation && it->second.filterName == account.filter)
+        if (it != cache_.end() && it->second.generation == generation &&
+            it->second.filterName == account.filter)
             return it->second.filter;
         FilterResolution r = filters_.resolveForAccount(account);
         if (!r.warning.empty())
@@ -125,8 +126,8 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
         std::string secret;
         if (account.auth == AuthKind::OAuth || account.auth == AuthKind::OAuth2)
             // After a refused login, do not trust the cached token: refresh it.
-            secret = accessTokenFor(store, SecretBox::load(config.str("secret_key_file")), account, log,
-                                    st.authFailures > 0);
+            secret = accessTokenFor(store, SecretBox::load(config.str("secret_key_file")), account,
+                                    log, st.authFailures > 0);
         else if (account.hasSecret())
             secret = SecretBox::load(config.str("secret_key_file")).open(account.sealedSecret);
         std::unique_ptr<FileProtocolTrace> trace;
@@ -143,7 +144,7 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
             } else {
                 Poco::File(config.str("debug_log_dir")).createDirectories();
                 trace = std::make_unique<FileProtocolTrace>(config.str("debug_log_dir") + "/" +
-                                                           account.name + ".log");
+                                                            account.name + ".log");
             }
         } else {
             st.debugUntil = 0;
@@ -172,8 +173,9 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
         next = nowSeconds() + jittered(account.pollInterval);
         log.information("account=" + account.name + " poll: " + std::to_string(report.listed) +
                         " listed, " + std::to_string(report.delivered) + " delivered, " +
-                        std::to_string(report.ignored) + " ignored, " + std::to_string(report.deferred) +
-                        " deferred, " + std::to_string(report.failed) + " failed, " +
+                        std::to_string(report.ignored) + " ignored, " +
+                        std::to_string(report.deferred) + " deferred, " +
+                        std::to_string(report.failed) + " failed, " +
                         std::to_string(report.deleted) + " deleted");
     } else {
         const Decision d = decide(report.failure);
@@ -182,8 +184,8 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
             ++st.authFailures;
         st.lastError = report.error;
         st.lastErrorAt = nowSeconds();
-        const std::int64_t wait =
-            accountBackoff(st.consecutiveFailures, account.pollInterval, config.integer("backoff_cap"));
+        const std::int64_t wait = accountBackoff(st.consecutiveFailures, account.pollInterval,
+                                                 config.integer("backoff_cap"));
         next = nowSeconds() + jittered(wait);
         log.error("account=" + account.name + " server=" + account.server + " poll failed (" +
                   failureName(report.failure) + ", " + d.meaning + "): " + flatten(report.error) +
@@ -198,7 +200,8 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
                 log.error("account=" + account.name + " deactivated after " +
                           std::to_string(st.authFailures) + " authentication failures in a row");
             } catch (const std::exception& e) {
-                log.error("account=" + account.name + " cannot deactivate: " + std::string(e.what()));
+                log.error("account=" + account.name +
+                          " cannot deactivate: " + std::string(e.what()));
             }
         }
     }
@@ -208,10 +211,12 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
         LogEntry e;
         e.account = account.name;
         e.status = report.ok ? "poll" : "error";
-        e.detail = report.ok ? std::to_string(report.delivered) + " delivered" : flatten(report.error);
+        e.detail =
+            report.ok ? std::to_string(report.delivered) + " delivered" : flatten(report.error);
         ms.log(e);
     } catch (const std::exception& e) {
-        log.error("account=" + account.name + " cannot record its status: " + std::string(e.what()));
+        log.error("account=" + account.name +
+                  " cannot record its status: " + std::string(e.what()));
     }
     std::lock_guard<std::mutex> lock(shared.mutex);
     shared.nextPoll[account.name] = next;
@@ -232,9 +237,11 @@ void sweepSpool(const std::string& dir, Poco::Logger& log)
         // NAME.PID.N
         const std::string name = f.name();
         const auto last = name.rfind('.');
-        const auto pidAt = last == std::string::npos ? std::string::npos : name.rfind('.', last - 1);
+        const auto pidAt =
+            last == std::string::npos ? std::string::npos : name.rfind('.', last - 1);
         int pid = 0;
-        if (pidAt != std::string::npos && Poco::NumberParser::tryParse(name.substr(pidAt + 1, last - pidAt - 1), pid) &&
+        if (pidAt != std::string::npos &&
+            Poco::NumberParser::tryParse(name.substr(pidAt + 1, last - pidAt - 1), pid) &&
             pid > 0 && pid != static_cast<int>(Poco::Process::id()) && ::kill(pid, 0) == 0)
             continue;
         try {
@@ -280,13 +287,15 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
     {
         const auto declared = loadProvisioned(config.str("accounts_dir"));
         if (!declared.empty()) {
-            const auto r = applyProvisioned(main, SecretBox::loadOrCreate(config.str("secret_key_file")), declared);
+            const auto r = applyProvisioned(
+                main, SecretBox::loadOrCreate(config.str("secret_key_file")), declared);
             for (const auto& n : r.added)
                 log.notice("account=" + n + " provisioned from " + config.str("accounts_dir"));
             for (const auto& n : r.updated)
                 log.notice("account=" + n + " updated from " + config.str("accounts_dir"));
             for (const auto& n : r.deactivated)
-                log.warning("account=" + n + " deactivated: its file in " + config.str("accounts_dir") + " is gone");
+                log.warning("account=" + n + " deactivated: its file in " +
+                            config.str("accounts_dir") + " is gone");
         }
     }
     const FetchSettings settings = fetchSettings(config);
@@ -300,7 +309,8 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
         pool.emplace_back([&] {
             Store store(config);
             FilterCache filters(store, config, log);
-            Fetcher fetcher(store, settings, [&](const Account& a) { return filters.get(a); }, log);
+            Fetcher fetcher(
+                store, settings, [&](const Account& a) { return filters.get(a); }, log);
             while (true) {
                 Account account;
                 {

@@ -8,11 +8,11 @@
 #include "core/config.h"
 
 #include <Poco/Logger.h>
-
 #include <atomic>
 #include <string>
 
-namespace popgate {
+namespace popgate
+{
 
 struct SchedulerOptions {
     bool once = false;       ///< one pass over the active accounts, then return

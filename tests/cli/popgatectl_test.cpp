@@ -1,21 +1,20 @@
 // popgatectl_test - the admin CLI end to end through the real binary, on a
 // throwaway SQLite database and (one smoke pass) the test PostgreSQL server.
 #define BOOST_TEST_MODULE popgatectl
-#include <boost/test/unit_test.hpp>
-
 #include "tests/support/testsupport.h"
 
 #include <Poco/File.h>
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
-
+#include <boost/test/unit_test.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
 
 using namespace popgate;
 
-namespace {
+namespace
+{
 
 const std::string kSecret = "Tr0ub4dor&3-unique-secret";
 
@@ -26,7 +25,8 @@ struct Cli {
     {
         conf = dir.write("popgate.conf", "database.path = " + dir.file("db/popgate.db") +
                                              "\nsecret_key_file = " + dir.file("secret.key") +
-                                             "\naccounts_dir = " + dir.file("accounts.d") + "\n" + extra);
+                                             "\naccounts_dir = " + dir.file("accounts.d") + "\n" +
+                                             extra);
     }
     test::RunResult operator()(std::vector<std::string> args, const std::string& input = "") const
     {
@@ -81,7 +81,8 @@ BOOST_AUTO_TEST_CASE(account_life_cycle)
 
     // The secret is sealed in the database file too.
     BOOST_TEST(test::readFile(cli.dir.file("db/popgate.db")).find(kSecret) == std::string::npos);
-    struct stat st {};
+    struct stat st {
+    };
     BOOST_TEST_REQUIRE(::stat(cli.dir.file("secret.key").c_str(), &st) == 0);
     BOOST_TEST((st.st_mode & 0777) == 0600u);
 
@@ -113,23 +114,53 @@ BOOST_AUTO_TEST_CASE(bad_input_exits_2_and_changes_nothing)
     const std::string before = cli.listJson();
     const std::string base = "--mailbox=x@example.com";
     const std::vector<BadRow> rows = {
-        {"port 0", {"account", "add", "n1", "--server=h", "--auth=none", base, "--port=0"}, "account 'n1': port: must be 1-65535 (got 0)"},
-        {"port 70000", {"account", "add", "n1", "--server=h", "--auth=none", base, "--port=70000"}, "port: must be 1-65535 (got 70000)"},
-        {"unknown auth", {"account", "add", "n1", "--server=h", base, "--auth=kerberos"}, "unknown authentication 'kerberos'"},
-        {"unknown security", {"account", "add", "n1", "--server=h", "--auth=none", base, "--security=ssl3"}, "unknown connection security 'ssl3'"},
-        {"empty server", {"account", "add", "n1", "--server=", "--auth=none", base}, "account 'n1': server: is required"},
-        {"duplicate name", {"account", "add", "helpdesk", "--server=h", "--auth=none", base}, "account 'helpdesk': name: an account of that name exists already"},
-        {"password with auth none", {"account", "add", "n1", "--server=h", "--auth=none", base, "--password-stdin"}, "account 'n1': password: is set but authentication is none"},
-        {"password as argument", {"account", "add", "n1", "--server=h", "--password=" + kSecret}, "password: never given as an argument"},
-        {"10 kB server", {"account", "add", "n1", "--auth=none", base, "--server=" + std::string(10240, 'a')}, "server: too long"},
-        {"10 kB name", {"account", "add", std::string(10240, 'n'), "--server=h", "--auth=none", base}, "name: must be 1-64 characters"},
-        {"SQL in name", {"account", "add", "x'; DROP TABLE accounts;--", "--server=h", "--auth=none", base}, "name: must be 1-64 characters"},
-        {"quote in name", {"account", "add", "o'brien", "--server=h", "--auth=none", base}, "name: must be 1-64 characters"},
+        {"port 0",
+         {"account", "add", "n1", "--server=h", "--auth=none", base, "--port=0"},
+         "account 'n1': port: must be 1-65535 (got 0)"},
+        {"port 70000",
+         {"account", "add", "n1", "--server=h", "--auth=none", base, "--port=70000"},
+         "port: must be 1-65535 (got 70000)"},
+        {"unknown auth",
+         {"account", "add", "n1", "--server=h", base, "--auth=kerberos"},
+         "unknown authentication 'kerberos'"},
+        {"unknown security",
+         {"account", "add", "n1", "--server=h", "--auth=none", base, "--security=ssl3"},
+         "unknown connection security 'ssl3'"},
+        {"empty server",
+         {"account", "add", "n1", "--server=", "--auth=none", base},
+         "account 'n1': server: is required"},
+        {"duplicate name",
+         {"account", "add", "helpdesk", "--server=h", "--auth=none", base},
+         "account 'helpdesk': name: an account of that name exists already"},
+        {"password with auth none",
+         {"account", "add", "n1", "--server=h", "--auth=none", base, "--password-stdin"},
+         "account 'n1': password: is set but authentication is none"},
+        {"password as argument",
+         {"account", "add", "n1", "--server=h", "--password=" + kSecret},
+         "password: never given as an argument"},
+        {"10 kB server",
+         {"account", "add", "n1", "--auth=none", base, "--server=" + std::string(10240, 'a')},
+         "server: too long"},
+        {"10 kB name",
+         {"account", "add", std::string(10240, 'n'), "--server=h", "--auth=none", base},
+         "name: must be 1-64 characters"},
+        {"SQL in name",
+         {"account", "add", "x'; DROP TABLE accounts;--", "--server=h", "--auth=none", base},
+         "name: must be 1-64 characters"},
+        {"quote in name",
+         {"account", "add", "o'brien", "--server=h", "--auth=none", base},
+         "name: must be 1-64 characters"},
         {"unknown option", {"account", "add", "n1", "--server=h", "--colour=blue"}, "colour"},
         {"unknown command", {"account", "frobnicate"}, "unknown command 'account frobnicate'"},
-        {"set unknown account", {"account", "set", "nobody", "--port=1"}, "account 'nobody': no such account"},
-        {"set bad port", {"account", "set", "helpdesk", "--port=0"}, "account 'helpdesk': port: must be 1-65535"},
-        {"set password with none", {"account", "set", "helpdesk", "--auth=none"}, "account 'helpdesk': password: is set but authentication is none"},
+        {"set unknown account",
+         {"account", "set", "nobody", "--port=1"},
+         "account 'nobody': no such account"},
+        {"set bad port",
+         {"account", "set", "helpdesk", "--port=0"},
+         "account 'helpdesk': port: must be 1-65535"},
+        {"set password with none",
+         {"account", "set", "helpdesk", "--auth=none"},
+         "account 'helpdesk': password: is set but authentication is none"},
     };
     for (const auto& row : rows) {
         BOOST_TEST_CONTEXT(row.label)
@@ -148,7 +179,9 @@ BOOST_AUTO_TEST_CASE(broken_config_file_exits_2_with_line_numbers)
     Cli cli("database.driver = mysql\nbogus line\n");
     const auto r = cli({"config", "check"});
     BOOST_TEST(r.status == 2);
-    BOOST_TEST(r.err.find("popgate.conf:4: database.driver: unknown value 'mysql'") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("popgate.conf:4: database.driver: unknown value 'mysql'") !=
+                   std::string::npos,
+               r.err);
     BOOST_TEST(r.err.find("popgate.conf:5: expected 'key = value'") != std::string::npos, r.err);
     BOOST_TEST(cli({"account", "list"}).status == 2);
     BOOST_TEST(!Poco::File(cli.dir.file("db/popgate.db")).exists());
@@ -159,8 +192,9 @@ BOOST_AUTO_TEST_CASE(provisioned_accounts_can_be_disabled_not_edited)
     Cli cli;
     BOOST_TEST_REQUIRE(cli({"db", "migrate"}).status == 0);
     const std::string secretFile = cli.dir.write("vendor.secret", kSecret + "\n", 0600);
-    cli.dir.write("accounts.d/vendor.conf", "server = pop.vendor.example\nuser = instance\nsecret_file = " +
-                                                secretFile + "\nmailbox = instance@vendor.example\n");
+    cli.dir.write("accounts.d/vendor.conf",
+                  "server = pop.vendor.example\nuser = instance\nsecret_file = " + secretFile +
+                      "\nmailbox = instance@vendor.example\n");
     auto r = cli({"config", "check"});
     BOOST_TEST(r.status == 0, r.err);
     BOOST_TEST(r.out.find("1 provisioned account(s)") != std::string::npos);
@@ -192,11 +226,12 @@ BOOST_AUTO_TEST_CASE(non_admin_is_refused_before_the_database)
     const std::string copy = bin.file("popgatectl");
     Poco::File(test::binary("popgatectl/popgatectl")).copyTo(copy);
     ::chmod(copy.c_str(), 0755);
-    const auto r = test::run("/usr/bin/setpriv",
-                             {"--reuid=nobody", "--regid=nogroup", "--clear-groups", copy,
-                              "--config=" + cli.conf, "db", "migrate"});
+    const auto r =
+        test::run("/usr/bin/setpriv", {"--reuid=nobody", "--regid=nogroup", "--clear-groups", copy,
+                                       "--config=" + cli.conf, "db", "migrate"});
     BOOST_TEST(r.status == 1);
-    BOOST_TEST(r.err.find("permission denied: the admin role is required") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("permission denied: the admin role is required") != std::string::npos,
+               r.err);
     BOOST_TEST(!Poco::File(cli.dir.file("db")).exists());
 }
 
@@ -205,16 +240,21 @@ BOOST_AUTO_TEST_CASE(postgresql_smoke)
     const std::string connect = test::requireEnv("POPGATE_TEST_PG_CONNECT");
     const std::string db = "popgate_cli_" + std::to_string(::getpid());
     BOOST_TEST_REQUIRE(test::run("/usr/bin/env", {"psql", "-q", connect + " dbname=postgres", "-c",
-                                                   "CREATE DATABASE " + db})
+                                                  "CREATE DATABASE " + db})
                            .status == 0);
     {
-        Cli cli("database.driver = postgresql\ndatabase.connect = " + connect + " dbname=" + db + "\n");
+        Cli cli("database.driver = postgresql\ndatabase.connect = " + connect + " dbname=" + db +
+                "\n");
         BOOST_TEST_REQUIRE(cli({"db", "migrate"}).status == 0);
         addHelpdesk(cli);
         auto list = parseArray(cli.listJson());
         BOOST_TEST_REQUIRE(list->size() == 1u);
-        BOOST_TEST(list->getObject(0)->getValue<std::string>("mailbox") == "service-desk@company.com");
-        BOOST_TEST(cli({"account", "add", "helpdesk", "--server=h", "--auth=none", "--mailbox=a@b.c"}).status == 2);
+        BOOST_TEST(list->getObject(0)->getValue<std::string>("mailbox") ==
+                   "service-desk@company.com");
+        BOOST_TEST(
+            cli({"account", "add", "helpdesk", "--server=h", "--auth=none", "--mailbox=a@b.c"})
+                .status == 2);
     }
-    test::run("/usr/bin/env", {"psql", "-q", connect + " dbname=postgres", "-c", "DROP DATABASE " + db});
+    test::run("/usr/bin/env",
+              {"psql", "-q", connect + " dbname=postgres", "-c", "DROP DATABASE " + db});
 }

@@ -1,16 +1,16 @@
 // account_test - the account field table and validation (core/account.cpp).
 #define BOOST_TEST_MODULE account
-#include <boost/test/unit_test.hpp>
-
 #include "core/account.h"
 #include "core/errors.h"
 
+#include <boost/test/unit_test.hpp>
 #include <string>
 #include <vector>
 
 using namespace popgate;
 
-namespace {
+namespace
+{
 
 Account valid()
 {
@@ -67,7 +67,10 @@ BOOST_AUTO_TEST_CASE(field_parsing_table)
         {"10 kB server", "server", std::string(10240, 'a'), "too long (10240 characters"},
         {"10 kB user", "user", std::string(10240, 'u'), "too long"},
         {"10 kB deliver-to", "deliver-to", std::string(10240, 'd'), "too long"},
-        {"control character", "user", std::string("a\x01" "b"), "control character"},
+        {"control character", "user",
+         std::string("a\x01"
+                     "b"),
+         "control character"},
         {"active yes/no", "active", "maybe", "expected yes or no"},
         {"poll interval too short", "poll-interval", "5s", "between 10s and 1d"},
         {"poll interval in minutes", "poll-interval", "15m", nullptr},
@@ -75,7 +78,11 @@ BOOST_AUTO_TEST_CASE(field_parsing_table)
         {"size garbage", "max-message-size", "lots", "expected a size"},
         {"relative CA file", "tls-ca-file", "ca.pem", "absolute path"},
         {"short pin", "tls-pin", "abcd", "64 hex digits"},
-        {"pin with colons", "tls-pin", std::string(95, ':').replace(0, 95, "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"), nullptr},
+        {"pin with colons", "tls-pin",
+         std::string(95, ':').replace(0, 95,
+                                      "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:"
+                                      "23:45:67:89:AB:CD:EF:01:23:45:67:89"),
+         nullptr},
         {"filter with quote", "filter", "x'; DROP TABLE accounts;--", "is not a filter name"},
         {"unknown field", "colour", "blue", "unknown field 'colour'"},
     };
@@ -127,20 +134,39 @@ BOOST_AUTO_TEST_CASE(record_validation_table)
         {"IPv4 server", [](Account& a) { a.server = "192.0.2.7"; }, nullptr},
         {"IPv6 server", [](Account& a) { a.server = "2001:db8::7"; }, nullptr},
         {"password auth without password", [](Account& a) { a.sealedSecret.clear(); }, "password"},
-        {"password with authentication none",
-         [](Account& a) { a.auth = AuthKind::None; }, "password"},
+        {"password with authentication none", [](Account& a) { a.auth = AuthKind::None; },
+         "password"},
         {"none without user or password",
-         [](Account& a) { a.auth = AuthKind::None; a.user.clear(); a.sealedSecret.clear(); }, nullptr},
+         [](Account& a) {
+             a.auth = AuthKind::None;
+             a.user.clear();
+             a.sealedSecret.clear();
+         },
+         nullptr},
         {"user required", [](Account& a) { a.user.clear(); }, "user"},
         {"oauth needs a profile",
-         [](Account& a) { a.auth = AuthKind::OAuth2; a.sealedSecret.clear(); }, "oauth-profile"},
+         [](Account& a) {
+             a.auth = AuthKind::OAuth2;
+             a.sealedSecret.clear();
+         },
+         "oauth-profile"},
         {"oauth with profile",
-         [](Account& a) { a.auth = AuthKind::OAuth; a.sealedSecret.clear(); a.oauthProfile = "google"; }, nullptr},
+         [](Account& a) {
+             a.auth = AuthKind::OAuth;
+             a.sealedSecret.clear();
+             a.oauthProfile = "google";
+         },
+         nullptr},
         {"bad name", [](Account& a) { a.name = "a b"; }, "name"},
         {"65-character name", [](Account& a) { a.name = std::string(65, 'n'); }, "name"},
         {"SQL in name", [](Account& a) { a.name = "x'; DROP TABLE accounts;--"; }, "name"},
         {"no recipient", [](Account& a) { a.mailbox.clear(); }, "deliver-to"},
-        {"local deliver-to", [](Account& a) { a.mailbox.clear(); a.deliverTo = "helpdesk, ops@example.org"; }, nullptr},
+        {"local deliver-to",
+         [](Account& a) {
+             a.mailbox.clear();
+             a.deliverTo = "helpdesk, ops@example.org";
+         },
+         nullptr},
         {"bad mailbox", [](Account& a) { a.mailbox = "not an address"; }, "mailbox"},
     };
     for (const auto& row : rows) {

@@ -12,7 +12,8 @@
 
 using namespace popgate;
 
-namespace {
+namespace
+{
 
 // throwsWith - f() throws InputError whose message contains part.
 template <class F> void checkInputError(F f, const std::string& part)
@@ -44,8 +45,8 @@ BOOST_AUTO_TEST_CASE(parses_addr_specs)
         {"display name", "Joe Bloggs <x@bad.com>", "x", "x@bad.com", "x@bad.com"},
         {"quoted display name with <, comma and @", "\"Bloggs, Joe <a@b>\" <x@bad.com>", "x",
          "x@bad.com", "x@bad.com"},
-        {"display name that looks like an address", "boss@corp.com <x@bad.com>", "x",
-         "x@bad.com", "x@bad.com"},
+        {"display name that looks like an address", "boss@corp.com <x@bad.com>", "x", "x@bad.com",
+         "x@bad.com"},
         {"trailing comment", "x@bad.com (Joe)", "x", "x@bad.com", "x@bad.com"},
         {"nested comment before", "(a (b) \\) c) x@bad.com", "x", "x@bad.com", "x@bad.com"},
         {"surrounding white space", "  x@bad.com \r\n", "x", "x@bad.com", "x@bad.com"},
@@ -129,8 +130,9 @@ BOOST_AUTO_TEST_CASE(malformed_addresses_throw_input_error)
         {"space in domain", "x@exa mple.com", "space not allowed in a domain"},
         {"bang in domain", "x@bad!.com", "character '!' not allowed in a domain"},
         {"label of 64 octets", "x@" + longLabel + ".com", "label longer than 63 octets"},
-        {"domain over 253 octets", "x@" + std::string(63, 'a') + "." + std::string(63, 'b') +
-                                       "." + std::string(63, 'c') + "." + std::string(63, 'd'),
+        {"domain over 253 octets",
+         "x@" + std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') +
+             "." + std::string(63, 'd'),
          "domain longer than 253 octets"},
         {"unterminated quoted local part", "\"john doe@example.com", "unterminated quoted"},
         {"text between quote and @", "\"a\"b@example.com",
@@ -144,8 +146,14 @@ BOOST_AUTO_TEST_CASE(malformed_addresses_throw_input_error)
         {"> without <", "x@bad.com>", "'>' without '<'"},
         {"text after >", "<x@bad.com> more", "text after '>'"},
         {"route without colon", "<@relay.example>", "source route without ':'"},
-        {"invalid UTF-8", "x@b\xff" "d.com", "not valid UTF-8"},
-        {"overlong UTF-8", "x@b\xc0\xaf" "d.com", "not valid UTF-8"},
+        {"invalid UTF-8",
+         "x@b\xff"
+         "d.com",
+         "not valid UTF-8"},
+        {"overlong UTF-8",
+         "x@b\xc0\xaf"
+         "d.com",
+         "not valid UTF-8"},
         {"unterminated domain literal", "x@[1.2.3.4", "unterminated domain literal"},
         {"header injection is flattened", "x@bad.com\r\nBcc: y@z", "\\x0d\\x0a"},
         {"wildcard is not allowed in an address", "x@*.bad.com", "'*' not allowed in a domain"},
@@ -257,8 +265,8 @@ BOOST_AUTO_TEST_CASE(punycode_rfc3492_vectors)
          U"\u0644\u064A\u0647\u0645\u0627\u0628\u062A\u0643\u0644\u0645\u0648\u0634\u0639"
          U"\u0631\u0628\u064A\u061F",
          "egbpdaj6bu4bxfgehfvwxn"},
-        {"RFC 3492 7.1 (B) Chinese",
-         U"\u4ED6\u4EEC\u4E3A\u4EC0\u4E48\u4E0D\u8BF4\u4E2D\u6587", "ihqwcrb4cv8a8dqg056pqjye"},
+        {"RFC 3492 7.1 (B) Chinese", U"\u4ED6\u4EEC\u4E3A\u4EC0\u4E48\u4E0D\u8BF4\u4E2D\u6587",
+         "ihqwcrb4cv8a8dqg056pqjye"},
         {"RFC 3492 7.1 (L) mixed", U"3\u5E74B\u7D44\u91D1\u516B\u5148\u751F",
          "3B-ww4c5e180e575a65lsy2b"},
         {"RFC 3492 7.1 (S) all basic", U"-> $1.00 <-", "-> $1.00 <--"},

@@ -1,11 +1,11 @@
 // config_test - popgate.conf parsing, errors with line numbers, and the
 // sample in conf/ generated from the key table (core/config.cpp).
 #define BOOST_TEST_MODULE config
-#include <boost/test/unit_test.hpp>
-
 #include "core/config.h"
 #include "core/errors.h"
 #include "tests/support/testsupport.h"
+
+#include <boost/test/unit_test.hpp>
 
 using namespace popgate;
 
@@ -41,11 +41,14 @@ BOOST_AUTO_TEST_CASE(every_problem_is_reported_with_its_line)
     } catch (const InputError& e) {
         const std::string msg = e.what();
         BOOST_TEST_MESSAGE(msg);
-        BOOST_TEST(msg.find("popgate.conf:1: database.driver: unknown value 'mysql' (expected sqlite, postgresql)") != std::string::npos);
+        BOOST_TEST(msg.find("popgate.conf:1: database.driver: unknown value 'mysql' (expected "
+                            "sqlite, postgresql)") != std::string::npos);
         BOOST_TEST(msg.find("popgate.conf:2: expected 'key = value'") != std::string::npos);
         BOOST_TEST(msg.find("popgate.conf:3: unknown key 'colour'") != std::string::npos);
-        BOOST_TEST(msg.find("popgate.conf:4: database.path: must be an absolute path") != std::string::npos);
-        BOOST_TEST(msg.find("popgate.conf:5: debug_logging_expiry: expected a duration") != std::string::npos);
+        BOOST_TEST(msg.find("popgate.conf:4: database.path: must be an absolute path") !=
+                   std::string::npos);
+        BOOST_TEST(msg.find("popgate.conf:5: debug_logging_expiry: expected a duration") !=
+                   std::string::npos);
         BOOST_TEST(msg.find("popgate.conf:6: database.driver: set twice") != std::string::npos);
     }
 }
@@ -59,7 +62,8 @@ BOOST_AUTO_TEST_CASE(conf_sample_is_generated_from_the_table)
 {
     // conf/popgate.conf is what `popgatectl config sample` prints; regenerate
     // it with that command when a key changes.
-    const std::string shipped = test::readFile(std::string(POPGATE_SOURCE_DIR) + "/conf/popgate.conf");
+    const std::string shipped =
+        test::readFile(std::string(POPGATE_SOURCE_DIR) + "/conf/popgate.conf");
     BOOST_TEST(shipped == sampleConfig());
     // The sample, uncommented, parses to the defaults.
     BOOST_CHECK_NO_THROW(Config::parse(sampleConfig(), "sample"));

@@ -14,8 +14,12 @@
 
 using namespace popgate;
 
-namespace popgate { // how Boost.Test prints the enums in failure messages
-std::ostream& boost_test_print_type(std::ostream& os, AddressField f) { return os << fieldName(f); }
+namespace popgate
+{ // how Boost.Test prints the enums in failure messages
+std::ostream& boost_test_print_type(std::ostream& os, AddressField f)
+{
+    return os << fieldName(f);
+}
 std::ostream& boost_test_print_type(std::ostream& os, FilterType t)
 {
     return os << filterTypeName(t);
@@ -26,7 +30,8 @@ std::ostream& boost_test_print_type(std::ostream& os, Rule r)
 }
 } // namespace popgate
 
-namespace {
+namespace
+{
 
 using Strings = std::vector<std::string>;
 
@@ -88,99 +93,161 @@ BOOST_AUTO_TEST_CASE(decides_as_specified)
         {"deny{bad.com}: bad blocked", {deny("d", {"bad.com"})}, "x@bad.com", true},
         {"deny{bad.com}: ok allowed", {deny("d", {"bad.com"})}, "x@ok.com", false},
         {"allow{corp.com}: corp allowed", {allow("a", {"corp.com"})}, "x@corp.com", false},
-        {"allow{corp.com}: other blocked (implicit)", {allow("a", {"corp.com"})}, "x@other.com",
+        {"allow{corp.com}: other blocked (implicit)",
+         {allow("a", {"corp.com"})},
+         "x@other.com",
          true},
         {"deny{bad.com}+allow{bad.com}: allow beats deny",
-         {deny("d", {"bad.com"}), allow("a", {"bad.com"})}, "x@bad.com", false},
+         {deny("d", {"bad.com"}), allow("a", {"bad.com"})},
+         "x@bad.com",
+         false},
         {"allow before deny: order does not matter",
-         {allow("a", {"bad.com"}), deny("d", {"bad.com"})}, "x@bad.com", false},
-        {"deny{bad.com, boss}: boss allowed", {deny("d", {"bad.com"}, {"boss@bad.com"})},
-         "boss@bad.com", false},
-        {"deny{bad.com, boss}: others still blocked", {deny("d", {"bad.com"}, {"boss@bad.com"})},
-         "x@bad.com", true},
+         {allow("a", {"bad.com"}), deny("d", {"bad.com"})},
+         "x@bad.com",
+         false},
+        {"deny{bad.com, boss}: boss allowed",
+         {deny("d", {"bad.com"}, {"boss@bad.com"})},
+         "boss@bad.com",
+         false},
+        {"deny{bad.com, boss}: others still blocked",
+         {deny("d", {"bad.com"}, {"boss@bad.com"})},
+         "x@bad.com",
+         true},
         {"allow{corp.com, leaver}: leaver blocked",
-         {allow("a", {"corp.com"}, {"leaver@corp.com"})}, "leaver@corp.com", true},
+         {allow("a", {"corp.com"}, {"leaver@corp.com"})},
+         "leaver@corp.com",
+         true},
         {"allow{corp.com, leaver}: staff allowed",
-         {allow("a", {"corp.com"}, {"leaver@corp.com"})}, "staff@corp.com", false},
-        {"deny{a.com}+deny{b.com}: a blocked", {deny("d1", {"a.com"}), deny("d2", {"b.com"})},
-         "x@a.com", true},
-        {"deny{a.com}+deny{b.com}: b blocked", {deny("d1", {"a.com"}), deny("d2", {"b.com"})},
-         "x@b.com", true},
-        {"deny{a.com}+deny{b.com}: c allowed", {deny("d1", {"a.com"}), deny("d2", {"b.com"})},
-         "x@c.com", false},
+         {allow("a", {"corp.com"}, {"leaver@corp.com"})},
+         "staff@corp.com",
+         false},
+        {"deny{a.com}+deny{b.com}: a blocked",
+         {deny("d1", {"a.com"}), deny("d2", {"b.com"})},
+         "x@a.com",
+         true},
+        {"deny{a.com}+deny{b.com}: b blocked",
+         {deny("d1", {"a.com"}), deny("d2", {"b.com"})},
+         "x@b.com",
+         true},
+        {"deny{a.com}+deny{b.com}: c allowed",
+         {deny("d1", {"a.com"}), deny("d2", {"b.com"})},
+         "x@c.com",
+         false},
         {"deny{*.com}+allow{corp.com}: corp allowed",
-         {deny("d", {"*.com"}), allow("a", {"corp.com"})}, "x@corp.com", false},
+         {deny("d", {"*.com"}), allow("a", {"corp.com"})},
+         "x@corp.com",
+         false},
         {"deny{*.com}+allow{corp.com}: other blocked",
-         {deny("d", {"*.com"}), allow("a", {"corp.com"})}, "x@other.com", true},
+         {deny("d", {"*.com"}), allow("a", {"corp.com"})},
+         "x@other.com",
+         true},
         {"case: X@BAD.COM as x@bad.com", {deny("d", {"bad.com"})}, "X@BAD.COM", true},
         {"case: pattern BAD.Com", {deny("d", {"BAD.Com"})}, "x@bad.com", true},
         {"display-name form", {deny("d", {"bad.com"})}, "Spammer <X@Bad.Com>", true},
         // exact domain vs sub-domains
-        {"exact does not cover sub-domain", {deny("d", {"example.com"})}, "x@mail.example.com",
+        {"exact does not cover sub-domain",
+         {deny("d", {"example.com"})},
+         "x@mail.example.com",
          false},
-        {"*.example.com: sub-domain", {deny("d", {"*.example.com"})}, "x@mail.example.com",
+        {"*.example.com: sub-domain", {deny("d", {"*.example.com"})}, "x@mail.example.com", true},
+        {"*.example.com: deep sub-domain",
+         {deny("d", {"*.example.com"})},
+         "x@a.b.example.com",
          true},
-        {"*.example.com: deep sub-domain", {deny("d", {"*.example.com"})}, "x@a.b.example.com",
-         true},
-        {"*.example.com: not the domain itself", {deny("d", {"*.example.com"})},
-         "x@example.com", false},
-        {"*.example.com: not a look-alike suffix", {deny("d", {"*.example.com"})},
-         "x@badexample.com", false},
+        {"*.example.com: not the domain itself",
+         {deny("d", {"*.example.com"})},
+         "x@example.com",
+         false},
+        {"*.example.com: not a look-alike suffix",
+         {deny("d", {"*.example.com"})},
+         "x@badexample.com",
+         false},
         {"*.com: any .com", {deny("d", {"*.com"})}, "x@a.b.com", true},
         {"*.com: not .org", {deny("d", {"*.com"})}, "x@a.org", false},
         {"* alone: everything", {deny("d", {"*"})}, "x@anything.example", true},
-        {"* alone on an allow list: everything allowed", {allow("a", {"*"})}, "x@a.example",
-         false},
+        {"* alone on an allow list: everything allowed", {allow("a", {"*"})}, "x@a.example", false},
         // '*' inside a pattern: one or more characters, dots included
-        {"mail*.example.com: mail1", {deny("d", {"mail*.example.com"})}, "x@mail1.example.com",
+        {"mail*.example.com: mail1",
+         {deny("d", {"mail*.example.com"})},
+         "x@mail1.example.com",
          true},
-        {"mail*.example.com: dots included", {deny("d", {"mail*.example.com"})},
-         "x@mail.eu.example.com", true},
-        {"mail*.example.com: star needs a character", {deny("d", {"mail*.example.com"})},
-         "x@mail.example.com", false},
+        {"mail*.example.com: dots included",
+         {deny("d", {"mail*.example.com"})},
+         "x@mail.eu.example.com",
+         true},
+        {"mail*.example.com: star needs a character",
+         {deny("d", {"mail*.example.com"})},
+         "x@mail.example.com",
+         false},
         {"*bad*: inside", {deny("d", {"*bad*"})}, "x@verybadhost.com", true},
         {"*bad*: not at the start", {deny("d", {"*bad*"})}, "x@bad.com", false},
         {"a*b*c: several stars", {deny("d", {"a*b*c"})}, "x@a.xbx.c", true},
         {"a*b*c: overlap refused", {deny("d", {"a*b*c"})}, "x@abc", false},
         {"**: same as one star", {deny("d", {"x**.com"})}, "x@xy.com", true},
         // exceptions
-        {"exception is case-insensitive", {deny("d", {"bad.com"}, {"Boss@Bad.com"})},
-         "BOSS@bad.COM", false},
-        {"wildcard exception", {deny("d", {"example.com"}, {"*-noreply@example.com"})},
-         "shop-noreply@example.com", false},
-        {"wildcard exception needs a character", {deny("d", {"example.com"}, {"*-noreply@example.com"})},
-         "-noreply@example.com", true},
-        {"exception with wildcard domain", {deny("d", {"*.com"}, {"boss@*"})}, "boss@x.com",
+        {"exception is case-insensitive",
+         {deny("d", {"bad.com"}, {"Boss@Bad.com"})},
+         "BOSS@bad.COM",
          false},
+        {"wildcard exception",
+         {deny("d", {"example.com"}, {"*-noreply@example.com"})},
+         "shop-noreply@example.com",
+         false},
+        {"wildcard exception needs a character",
+         {deny("d", {"example.com"}, {"*-noreply@example.com"})},
+         "-noreply@example.com",
+         true},
+        {"exception with wildcard domain", {deny("d", {"*.com"}, {"boss@*"})}, "boss@x.com", false},
         {"deny-list exception for an unlisted domain: no opinion",
-         {deny("d", {"bad.com"}, {"x@other.com"}), deny("e", {"other.com"})}, "x@other.com",
+         {deny("d", {"bad.com"}, {"x@other.com"}), deny("e", {"other.com"})},
+         "x@other.com",
          true},
         {"allow-list exception for an unlisted domain: allowed",
-         {allow("a", {"corp.com"}, {"partner@vendor.com"})}, "partner@vendor.com", false},
-        {"allow-list, unlisted domain, no exception", {allow("a", {"corp.com"}, {"partner@vendor.com"})},
-         "other@vendor.com", true},
-        {"quoted local part exception", {deny("d", {"example.com"}, {"\"john doe\"@example.com"})},
-         "\"John Doe\"@example.com", false},
-        {"quoted local part, other person", {deny("d", {"example.com"}, {"\"john doe\"@example.com"})},
-         "john@example.com", true},
+         {allow("a", {"corp.com"}, {"partner@vendor.com"})},
+         "partner@vendor.com",
+         false},
+        {"allow-list, unlisted domain, no exception",
+         {allow("a", {"corp.com"}, {"partner@vendor.com"})},
+         "other@vendor.com",
+         true},
+        {"quoted local part exception",
+         {deny("d", {"example.com"}, {"\"john doe\"@example.com"})},
+         "\"John Doe\"@example.com",
+         false},
+        {"quoted local part, other person",
+         {deny("d", {"example.com"}, {"\"john doe\"@example.com"})},
+         "john@example.com",
+         true},
         // IDN
-        {"U-label pattern, A-label address", {deny("d", {"bücher.example"})},
-         "x@xn--bcher-kva.example", true},
-        {"A-label pattern, U-label address", {deny("d", {"xn--bcher-kva.example"})},
-         "x@BÜCHER.example", true},
-        {"U-label sub-domain pattern", {deny("d", {"*.bücher.example"})},
-         "x@shop.bücher.example", true},
-        {"IDN exception", {deny("d", {"bücher.example"}, {"chef@BÜCHER.example"})},
-         "chef@xn--bcher-kva.example", false},
+        {"U-label pattern, A-label address",
+         {deny("d", {"bücher.example"})},
+         "x@xn--bcher-kva.example",
+         true},
+        {"A-label pattern, U-label address",
+         {deny("d", {"xn--bcher-kva.example"})},
+         "x@BÜCHER.example",
+         true},
+        {"U-label sub-domain pattern",
+         {deny("d", {"*.bücher.example"})},
+         "x@shop.bücher.example",
+         true},
+        {"IDN exception",
+         {deny("d", {"bücher.example"}, {"chef@BÜCHER.example"})},
+         "chef@xn--bcher-kva.example",
+         false},
         {"different IDN not matched", {deny("d", {"bücher.example"})}, "x@bucher.example", false},
         // domain literal
         {"domain literal", {deny("d", {"[192.0.2.1]"})}, "x@[192.0.2.1]", true},
         // inactive address filters are skipped
         {"inactive deny skipped", {inactive(deny("d", {"bad.com"}))}, "x@bad.com", false},
-        {"inactive allow does not restrict", {inactive(allow("a", {"corp.com"}))}, "x@other.com",
+        {"inactive allow does not restrict",
+         {inactive(allow("a", {"corp.com"}))},
+         "x@other.com",
          false},
-        {"inactive allow does not rescue", {deny("d", {"bad.com"}), inactive(allow("a", {"bad.com"}))},
-         "x@bad.com", true},
+        {"inactive allow does not rescue",
+         {deny("d", {"bad.com"}), inactive(allow("a", {"bad.com"}))},
+         "x@bad.com",
+         true},
         {"no address filters", {}, "x@bad.com", false},
     };
     for (const Row& r : rows) {
@@ -248,8 +315,8 @@ BOOST_AUTO_TEST_CASE(verdict_reasons)
     for (const Row& r : rows) {
         BOOST_TEST_CONTEXT(r.label)
         {
-            Verdict v = CompiledFilter(system(r.filters)).checkAddress(r.address,
-                                                                       AddressField::EnvelopeSender);
+            Verdict v = CompiledFilter(system(r.filters))
+                            .checkAddress(r.address, AddressField::EnvelopeSender);
             BOOST_TEST(v.reason == r.reason);
             BOOST_TEST(v.addresses.size() == 1u);
             BOOST_TEST(v.addresses[0].reason == r.reason);
@@ -407,13 +474,19 @@ BOOST_AUTO_TEST_CASE(validation_and_limits)
          }()),
          {},
          ""},
-        {"101 domains", system({deny("big", many(101, ".com"))}), {},
+        {"101 domains",
+         system({deny("big", many(101, ".com"))}),
+         {},
          "system filter \"inbound-default\": address filter \"big\": 101 domains; the limit is "
          "100"},
-        {"1001 exceptions", system({deny("big", {"x.com"}, many(1001, "@x.com"))}), {},
+        {"1001 exceptions",
+         system({deny("big", {"x.com"}, many(1001, "@x.com"))}),
+         {},
          "system filter \"inbound-default\": address filter \"big\": 1001 exceptions; the limit "
          "is 1000"},
-        {"101 address filters", system(manyFilters(101)), {},
+        {"101 address filters",
+         system(manyFilters(101)),
+         {},
          "system filter \"inbound-default\": 101 address filters; the limit is 100"},
         {"configured domain limit", system({deny("d", many(3, ".com"))}), small,
          "address filter \"d\": 3 domains; the limit is 2"},
@@ -421,19 +494,31 @@ BOOST_AUTO_TEST_CASE(validation_and_limits)
          "address filter \"d\": 2 exceptions; the limit is 1"},
         {"configured filter limit", system(manyFilters(2)), small,
          "system filter \"inbound-default\": 2 address filters; the limit is 1"},
-        {"double dot", system({deny("spam", {"bad..com"})}), {},
+        {"double dot",
+         system({deny("spam", {"bad..com"})}),
+         {},
          "system filter \"inbound-default\": address filter \"spam\": domain pattern: malformed "
          "domain \"bad..com\": empty label"},
-        {"address as domain", system({deny("spam", {"boss@bad.com"})}), {},
+        {"address as domain",
+         system({deny("spam", {"boss@bad.com"})}),
+         {},
          "domain pattern \"boss@bad.com\" contains '@'; put addresses in the exceptions"},
-        {"leading dot", system({deny("spam", {".bad.com"})}), {},
+        {"leading dot",
+         system({deny("spam", {".bad.com"})}),
+         {},
          "domain pattern \".bad.com\" starts with '.'; write \"*.bad.com\" for its sub-domains"},
         {"empty domain pattern", system({deny("spam", {""})}), {}, "empty domain"},
-        {"exception without @", system({deny("spam", {"bad.com"}, {"boss"})}), {},
+        {"exception without @",
+         system({deny("spam", {"bad.com"}, {"boss"})}),
+         {},
          "address filter \"spam\": exception: malformed address pattern \"boss\": no '@'"},
-        {"bad system filter name", system({}, "in bound"), {},
+        {"bad system filter name",
+         system({}, "in bound"),
+         {},
          "system filter \"in bound\": a name is 1-64 characters"},
-        {"empty address filter name", system({deny("", {"bad.com"})}), {},
+        {"empty address filter name",
+         system({deny("", {"bad.com"})}),
+         {},
          "address filter \"\": a name is 1-64 characters"},
     };
     for (const Row& r : rows) {
@@ -464,16 +549,17 @@ BOOST_AUTO_TEST_CASE(names_parse_and_print)
 
 // --- properties over random filters (fixed seed) -----------------------------
 
-namespace {
+namespace
+{
 
-const Strings kDomains = {"a.com",   "b.com",     "corp.com",       "x.corp.com",
+const Strings kDomains = {"a.com",      "b.com",     "corp.com",       "x.corp.com",
                           "mail.b.com", "other.org", "bücher.example", "xn--mnchen-3ya.example"};
-const Strings kDomainPatterns = {"a.com",  "b.com",      "corp.com",     "other.org",
-                                 "*.com",  "*.corp.com", "*",            "*.org",
-                                 "mail*.com", "*b*",     "bücher.example", "münchen.example"};
+const Strings kDomainPatterns = {
+    "a.com", "b.com", "corp.com",  "other.org", "*.com",          "*.corp.com",
+    "*",     "*.org", "mail*.com", "*b*",       "bücher.example", "münchen.example"};
 const Strings kLocals = {"x", "boss", "Leaver", "john.doe", "\"john doe\"", "shop-noreply"};
-const Strings kExceptionPatterns = {"boss@a.com", "leaver@corp.com", "*@corp.com", "boss@*",
-                                    "*-noreply@b.com", "\"John Doe\"@other.org",
+const Strings kExceptionPatterns = {"boss@a.com",      "leaver@corp.com", "*@corp.com",
+                                    "boss@*",          "*-noreply@b.com", "\"John Doe\"@other.org",
                                     "x@BÜCHER.example"};
 
 template <class T> const T& pickFrom(std::mt19937& rng, const std::vector<T>& v)
@@ -532,7 +618,8 @@ BOOST_AUTO_TEST_CASE(adding_an_allow_list_never_blocks_an_allowed_address)
         SystemAddressFilter before = randomSystem(rng);
         EmailAddressFilter extra = randomFilter(rng, "added", true);
         SystemAddressFilter after = before;
-        std::size_t at = std::uniform_int_distribution<std::size_t>(0, after.addressFilters.size())(rng);
+        std::size_t at =
+            std::uniform_int_distribution<std::size_t>(0, after.addressFilters.size())(rng);
         after.addressFilters.insert(after.addressFilters.begin() + static_cast<long>(at), extra);
         std::string address = pickFrom(rng, kLocals) + "@" + pickFrom(rng, kDomains);
         if (std::uniform_int_distribution<int>(0, 3)(rng) == 0)
@@ -540,7 +627,8 @@ BOOST_AUTO_TEST_CASE(adding_an_allow_list_never_blocks_an_allowed_address)
 
         Verdict b = CompiledFilter(before).checkAddress(address, AddressField::HeaderFrom);
         Verdict a = CompiledFilter(after).checkAddress(address, AddressField::HeaderFrom);
-        Verdict solo = CompiledFilter(system({extra})).checkAddress(address, AddressField::HeaderFrom);
+        Verdict solo =
+            CompiledFilter(system({extra})).checkAddress(address, AddressField::HeaderFrom);
         if (b.blocked)
             continue;
         ++checked;
@@ -570,7 +658,8 @@ BOOST_AUTO_TEST_CASE(listing_a_domain_on_an_allow_list_always_allows_it)
         s.addressFilters.push_back(allow("rescue", {domain}));
         BOOST_TEST_CONTEXT("round " << round << ": " << address)
         {
-            BOOST_TEST(!CompiledFilter(s).checkAddress(address, AddressField::EnvelopeSender).blocked);
+            BOOST_TEST(
+                !CompiledFilter(s).checkAddress(address, AddressField::EnvelopeSender).blocked);
         }
     }
 }

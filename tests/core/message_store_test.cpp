@@ -1,8 +1,6 @@
 // message_store_test - the fetch ledger, message log and account status on
 // real SQLite and PostgreSQL (core/message_store.cpp).
 #define BOOST_TEST_MODULE message_store
-#include <boost/test/unit_test.hpp>
-
 #include "core/dbdrivers.h"
 #include "core/errors.h"
 #include "core/message_store.h"
@@ -10,13 +8,14 @@
 
 #include <Poco/Data/Session.h>
 #include <Poco/Process.h>
-
 #include <atomic>
+#include <boost/test/unit_test.hpp>
 
 using namespace popgate;
 using namespace Poco::Data::Keywords;
 
-namespace {
+namespace
+{
 
 // Db - a migrated database of one dialect with one account, dropped at the end.
 struct Db {
@@ -32,7 +31,8 @@ struct Db {
         if (dialect == "postgresql") {
             static std::atomic<int> counter{0};
             admin = test::requireEnv("POPGATE_TEST_PG_CONNECT");
-            name = "popgate_ms_" + std::to_string(Poco::Process::id()) + "_" + std::to_string(++counter);
+            name = "popgate_ms_" + std::to_string(Poco::Process::id()) + "_" +
+                   std::to_string(++counter);
             Poco::Data::Session s("PostgreSQL", admin);
             s << "CREATE DATABASE " + name, now;
             config.set("database.driver", "postgresql");
@@ -97,7 +97,8 @@ BOOST_AUTO_TEST_CASE(ledger_round_trip)
             BOOST_TEST(messageStateName(ms.find(r.id)->state) == "injected");
 
             // The same Message-ID under another UIDL is a duplicate; the same UIDL is not.
-            BOOST_TEST(ms.duplicateOf(db.accountId, "<m1@example.org>", "other", 0).value() == r.uidl);
+            BOOST_TEST(ms.duplicateOf(db.accountId, "<m1@example.org>", "other", 0).value() ==
+                       r.uidl);
             BOOST_TEST(!ms.duplicateOf(db.accountId, "<m1@example.org>", r.uidl, 0).has_value());
             BOOST_TEST(!ms.duplicateOf(db.accountId, "<m2@example.org>", "other", 0).has_value());
             BOOST_TEST(!ms.duplicateOf(db.accountId, "", "other", 0).has_value());

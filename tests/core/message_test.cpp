@@ -16,7 +16,8 @@
 
 using namespace popgate;
 
-namespace {
+namespace
+{
 
 const std::string kPrepend = "Received: by test (popgate)\r\n\tfor <x@y>;\r\n"
                              "\tSat, 28 Nov 2026 18:00:00 +0000\r\nX-Popgate-Id: v1 test\r\n";
@@ -81,21 +82,21 @@ std::vector<Case> rewriteCases()
 {
     const std::string body = "Body line 1\r\n..dot stays\r\n\r\nX-Popgate-Id: in body stays\r\n";
     const std::string longLine(10000, 'L');
-    std::string binary = std::string("nul\0here\r\n", 10) + "8bit \xc3\xa9\xff\x80\r\n" +
-                         longLine + "\r\n" + std::string("\0\0\r\n", 4) + "no end";
+    std::string binary = std::string("nul\0here\r\n", 10) + "8bit \xc3\xa9\xff\x80\r\n" + longLine +
+                         "\r\n" + std::string("\0\0\r\n", 4) + "no end";
     std::vector<Case> cases;
 
-    cases.push_back({"plain message, facts extracted",
-                     "From: Alice <alice@example.com>\r\nTo: b@example.com\r\n"
-                     "Subject: hello\r\nMessage-ID: <1@example.com>\r\n"
-                     "Return-Path: <bounce@example.com>\r\n\r\n" +
-                         body,
-                     "From: Alice <alice@example.com>\r\nTo: b@example.com\r\n"
-                     "Subject: hello\r\nMessage-ID: <1@example.com>\r\n"
-                     "Return-Path: <bounce@example.com>\r\n\r\n" +
-                         body,
-                     {"<1@example.com>", "Alice <alice@example.com>", "bounce@example.com",
-                      "hello"}});
+    cases.push_back(
+        {"plain message, facts extracted",
+         "From: Alice <alice@example.com>\r\nTo: b@example.com\r\n"
+         "Subject: hello\r\nMessage-ID: <1@example.com>\r\n"
+         "Return-Path: <bounce@example.com>\r\n\r\n" +
+             body,
+         "From: Alice <alice@example.com>\r\nTo: b@example.com\r\n"
+         "Subject: hello\r\nMessage-ID: <1@example.com>\r\n"
+         "Return-Path: <bounce@example.com>\r\n\r\n" +
+             body,
+         {"<1@example.com>", "Alice <alice@example.com>", "bounce@example.com", "hello"}});
 
     Expected dropped;
     dropped.subject = "s";
@@ -213,7 +214,8 @@ void check(const Case& c, const std::string& form, const std::string& input,
 }
 
 /// CountingBuf - a sink that keeps nothing but the byte count.
-class CountingBuf : public std::streambuf {
+class CountingBuf : public std::streambuf
+{
 public:
     std::int64_t count = 0;
 
@@ -284,15 +286,14 @@ BOOST_AUTO_TEST_CASE(oversized_fields_around_the_cap)
     for (std::size_t size : {cap - 300, cap - 2, cap - 1, cap, cap + 1, cap + 2, 3 * cap}) {
         const std::string single = std::string("X-Popgate-Big: ") + std::string(size, 'p') + "\r\n";
         rows.push_back({"single-line X-Popgate field", single, true});
-        rows.push_back({"single-line other field", "X-Big: " + std::string(size, 'o') + "\r\n",
-                        false});
+        rows.push_back(
+            {"single-line other field", "X-Big: " + std::string(size, 'o') + "\r\n", false});
         rows.push_back({"folded X-Popgate field", folded("X-Popgate-Fold", size), true});
         rows.push_back({"folded other field", folded("X-Fold", size), false});
     }
     for (const Row& row : rows)
         for (std::size_t chunk : kChunks) {
-            BOOST_TEST_CONTEXT(row.label << " of " << row.field.size() << " bytes, chunk "
-                                         << chunk)
+            BOOST_TEST_CONTEXT(row.label << " of " << row.field.size() << " bytes, chunk " << chunk)
             {
                 // The field before and after must survive whatever the cap does.
                 const std::string before = "From: a@x\r\n";
@@ -361,8 +362,8 @@ BOOST_AUTO_TEST_CASE(random_messages_match_the_reference)
 {
     std::mt19937 rng(20261128); // fixed seed: failures reproduce
     auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
-    const std::vector<std::string> names = {"Subject", "X-Popgate-Id", "x-popgate-account",
-                                            "X-Other", "Received", "X-Popgate", "From"};
+    const std::vector<std::string> names = {
+        "Subject", "X-Popgate-Id", "x-popgate-account", "X-Other", "Received", "X-Popgate", "From"};
     const std::size_t cap = MessageRewriter::kMaxField;
     const std::vector<std::size_t> sizes = {0, 1, 50, 1000, cap - 40, cap, cap + 30, 3 * cap};
     for (int round = 0; round < 300; ++round) {
@@ -450,7 +451,7 @@ BOOST_AUTO_TEST_CASE(memory_bounded_for_50_MB_body_and_huge_header_field)
         const char* label;
         std::function<const std::string&(std::size_t)> chunk; ///< the i-th block (no copies:
                                                               ///< ASan's quarantine would grow)
-        std::int64_t expectedDrop;                     ///< bytes the rewriter drops
+        std::int64_t expectedDrop;                            ///< bytes the rewriter drops
     };
     const std::size_t block = 65536;
     const std::size_t blocks = 50 * 1024 * 1024 / block;
@@ -589,8 +590,7 @@ BOOST_AUTO_TEST_CASE(forgeries_and_garbage_rejected)
         {"missing u", key, replaced(" u=VUlELTc", "")},
         {"version 2", key, replaced("v1 ", "v2 ")},
         {"double space", key, replaced(" u=", "  u=")},
-        {"parts reordered", key,
-         "v1 u=VUlELTc a=helpdesk m=" + mac},
+        {"parts reordered", key, "v1 u=VUlELTc a=helpdesk m=" + mac},
         {"invalid account name with a valid MAC", key, popgateIdHeader(key, "bad name", "UID-7")},
         {"empty account with a valid MAC", key, popgateIdHeader(key, "", "UID-7")},
         {"NUL inside", key, replaced("a=helpdesk", std::string("a=help\0desk", 11))},
@@ -651,8 +651,8 @@ BOOST_AUTO_TEST_CASE(well_formed_for_odd_inputs)
         {"dots collapse", "..pop..example.", "gw", "a", "1", "a@b", "from pop.example by", ".."},
         {"odd recipient left out", "pop", "gw", "a", "1", "x@y>\r\nBcc: z", "(account a)", "for "},
         {"odd account", "pop", "gw", "a b(c)\r\n", "1", "a@b", "(account a_b_c___)", "a b"},
-        {"uidl with every printable char", "pop", "gw", "a",
-         "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~", "a@b", " id ", "\\"},
+        {"uidl with every printable char", "pop", "gw", "a", "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+         "a@b", " id ", "\\"},
     };
     for (const Row& row : rows) {
         BOOST_TEST_CONTEXT(row.label)

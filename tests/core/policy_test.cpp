@@ -1,14 +1,14 @@
 // policy_test - the failure table and the back-off schedules (core/policy.cpp).
 #define BOOST_TEST_MODULE policy
-#include <boost/test/unit_test.hpp>
-
 #include "core/policy.h"
 
+#include <boost/test/unit_test.hpp>
 #include <vector>
 
 using namespace popgate;
 
-namespace {
+namespace
+{
 
 struct Row {
     Failure failure;
@@ -22,10 +22,14 @@ struct Row {
 const char* outcomeName(MessageOutcome o)
 {
     switch (o) {
-    case MessageOutcome::None: return "none";
-    case MessageOutcome::RetryLater: return "retry-later";
-    case MessageOutcome::MarkFailed: return "mark-failed";
-    case MessageOutcome::Uncertain: return "uncertain";
+    case MessageOutcome::None:
+        return "none";
+    case MessageOutcome::RetryLater:
+        return "retry-later";
+    case MessageOutcome::MarkFailed:
+        return "mark-failed";
+    case MessageOutcome::Uncertain:
+        return "uncertain";
     }
     return "?";
 }
@@ -89,5 +93,6 @@ BOOST_AUTO_TEST_CASE(message_retry_schedule)
 {
     const std::vector<std::int64_t> expected = {60, 60, 300, 600, 1200, 2400, 3600, 7200, 7200};
     for (int attempts = 0; attempts < static_cast<int>(expected.size()); ++attempts)
-        BOOST_TEST(messageRetryDelay(attempts) == expected[static_cast<std::size_t>(attempts)], attempts);
+        BOOST_TEST(messageRetryDelay(attempts) == expected[static_cast<std::size_t>(attempts)],
+                   attempts);
 }

@@ -1,7 +1,5 @@
 // provisioning_test - accounts.d files synced into the store (core/provisioning.cpp).
 #define BOOST_TEST_MODULE provisioning
-#include <boost/test/unit_test.hpp>
-
 #include "core/dbdrivers.h"
 #include "core/errors.h"
 #include "core/provisioning.h"
@@ -10,10 +8,12 @@
 #include "tests/support/testsupport.h"
 
 #include <Poco/File.h>
+#include <boost/test/unit_test.hpp>
 
 using namespace popgate;
 
-namespace {
+namespace
+{
 
 struct Fixture {
     test::TempDir dir;
@@ -36,8 +36,8 @@ struct Fixture {
     ProvisionReport apply() { return applyProvisioned(*store, box, loadProvisioned(accounts())); }
     std::string vendorFile() const
     {
-        return "server = pop.vendor.example\nuser = instance\nsecret_file = " + dir.file("secrets/vendor") +
-               "\nmailbox = instance@vendor.example\n";
+        return "server = pop.vendor.example\nuser = instance\nsecret_file = " +
+               dir.file("secrets/vendor") + "\nmailbox = instance@vendor.example\n";
     }
 };
 
@@ -101,7 +101,8 @@ BOOST_FIXTURE_TEST_CASE(hand_made_account_is_not_taken_over, Fixture)
 BOOST_FIXTURE_TEST_CASE(bad_files_report_file_and_line_and_change_nothing, Fixture)
 {
     declare("good", vendorFile());
-    declare("bad", "server = pop.example.com\nport = 70000\npassword = inline\nmailbox = x@example.com\n");
+    declare("bad",
+            "server = pop.example.com\nport = 70000\npassword = inline\nmailbox = x@example.com\n");
     try {
         apply();
         BOOST_ERROR("bad file applied");

@@ -1,11 +1,10 @@
 // secretbox_test - sealing secrets at rest (core/secretbox.cpp).
 #define BOOST_TEST_MODULE secretbox
-#include <boost/test/unit_test.hpp>
-
 #include "core/errors.h"
 #include "core/secretbox.h"
 #include "tests/support/testsupport.h"
 
+#include <boost/test/unit_test.hpp>
 #include <sys/stat.h>
 
 using namespace popgate;
@@ -13,8 +12,9 @@ using namespace popgate;
 BOOST_AUTO_TEST_CASE(round_trip_and_fresh_iv)
 {
     const SecretBox box = SecretBox::fromKey(std::vector<unsigned char>(32, 7));
-    for (const std::string& secret : {std::string("s3cret"), std::string(""), std::string(3000, 'x'),
-                                     std::string("pa's\"s;--\n\x01\xff")}) {
+    for (const std::string& secret :
+         {std::string("s3cret"), std::string(""), std::string(3000, 'x'),
+          std::string("pa's\"s;--\n\x01\xff")}) {
         const std::string sealed = box.seal(secret);
         BOOST_TEST(sealed.rfind("gcm1:", 0) == 0u);
         BOOST_TEST((secret.empty() || sealed.find(secret) == std::string::npos));
@@ -44,7 +44,8 @@ BOOST_AUTO_TEST_CASE(key_file_created_0600_and_reused)
     test::TempDir dir;
     const std::string path = dir.file("secret.key");
     const SecretBox a = SecretBox::loadOrCreate(path);
-    struct stat st {};
+    struct stat st {
+    };
     BOOST_TEST_REQUIRE(::stat(path.c_str(), &st) == 0);
     BOOST_TEST((st.st_mode & 0777) == 0600u);
     BOOST_TEST(test::readFile(path).size() == 65u);

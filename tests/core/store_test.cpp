@@ -2,8 +2,6 @@
 // (core/store.cpp, core/migrations.cpp). The PostgreSQL cases need the server
 // scripts/test.sh starts ($POPGATE_TEST_PG_CONNECT); without it they fail.
 #define BOOST_TEST_MODULE store
-#include <boost/test/unit_test.hpp>
-
 #include "core/dbdrivers.h"
 #include "core/errors.h"
 #include "core/migrations.h"
@@ -12,14 +10,15 @@
 
 #include <Poco/Data/Session.h>
 #include <Poco/Process.h>
-
 #include <atomic>
+#include <boost/test/unit_test.hpp>
 #include <memory>
 
 using namespace popgate;
 using namespace Poco::Data::Keywords;
 
-namespace {
+namespace
+{
 
 // Backend - a fresh, empty database of one dialect, dropped at the end.
 struct Backend {
@@ -43,7 +42,8 @@ struct PostgresBackend : Backend {
     {
         static std::atomic<int> counter{0};
         admin = test::requireEnv("POPGATE_TEST_PG_CONNECT");
-        name = "popgate_store_" + std::to_string(Poco::Process::id()) + "_" + std::to_string(++counter);
+        name = "popgate_store_" + std::to_string(Poco::Process::id()) + "_" +
+               std::to_string(++counter);
         Poco::Data::Session s("PostgreSQL", admin);
         s << "CREATE DATABASE " + name, now;
     }
@@ -106,7 +106,8 @@ BOOST_AUTO_TEST_CASE(migrations_are_numbered_per_dialect)
             BOOST_TEST(list[i]->version == static_cast<int>(i + 1), d << " " << list[i]->name);
     }
     BOOST_TEST(latestSchemaVersion("sqlite") == latestSchemaVersion("postgresql"));
-    BOOST_TEST(splitStatements("-- c\nCREATE TABLE a (x INT);\n\nCREATE TABLE b (y INT);\n").size() == 2u);
+    BOOST_TEST(
+        splitStatements("-- c\nCREATE TABLE a (x INT);\n\nCREATE TABLE b (y INT);\n").size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(migrate_empty_then_migrated)
@@ -137,12 +138,16 @@ BOOST_AUTO_TEST_CASE(newer_schema_is_refused)
             auto backend = makeBackend(d);
             Store store(backend->config(), Store::Open::CreateFile);
             store.migrate();
-            store.session() << "INSERT INTO schema_version (version, name, applied_at) VALUES (999, 'future', 0)", now;
+            store.session() << "INSERT INTO schema_version (version, name, applied_at) VALUES "
+                               "(999, 'future', 0)",
+                now;
             try {
                 store.requireCurrentSchema();
                 BOOST_ERROR("newer schema accepted");
             } catch (const OperationError& e) {
-                BOOST_TEST(std::string(e.what()).find("schema version 999 is newer than this popgate") != std::string::npos);
+                BOOST_TEST(
+                    std::string(e.what()).find("schema version 999 is newer than this popgate") !=
+                    std::string::npos);
             }
             BOOST_CHECK_THROW(store.migrate(), OperationError);
         }
@@ -224,13 +229,15 @@ BOOST_AUTO_TEST_CASE(unreachable_postgresql_names_the_database)
     registerDatabaseDrivers();
     Config c = Config::defaults();
     c.set("database.driver", "postgresql");
-    c.set("database.connect", "host=127.0.0.1 port=1 dbname=x user=x password=hunter2 connect_timeout=2");
+    c.set("database.connect",
+          "host=127.0.0.1 port=1 dbname=x user=x password=hunter2 connect_timeout=2");
     try {
         Store store(c);
         BOOST_ERROR("connected to nothing");
     } catch (const OperationError& e) {
         const std::string msg = e.what();
-        BOOST_TEST(msg.find("database postgresql (host=127.0.0.1 port=1") != std::string::npos, msg);
+        BOOST_TEST(msg.find("database postgresql (host=127.0.0.1 port=1") != std::string::npos,
+                   msg);
         BOOST_TEST(msg.find("hunter2") == std::string::npos, msg);
     }
 }

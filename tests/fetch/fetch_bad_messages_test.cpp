@@ -6,26 +6,24 @@
 // through in bounded memory (VmHWM polled while popgated runs); messages over
 // the account's or the MTA's size limit get a clear error and stay on the server.
 #define BOOST_TEST_MODULE fetch_bad_messages
-#include <boost/test/unit_test.hpp>
-
 #include "tests/fetch/fetch_support.h"
 #include "tests/plugin/fake_pop3_server.h"
 
 #include <Poco/DigestEngine.h>
 #include <Poco/SHA2Engine.h>
-
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
+#include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <fstream>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 
 using namespace popgate;
 using namespace popgate::test;
 
-namespace {
+namespace
+{
 
 std::string mid(const std::string& tag)
 {
@@ -40,8 +38,7 @@ struct Odd {
 };
 
 /// bin - a string literal with its NUL bytes.
-template <std::size_t N>
-std::string bin(const char (&text)[N])
+template <std::size_t N> std::string bin(const char (&text)[N])
 {
     return std::string(text, N - 1);
 }
@@ -58,13 +55,13 @@ std::vector<Odd> oddMessages()
         bin("before\0after\r\n\0\0\0\r\nend\r\n"));
     add("10 000-character lines", "long", {"From: a@example.com"},
         std::string(10000, 'a') + "\r\nshort\r\n" + std::string(9999, 'b') + "c\r\n");
-    add("8-bit headers", "8bit", {"From: J\xC3\xBCrgen <juergen@example.com>",
-                                  "Subject: caf\xC3\xA9 \xE9\xFF latin-1 and UTF-8"},
+    add("8-bit headers", "8bit",
+        {"From: J\xC3\xBCrgen <juergen@example.com>",
+         "Subject: caf\xC3\xA9 \xE9\xFF latin-1 and UTF-8"},
         "8-bit body \xE9\xFF\xFE\r\n");
-    add("a 10 000-character header field", "longheader", {"From: a@example.com", "X-Long: " + std::string(10000, 'h')},
-        "short body\r\n");
-    add("bare LF in the maildir", "lf", {"From: a@example.com"},
-        "unix\nline ends\nonly\n");
+    add("a 10 000-character header field", "longheader",
+        {"From: a@example.com", "X-Long: " + std::string(10000, 'h')}, "short body\r\n");
+    add("bare LF in the maildir", "lf", {"From: a@example.com"}, "unix\nline ends\nonly\n");
     add("header section without a body", "nobody", {"From: a@example.com"}, "");
     // No header section at all: the body starts at once. Postfix inserts the
     // blank line after popgate's own header fields.
@@ -135,8 +132,9 @@ BOOST_AUTO_TEST_CASE(odd_messages_pass_through_unharmed)
                 if (c.first("Message-ID") != row.messageId)
                     continue;
                 ++found;
-                BOOST_TEST((c.body == row.expectedBody), "body differs (" << c.body.size() << " bytes, expected "
-                                                                          << row.expectedBody.size() << ")");
+                BOOST_TEST((c.body == row.expectedBody), "body differs ("
+                                                             << c.body.size() << " bytes, expected "
+                                                             << row.expectedBody.size() << ")");
                 BOOST_TEST(c.all("X-Popgate-Id").size() == 1u);
             }
             BOOST_TEST(found == 1);
@@ -158,16 +156,18 @@ BOOST_AUTO_TEST_CASE(bare_lf_cr_and_nul_on_the_pop3_wire_pass_through)
     Servers s;
     Gateway gw(s);
     const std::string to = uniqueAddress("wire");
-    const std::string body = bin("crlf line\r\nbare lf\nlone\rcr\r\nnul\0byte\r\n\xFF\x01 binary\r\n") +
-                             "no final line end";
+    const std::string body =
+        bin("crlf line\r\nbare lf\nlone\rcr\r\nnul\0byte\r\n\xFF\x01 binary\r\n") +
+        "no final line end";
     const std::string bytes = message({"From: a@example.com", "Message-ID: " + mid("wire")}, body);
-    FakePop3Server server({send("+OK fake\r\n"), expect("CAPA"), send("+OK\r\nUSER\r\nUIDL\r\n.\r\n"),
-                           expect("USER u"), send("+OK\r\n"), expect("PASS p"), send("+OK\r\n"), expect("UIDL"),
-                           send("+OK\r\n1 wire-1\r\n.\r\n"), expect("LIST"),
-                           send("+OK\r\n1 " + std::to_string(bytes.size() + 2) + "\r\n.\r\n"), expect("RETR 1"),
-                           // the last line gets its CRLF on the wire, as servers do
-                           send("+OK\r\n" + bytes + "\r\n.\r\n"), expect("DELE 1"), send("+OK\r\n"),
-                           expect("QUIT"), send("+OK\r\n")});
+    FakePop3Server server(
+        {send("+OK fake\r\n"), expect("CAPA"), send("+OK\r\nUSER\r\nUIDL\r\n.\r\n"),
+         expect("USER u"), send("+OK\r\n"), expect("PASS p"), send("+OK\r\n"), expect("UIDL"),
+         send("+OK\r\n1 wire-1\r\n.\r\n"), expect("LIST"),
+         send("+OK\r\n1 " + std::to_string(bytes.size() + 2) + "\r\n.\r\n"), expect("RETR 1"),
+         // the last line gets its CRLF on the wire, as servers do
+         send("+OK\r\n" + bytes + "\r\n.\r\n"), expect("DELE 1"), send("+OK\r\n"), expect("QUIT"),
+         send("+OK\r\n")});
     gw.addFakeAccount("wire", server.port(), to);
     const RunResult r = gw.once();
     BOOST_TEST(server.finish() == "");
@@ -193,7 +193,8 @@ BOOST_AUTO_TEST_CASE(fifty_megabyte_message_streams_in_bounded_memory)
     gw.addDovecotAccount("big", s.user2, to);
 
     // The baseline: the same run with one small message.
-    dropMessage(s.maildir2, message({"From: small@example.com", "Message-ID: " + mid("small")}, "small\r\n"));
+    dropMessage(s.maildir2,
+                message({"From: small@example.com", "Message-ID: " + mid("small")}, "small\r\n"));
     const Watched baseline = runWatched(gw, gw.file("small.log"));
     BOOST_TEST_REQUIRE(baseline.status == 0, baseline.log);
     settle();
@@ -210,7 +211,8 @@ BOOST_AUTO_TEST_CASE(fifty_megabyte_message_streams_in_bounded_memory)
                        "");
         out << head;
         expected.update(toLf(head));
-        static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        static const char kAlphabet[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         std::uint32_t x = 12345;
         std::string line(78, ' ');
         for (std::size_t i = 0; i < kLines; ++i) {
@@ -231,13 +233,13 @@ BOOST_AUTO_TEST_CASE(fifty_megabyte_message_streams_in_bounded_memory)
 
     const Watched w = runWatched(gw, gw.file("big.log"));
     BOOST_TEST(w.status == 0, w.log);
-    BOOST_TEST_MESSAGE("50 MB message: popgated peak RSS (VmHWM) " << w.peakKb << " kB over " << w.samples
-                                                                   << " samples; with one small message "
-                                                                   << baseline.peakKb << " kB");
+    BOOST_TEST_MESSAGE("50 MB message: popgated peak RSS (VmHWM) "
+                       << w.peakKb << " kB over " << w.samples
+                       << " samples; with one small message " << baseline.peakKb << " kB");
     BOOST_TEST(w.peakKb > 0);
     BOOST_TEST(w.peakKb < kLimitKb, "popgated's peak RSS " << w.peakKb << " kB");
-    BOOST_TEST(w.peakKb - baseline.peakKb < 16 * 1024, "50 MB raise the peak RSS by " << w.peakKb - baseline.peakKb
-                                                                                     << " kB");
+    BOOST_TEST(w.peakKb - baseline.peakKb < 16 * 1024,
+               "50 MB raise the peak RSS by " << w.peakKb - baseline.peakKb << " kB");
     const auto lines = messageLines(w.log);
     BOOST_TEST_REQUIRE(lines.size() == 1u, w.log);
     BOOST_TEST(lines[0].get("status") == "delivered", lines[0].text);
@@ -271,7 +273,8 @@ BOOST_AUTO_TEST_CASE(messages_over_a_size_limit_get_a_clear_error_and_stay)
     {
         Gateway gw(s);
         const std::string to = uniqueAddress("limit");
-        gw.addDovecotAccount("limited", s.user2, to, {"--max-message-size=100K", "--debug-logging=yes"});
+        gw.addDovecotAccount("limited", s.user2, to,
+                             {"--max-message-size=100K", "--debug-logging=yes"});
         sized("small", 1000);
         sized("over-account-limit", 300 * 1000);
         const RunResult r = gw.once();
@@ -280,14 +283,16 @@ BOOST_AUTO_TEST_CASE(messages_over_a_size_limit_get_a_clear_error_and_stay)
         for (const auto& l : messageLines(r.err))
             if (l.text.find("message too large") != std::string::npos) {
                 status = l.get("status");
-                BOOST_TEST(l.text.find("octets, account limit 102400") != std::string::npos, l.text);
+                BOOST_TEST(l.text.find("octets, account limit 102400") != std::string::npos,
+                           l.text);
                 BOOST_TEST(l.text.find("kept on the server") != std::string::npos, l.text);
             }
         BOOST_TEST(status == "failed", r.err);
         BOOST_TEST(countMessages(s.maildir2) == 1, "the large one stays, the small one went");
         const std::string trace = readFile(gw.file("debug/limited.log"));
         BOOST_TEST(trace.find("C: RETR 1") != std::string::npos);
-        BOOST_TEST(trace.find("C: RETR 2") == std::string::npos, "a message over the limit is not fetched");
+        BOOST_TEST(trace.find("C: RETR 2") == std::string::npos,
+                   "a message over the limit is not fetched");
         settle();
         BOOST_TEST(deliveredCount(to) == 1);
         clearMaildir(s.maildir2);

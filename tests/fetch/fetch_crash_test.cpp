@@ -6,25 +6,24 @@
 // by design (popgate errs toward duplicates; the milter suppresses them, and
 // it is not in this path): duplicates are counted and bounded by the kills.
 #define BOOST_TEST_MODULE fetch_crash
-#include <boost/test/unit_test.hpp>
-
 #include "tests/fetch/fetch_support.h"
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
+#include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <map>
 #include <random>
 #include <set>
+#include <signal.h>
 #include <sstream>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 
 using namespace popgate;
 using namespace popgate::test;
 
-namespace {
+namespace
+{
 
 std::string mid(int round, const std::string& account, int i)
 {
@@ -44,9 +43,9 @@ int countOf(const std::string& text, const std::string& what)
 
 BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
 {
-    const int kMinRounds = 40, kMaxRounds = 80; // rounds with a kill: at least 40, and on
+    const int kMinRounds = 40, kMaxRounds = 80;     // rounds with a kill: at least 40, and on
     const int kMinKills = 30, kMinMidTransfer = 10; // until enough kills landed mid-run
-    const int kFeedRounds = 30;     // rounds before which new mail arrives
+    const int kFeedRounds = 30;                     // rounds before which new mail arrives
     const int kPerAccountPerRound = 5;
     // Where a kill lands. Plain delays after exec (0-300 ms) depend on the
     // machine: popgated needs 150-400 ms to its first hand-over (TLS login to
@@ -57,7 +56,8 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
     // others 0-30 ms after the k-th per-message log line of the round (k = 1..8):
     // start-up, RETR, SMTP, the window between the MTA's 250 and the ledger,
     // DELE and QUIT all get hit.
-    const int kEarlyPercent = 20, kLatePercent = 15, kEarlyMaxMs = 300, kMaxLines = 8, kAfterLineMaxMs = 30;
+    const int kEarlyPercent = 20, kLatePercent = 15, kEarlyMaxMs = 300, kMaxLines = 8,
+              kAfterLineMaxMs = 30;
 
     Servers s;
     EmptyMailboxes mailboxes({s.maildir, s.maildir2});
@@ -66,7 +66,8 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
                                                    {"beta", uniqueAddress("crashb")}};
     gw.addDovecotAccount("alpha", s.user, to.at("alpha"));
     gw.addDovecotAccount("beta", s.user2, to.at("beta"));
-    const std::map<std::string, std::string> maildirOf = {{"alpha", s.maildir}, {"beta", s.maildir2}};
+    const std::map<std::string, std::string> maildirOf = {{"alpha", s.maildir},
+                                                          {"beta", s.maildir2}};
 
     std::mt19937 rng(20261128);
     std::uniform_int_distribution<int> percent(0, 99), early(0, kEarlyMaxMs), lines(1, kMaxLines),
@@ -77,7 +78,8 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
         killedAfterTransfer = 0;
 
     int rounds = 0;
-    for (int round = 0; round < kMaxRounds && (round < kMinRounds || killedMidRun < kMinKills || killedMidTransfer < kMinMidTransfer);
+    for (int round = 0; round < kMaxRounds && (round < kMinRounds || killedMidRun < kMinKills ||
+                                               killedMidTransfer < kMinMidTransfer);
          ++round) {
         ++rounds;
         if (round < kFeedRounds)
@@ -91,7 +93,8 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
                 }
         const std::size_t logBefore = readFile(logFile).size();
         const int mode = percent(rng);
-        const bool isEarly = mode < kEarlyPercent, isLate = !isEarly && mode < kEarlyPercent + kLatePercent;
+        const bool isEarly = mode < kEarlyPercent,
+                   isLate = !isEarly && mode < kEarlyPercent + kLatePercent;
         const int earlyMs = early(rng), lineCount = lines(rng), afterMs = afterLine(rng);
         const pid_t pid = spawn(gw.onceArgv(), logFile);
         if (isEarly) {
@@ -101,8 +104,10 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
             for (int i = 0; i < 10000; ++i) {
                 siginfo_t info{};
                 const std::string sofar = readFile(logFile).substr(logBefore);
-                if ((isLate ? countOf(sofar, " poll: ") >= 1 : countOf(sofar, " status=") >= lineCount) ||
-                    (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                if ((isLate ? countOf(sofar, " poll: ") >= 1
+                            : countOf(sofar, " status=") >= lineCount) ||
+                    (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) ==
+                         0 &&
                      info.si_pid == pid))
                     break;
                 std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -159,20 +164,24 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
         }
     }
     const std::string all = readFile(logFile) + last.err;
-    const int spoolLeft = countFiles(gw.spoolDir() + "/tmp"); // see spool_files_of_a_killed_run_are_cleaned_up
+    const int spoolLeft =
+        countFiles(gw.spoolDir() + "/tmp"); // see spool_files_of_a_killed_run_are_cleaned_up
 
     std::ostringstream report;
-    report << "crash test: " << expected.size() << " messages, " << rounds << " rounds (seed 20261128; " << kEarlyPercent
-           << "% of the kills 0-" << kEarlyMaxMs << " ms after exec, " << kLatePercent << "% 0-"
-           << kAfterLineMaxMs << " ms after the first poll summary, the others 0-" << kAfterLineMaxMs
-           << " ms after the 1st-" << kMaxLines << "th message of the round): " << killedMidRun << " kills landed mid-run (" << killedBeforeHandOver
-           << " before the first hand-over, " << killedMidTransfer << " while moving messages, "
-           << killedAfterTransfer << " after both polls), " << finishedBeforeKill
-           << " runs finished before the kill; "
-           << countOf(all, "status=delivered") << " delivered log lines in all; duplicates " << duplicates
-           << " (" << duplicatesWithOtherIds << " of them with differing X-Popgate-Ids)"
-           << ", losses " << losses << ", unknown messages " << strangers << ", in the wrong mailbox "
-           << wrongMailbox << ", spool files left in spool/tmp " << spoolLeft;
+    report << "crash test: " << expected.size() << " messages, " << rounds
+           << " rounds (seed 20261128; " << kEarlyPercent << "% of the kills 0-" << kEarlyMaxMs
+           << " ms after exec, " << kLatePercent << "% 0-" << kAfterLineMaxMs
+           << " ms after the first poll summary, the others 0-" << kAfterLineMaxMs
+           << " ms after the 1st-" << kMaxLines << "th message of the round): " << killedMidRun
+           << " kills landed mid-run (" << killedBeforeHandOver << " before the first hand-over, "
+           << killedMidTransfer << " while moving messages, " << killedAfterTransfer
+           << " after both polls), " << finishedBeforeKill << " runs finished before the kill; "
+           << countOf(all, "status=delivered") << " delivered log lines in all; duplicates "
+           << duplicates << " (" << duplicatesWithOtherIds
+           << " of them with differing X-Popgate-Ids)"
+           << ", losses " << losses << ", unknown messages " << strangers
+           << ", in the wrong mailbox " << wrongMailbox << ", spool files left in spool/tmp "
+           << spoolLeft;
     BOOST_TEST_MESSAGE(report.str());
 
     BOOST_TEST(expected.size() == 300u);
@@ -198,9 +207,10 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
                (row.deleted ? " deleted" : " not deleted");
     }
     BOOST_TEST(notInjected == 0, "every ledger row ends injected:" << odd);
-    BOOST_TEST_WARN(notMarkedDeleted == 0, "ledger rows injected but never marked deleted (the server "
-                                           "applied the DELE, the kill came before the ledger said so):"
-                                               << odd);
+    BOOST_TEST_WARN(notMarkedDeleted == 0,
+                    "ledger rows injected but never marked deleted (the server "
+                    "applied the DELE, the kill came before the ledger said so):"
+                        << odd);
 }
 
 // A run killed while a message is spooled leaves spool_dir/tmp/ACCOUNT.PID.N
@@ -214,18 +224,21 @@ BOOST_AUTO_TEST_CASE(spool_files_of_a_killed_run_are_cleaned_up)
     const std::string to = uniqueAddress("spoolleak");
     gw.addDovecotAccount("leak", s.user2, to);
     for (int i = 0; i < 40; ++i)
-        dropMessage(s.maildir2, message({"From: leak@example.com", "Message-ID: " + mid(999, "leak", i)},
-                                        std::string(20000, 'x') + "\r\n"));
+        dropMessage(s.maildir2,
+                    message({"From: leak@example.com", "Message-ID: " + mid(999, "leak", i)},
+                            std::string(20000, 'x') + "\r\n"));
     // Kill it as soon as a spool file shows up.
     const pid_t pid = spawn(gw.onceArgv(), gw.file("popgated.log"));
     for (int i = 0; i < 1000 && countFiles(gw.spoolDir() + "/tmp") == 0; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     ::kill(pid, SIGKILL);
     waitExit(pid);
-    BOOST_TEST_REQUIRE(countFiles(gw.spoolDir() + "/tmp") > 0, "the kill landed while a message was spooled");
+    BOOST_TEST_REQUIRE(countFiles(gw.spoolDir() + "/tmp") > 0,
+                       "the kill landed while a message was spooled");
 
     const RunResult r = gw.once();
     BOOST_TEST(r.status == 0, r.err);
-    BOOST_TEST(countFiles(gw.spoolDir() + "/tmp") == 0, "the next run sweeps what a killed run left");
+    BOOST_TEST(countFiles(gw.spoolDir() + "/tmp") == 0,
+               "the next run sweeps what a killed run left");
     settle();
 }

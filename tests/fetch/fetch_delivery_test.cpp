@@ -6,8 +6,6 @@
 // run; ignored senders go to the quarantine. Log lines are checked against the
 // ledger and Postfix's own log.
 #define BOOST_TEST_MODULE fetch_delivery
-#include <boost/test/unit_test.hpp>
-
 #include "core/message.h"
 #include "tests/fetch/fetch_support.h"
 
@@ -16,18 +14,18 @@
 #include <Poco/File.h>
 #include <Poco/SHA2Engine.h>
 #include <Poco/String.h>
-
-#include <unistd.h>
-
+#include <boost/test/unit_test.hpp>
 #include <map>
 #include <regex>
 #include <set>
 #include <tuple>
+#include <unistd.h>
 
 using namespace popgate;
 using namespace popgate::test;
 
-namespace {
+namespace
+{
 
 struct Sample {
     const char* label;
@@ -42,31 +40,32 @@ std::string mid(const std::string& tag)
 std::vector<Sample> samples()
 {
     return {
-        {"plain", message({"From: Alice <alice@example.com>", "To: desk@example.com", "Subject: plain",
-                           "Message-ID: " + mid("plain")},
+        {"plain", message({"From: Alice <alice@example.com>", "To: desk@example.com",
+                           "Subject: plain", "Message-ID: " + mid("plain")},
                           "Hello desk,\r\nthe printer is on fire.\r\n")},
-        {"forged X-Popgate headers", message({"From: mallory@example.com", "Message-ID: " + mid("forged"),
-                                              "X-Popgate-Id: v1 a=desk u=AAAA m=00000000000000000000000000000000",
-                                              "X-Popgate-Trust: yes,", "\tfolded continuation",
-                                              "Subject: forged"},
-                                             "trust me\r\n")},
-        {"lines starting with dots", message({"From: bob@example.com", "Message-ID: " + mid("dots"),
-                                              "Subject: dots"},
-                                             ".leading dot\r\n..two dots\r\n.\r\nafter a lone dot\r\n")},
-        {"folded headers, empty body", message({"From: carol@example.com", "Message-ID: " + mid("folded"),
-                                                "Subject: a subject that is folded", " onto a second line",
-                                                "References: <a@x>", "\t<b@x>"},
-                                               "")},
-        {"Return-Path names the envelope sender", message({"Return-Path: <bounces@lists.example.org>",
-                                                           "From: list@example.org",
-                                                           "Message-ID: " + mid("returnpath"),
-                                                           "Subject: list mail"},
-                                                          "via a list\r\n")},
-        {"MIME multipart", message({"From: dave@example.com", "Message-ID: " + mid("mime"), "MIME-Version: 1.0",
-                                    "Content-Type: multipart/mixed; boundary=\"XX\""},
-                                   "--XX\r\nContent-Type: text/plain\r\n\r\npart one\r\n--XX\r\n"
-                                   "Content-Type: application/octet-stream\r\n"
-                                   "Content-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgc=\r\n--XX--\r\n")},
+        {"forged X-Popgate headers",
+         message({"From: mallory@example.com", "Message-ID: " + mid("forged"),
+                  "X-Popgate-Id: v1 a=desk u=AAAA m=00000000000000000000000000000000",
+                  "X-Popgate-Trust: yes,", "\tfolded continuation", "Subject: forged"},
+                 "trust me\r\n")},
+        {"lines starting with dots",
+         message({"From: bob@example.com", "Message-ID: " + mid("dots"), "Subject: dots"},
+                 ".leading dot\r\n..two dots\r\n.\r\nafter a lone dot\r\n")},
+        {"folded headers, empty body",
+         message({"From: carol@example.com", "Message-ID: " + mid("folded"),
+                  "Subject: a subject that is folded", " onto a second line", "References: <a@x>",
+                  "\t<b@x>"},
+                 "")},
+        {"Return-Path names the envelope sender",
+         message({"Return-Path: <bounces@lists.example.org>", "From: list@example.org",
+                  "Message-ID: " + mid("returnpath"), "Subject: list mail"},
+                 "via a list\r\n")},
+        {"MIME multipart",
+         message({"From: dave@example.com", "Message-ID: " + mid("mime"), "MIME-Version: 1.0",
+                  "Content-Type: multipart/mixed; boundary=\"XX\""},
+                 "--XX\r\nContent-Type: text/plain\r\n\r\npart one\r\n--XX\r\n"
+                 "Content-Type: application/octet-stream\r\n"
+                 "Content-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgc=\r\n--XX--\r\n")},
     };
 }
 
@@ -90,15 +89,18 @@ void checkPopgateHeaders(const Delivered& d, const std::string& key, const std::
 {
     const auto ids = d.all("X-Popgate-Id");
     BOOST_TEST_REQUIRE(ids.size() == 1u, "exactly one X-Popgate-Id (the forged one removed)");
-    BOOST_TEST(std::regex_match(ids[0], std::regex("v1 a=[A-Za-z0-9._-]+ u=[A-Za-z0-9_-]+ m=[0-9a-f]{32}")),
+    BOOST_TEST(std::regex_match(ids[0],
+                                std::regex("v1 a=[A-Za-z0-9._-]+ u=[A-Za-z0-9_-]+ m=[0-9a-f]{32}")),
                ids[0]);
     PopgateId id;
-    BOOST_TEST(verifyPopgateId(key, ids[0], id), "X-Popgate-Id verifies under header_key_file: " << ids[0]);
+    BOOST_TEST(verifyPopgateId(key, ids[0], id),
+               "X-Popgate-Id verifies under header_key_file: " << ids[0]);
     BOOST_TEST(id.account == account);
     BOOST_TEST(id.uidl == uidl);
     for (const auto& f : d.fields)
         if (Poco::icompare(f.first.substr(0, 10), "X-Popgate-") == 0)
-            BOOST_TEST(Poco::icompare(f.first, "X-Popgate-Id") == 0, "foreign header left: " << f.first);
+            BOOST_TEST(Poco::icompare(f.first, "X-Popgate-Id") == 0,
+                       "foreign header left: " << f.first);
 
     int ours = 0;
     for (const auto& r : d.all("Received")) {
@@ -109,8 +111,11 @@ void checkPopgateHeaders(const Delivered& d, const std::string& key, const std::
         BOOST_TEST(r.find("(popgate) with POP3 id " + sha16(uidl)) != std::string::npos, r);
         BOOST_TEST(r.find("for <" + recipient + ">") != std::string::npos, r);
         BOOST_TEST(r.find("(account " + account + ");") != std::string::npos, r);
-        BOOST_TEST(std::regex_search(r, std::regex("; [A-Z][a-z]{2}, [ 0-9]\\d \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d \\+0000$")),
-                   r);
+        BOOST_TEST(
+            std::regex_search(
+                r, std::regex(
+                       "; [A-Z][a-z]{2}, [ 0-9]\\d \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d \\+0000$")),
+            r);
     }
     BOOST_TEST(ours == 1, "one Received line by popgate");
     // popgate's trace comes right below Postfix's own (the newest on top).
@@ -172,7 +177,8 @@ BOOST_AUTO_TEST_CASE(every_message_arrives_once_byte_identical_with_popgate_head
             BOOST_TEST_REQUIRE(ledger.count(id) == 1u);
             checkPopgateHeaders(*copy, key, "desk", ledger[id].uidl, to);
             // Postfix's own Received names the queue id the ledger recorded.
-            BOOST_TEST(copy->all("Received")[0].find("id " + ledger[id].queueId) != std::string::npos);
+            BOOST_TEST(copy->all("Received")[0].find("id " + ledger[id].queueId) !=
+                       std::string::npos);
         }
     }
     for (const auto& c : copies)
@@ -197,8 +203,9 @@ BOOST_AUTO_TEST_CASE(every_message_arrives_once_byte_identical_with_popgate_head
         }
     }
     BOOST_TEST(run1.err.find("from=<bounces@lists.example.org>") != std::string::npos);
-    BOOST_TEST(run1.err.find("account=desk poll: 6 listed, 6 delivered, 0 ignored, 0 deferred, 0 failed, "
-                             "6 deleted") != std::string::npos);
+    BOOST_TEST(
+        run1.err.find("account=desk poll: 6 listed, 6 delivered, 0 ignored, 0 deferred, 0 failed, "
+                      "6 deleted") != std::string::npos);
 
     // The POP3 mailbox is empty, and a second poll finds nothing to do.
     BOOST_TEST(countMessages(s.maildir2) == 0);
@@ -217,7 +224,8 @@ BOOST_AUTO_TEST_CASE(keep_on_server_keeps_the_mailbox_and_never_delivers_twice)
     const std::string to = uniqueAddress("keep");
     gw.addDovecotAccount("kept", s.user2, to, {"--keep-on-server=yes"});
     for (int i = 0; i < 3; ++i)
-        dropMessage(s.maildir2, message({"From: a@example.com", "Message-ID: " + mid("keep" + std::to_string(i))},
+        dropMessage(s.maildir2, message({"From: a@example.com",
+                                         "Message-ID: " + mid("keep" + std::to_string(i))},
                                         "kept " + std::to_string(i) + "\r\n"));
 
     RunResult r = gw.once();
@@ -238,7 +246,8 @@ BOOST_AUTO_TEST_CASE(keep_on_server_keeps_the_mailbox_and_never_delivers_twice)
     BOOST_TEST(r.err.find("poll: 3 listed, 0 delivered") != std::string::npos, r.err);
 
     // A new message: only that one goes.
-    dropMessage(s.maildir2, message({"From: a@example.com", "Message-ID: " + mid("keep-new")}, "new\r\n"));
+    dropMessage(s.maildir2,
+                message({"From: a@example.com", "Message-ID: " + mid("keep-new")}, "new\r\n"));
     r = gw.once();
     BOOST_TEST(r.status == 0);
     const auto lines = messageLines(r.err);
@@ -259,10 +268,12 @@ BOOST_AUTO_TEST_CASE(several_accounts_in_one_run)
     gw.addDovecotAccount("beta", s.user2, toB);
     const int perAccount = 8;
     for (int i = 0; i < perAccount; ++i) {
-        dropMessage(s.maildir, message({"From: a@example.com", "Message-ID: " + mid("a" + std::to_string(i))},
-                                       "for alpha " + std::to_string(i) + "\r\n"));
-        dropMessage(s.maildir2, message({"From: b@example.com", "Message-ID: " + mid("b" + std::to_string(i))},
-                                        "for beta " + std::to_string(i) + "\r\n"));
+        dropMessage(s.maildir,
+                    message({"From: a@example.com", "Message-ID: " + mid("a" + std::to_string(i))},
+                            "for alpha " + std::to_string(i) + "\r\n"));
+        dropMessage(s.maildir2,
+                    message({"From: b@example.com", "Message-ID: " + mid("b" + std::to_string(i))},
+                            "for beta " + std::to_string(i) + "\r\n"));
     }
     const RunResult r = gw.once();
     BOOST_TEST_REQUIRE(r.status == 0, r.err);
@@ -316,7 +327,8 @@ BOOST_AUTO_TEST_CASE(ignored_senders_land_in_quarantine_not_in_postfix)
     };
     const std::vector<Row> rows = {
         {"header From on the deny list", mid("spam-from"),
-         message({"From: Spammer <offers@bad.example>", "Message-ID: " + mid("spam-from"), "Subject: offer"},
+         message({"From: Spammer <offers@bad.example>", "Message-ID: " + mid("spam-from"),
+                  "Subject: offer"},
                  "buy now\r\n"),
          true},
         {"envelope sender (Return-Path) on the deny list", mid("spam-envelope"),
@@ -324,8 +336,8 @@ BOOST_AUTO_TEST_CASE(ignored_senders_land_in_quarantine_not_in_postfix)
                   "Message-ID: " + mid("spam-envelope")},
                  "disguised\r\n"),
          true},
-        {"good sender", mid("good"), message({"From: friend@good.example", "Message-ID: " + mid("good")}, "hi\r\n"),
-         false},
+        {"good sender", mid("good"),
+         message({"From: friend@good.example", "Message-ID: " + mid("good")}, "hi\r\n"), false},
     };
     for (const auto& row : rows)
         dropMessage(s.maildir2, row.bytes);
@@ -362,5 +374,6 @@ BOOST_AUTO_TEST_CASE(ignored_senders_land_in_quarantine_not_in_postfix)
         }
     }
     BOOST_TEST(countFiles(quarantine) == 2);
-    BOOST_TEST(countMessages(s.maildir2) == 0, "ignored mail is deleted from the server once quarantined");
+    BOOST_TEST(countMessages(s.maildir2) == 0,
+               "ignored mail is deleted from the server once quarantined");
 }

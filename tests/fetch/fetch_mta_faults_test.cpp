@@ -5,25 +5,23 @@
 // is down ends the poll with an error and deletes nothing; a slow MTA is waited
 // for. What each outcome means comes from core/policy.cpp.
 #define BOOST_TEST_MODULE fetch_mta_faults
-#include <boost/test/unit_test.hpp>
-
 #include "tests/fetch/fetch_support.h"
 
 #include <Poco/File.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
-
-#include <unistd.h>
-
+#include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <ctime>
 #include <fstream>
 #include <set>
+#include <unistd.h>
 
 using namespace popgate;
 using namespace popgate::test;
 
-namespace {
+namespace
+{
 
 std::string mid(const std::string& tag)
 {
@@ -59,10 +57,14 @@ struct FaultRow {
     std::string words;   ///< the start of Postfix's reply
 };
 
-const FaultRow kRcpt4 = {"4xx at RCPT", "fail4@popgate.test", "RCPT TO:<fail4@popgate.test>", "450 4.7.1"};
-const FaultRow kData4 = {"4xx at the end of DATA", "faildata4@popgate.test", "end of DATA", "451 4.3.0"};
-const FaultRow kRcpt5 = {"5xx at RCPT", "fail5@popgate.test", "RCPT TO:<fail5@popgate.test>", "550 5.7.1"};
-const FaultRow kData5 = {"5xx at the end of DATA", "faildata5@popgate.test", "end of DATA", "554 5.7.1"};
+const FaultRow kRcpt4 = {"4xx at RCPT", "fail4@popgate.test", "RCPT TO:<fail4@popgate.test>",
+                         "450 4.7.1"};
+const FaultRow kData4 = {"4xx at the end of DATA", "faildata4@popgate.test", "end of DATA",
+                         "451 4.3.0"};
+const FaultRow kRcpt5 = {"5xx at RCPT", "fail5@popgate.test", "RCPT TO:<fail5@popgate.test>",
+                         "550 5.7.1"};
+const FaultRow kData5 = {"5xx at the end of DATA", "faildata5@popgate.test", "end of DATA",
+                         "554 5.7.1"};
 
 /// deferredThenDelivered - `count` messages meet a temporary refusal: each is
 /// deferred with the MTA's words and kept; a poll before the retry time leaves
@@ -157,7 +159,8 @@ void failedNotRefetched(const FaultRow& row, int count)
     for (const auto& m : ledger) {
         BOOST_TEST(m.state == "failed");
         BOOST_TEST(!m.deleted);
-        BOOST_TEST(m.reason.find(row.words) != std::string::npos, "the MTA's words are kept: " << m.reason);
+        BOOST_TEST(m.reason.find(row.words) != std::string::npos,
+                   "the MTA's words are kept: " << m.reason);
     }
     BOOST_TEST(countMessages(s.maildir2) == count, "kept on the server");
 
@@ -180,13 +183,25 @@ void failedNotRefetched(const FaultRow& row, int count)
 
 } // namespace
 
-BOOST_AUTO_TEST_CASE(rcpt_4xx_defers_then_delivers_once) { deferredThenDelivered(kRcpt4, 2); }
+BOOST_AUTO_TEST_CASE(rcpt_4xx_defers_then_delivers_once)
+{
+    deferredThenDelivered(kRcpt4, 2);
+}
 
-BOOST_AUTO_TEST_CASE(end_of_data_4xx_defers_then_delivers_once) { deferredThenDelivered(kData4, 1); }
+BOOST_AUTO_TEST_CASE(end_of_data_4xx_defers_then_delivers_once)
+{
+    deferredThenDelivered(kData4, 1);
+}
 
-BOOST_AUTO_TEST_CASE(rcpt_5xx_fails_and_is_not_fetched_again) { failedNotRefetched(kRcpt5, 2); }
+BOOST_AUTO_TEST_CASE(rcpt_5xx_fails_and_is_not_fetched_again)
+{
+    failedNotRefetched(kRcpt5, 2);
+}
 
-BOOST_AUTO_TEST_CASE(end_of_data_5xx_fails_and_is_not_fetched_again) { failedNotRefetched(kData5, 1); }
+BOOST_AUTO_TEST_CASE(end_of_data_5xx_fails_and_is_not_fetched_again)
+{
+    failedNotRefetched(kData5, 1);
+}
 
 // Postfix 3.7 keeps the transaction open after an end-of-data restriction (or
 // milter) refusal: without the RSET SmtpReinjector::deliver sends then, the
@@ -216,9 +231,11 @@ BOOST_AUTO_TEST_CASE(mta_down_deletes_nothing_and_logs_the_poll_error)
 
     RunResult r = gw.once();
     BOOST_TEST(r.status == 1, "a poll that could not hand over is a failed poll: " << r.err);
-    BOOST_TEST(r.err.find("account=down server=127.0.0.1 poll failed (mta-unreachable") != std::string::npos,
+    BOOST_TEST(r.err.find("account=down server=127.0.0.1 poll failed (mta-unreachable") !=
+                   std::string::npos,
                r.err);
-    BOOST_TEST(r.err.find("127.0.0.1[" + std::to_string(down) + "]") != std::string::npos, "names the relay");
+    BOOST_TEST(r.err.find("127.0.0.1[" + std::to_string(down) + "]") != std::string::npos,
+               "names the relay");
     for (const auto& l : messageLines(r.err))
         BOOST_TEST(l.get("status") != "delivered", l.text);
     for (const auto& m : gw.ledger()) {
@@ -258,7 +275,8 @@ BOOST_AUTO_TEST_CASE(slow_mta_is_waited_for_and_delivers_once)
     const RunResult r = gw.once();
     const auto took = std::chrono::steady_clock::now() - start;
     BOOST_TEST(r.status == 0, r.err);
-    BOOST_TEST(std::chrono::duration_cast<std::chrono::seconds>(took).count() >= 4, "Postfix stalled");
+    BOOST_TEST(std::chrono::duration_cast<std::chrono::seconds>(took).count() >= 4,
+               "Postfix stalled");
     const auto lines = messageLines(r.err);
     BOOST_TEST_REQUIRE(lines.size() == 1u);
     BOOST_TEST(lines[0].get("status") == "delivered");

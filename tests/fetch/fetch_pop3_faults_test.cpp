@@ -6,20 +6,19 @@
 // and nothing deleted that was not handed over. Each script is byte-exact, so
 // a RETR of a message already handed over fails the script.
 #define BOOST_TEST_MODULE fetch_pop3_faults
-#include <boost/test/unit_test.hpp>
-
 #include "tests/fetch/fetch_support.h"
 #include "tests/plugin/fake_pop3_server.h"
 
-#include <unistd.h>
-
 #include <algorithm>
+#include <boost/test/unit_test.hpp>
+#include <unistd.h>
 
 using namespace popgate;
 using namespace popgate::test;
 using Steps = std::vector<Step>;
 
-namespace {
+namespace
+{
 
 Steps operator+(Steps a, const Steps& b)
 {
@@ -51,10 +50,17 @@ Steps session(const std::vector<Listed>& messages)
         uidl += std::to_string(i + 1) + " " + messages[i].uid + "\r\n";
         list += std::to_string(i + 1) + " " + std::to_string(messages[i].bytes.size()) + "\r\n";
     }
-    return {send("+OK fake POP3 ready\r\n"), expect("CAPA"), send("+OK\r\nUSER\r\nUIDL\r\nTOP\r\n.\r\n"),
-            expect("USER u"),        send("+OK\r\n"),     expect("PASS p"),
-            send("+OK logged in\r\n"), expect("UIDL"),  send(uidl + ".\r\n"),
-            expect("LIST"),          send(list + ".\r\n")};
+    return {send("+OK fake POP3 ready\r\n"),
+            expect("CAPA"),
+            send("+OK\r\nUSER\r\nUIDL\r\nTOP\r\n.\r\n"),
+            expect("USER u"),
+            send("+OK\r\n"),
+            expect("PASS p"),
+            send("+OK logged in\r\n"),
+            expect("UIDL"),
+            send(uidl + ".\r\n"),
+            expect("LIST"),
+            send(list + ".\r\n")};
 }
 
 Steps retr(int number, const std::string& bytes)
@@ -62,7 +68,10 @@ Steps retr(int number, const std::string& bytes)
     return {expect("RETR " + std::to_string(number)), send("+OK\r\n" + bytes + ".\r\n")};
 }
 
-Steps ok(const std::string& command) { return {expect(command), send("+OK\r\n")}; }
+Steps ok(const std::string& command)
+{
+    return {expect(command), send("+OK\r\n")};
+}
 
 /// Poll - one popgated run against a fresh fake server playing script.
 struct Poll {
@@ -109,11 +118,14 @@ BOOST_FIXTURE_TEST_CASE(drop_mid_retr_delivers_nothing_twice_and_deletes_nothing
 {
     const Listed a{"uid-a", sample("drop-a")}, b{"uid-b", sample("drop-b")};
     // The connection breaks after half of message 2.
-    Poll p = poll(gw, "fake", session({a, b}) + retr(1, a.bytes) +
-                                  Steps{expect("RETR 2"), send("+OK\r\n" + b.bytes.substr(0, b.bytes.size() / 2))});
+    Poll p =
+        poll(gw, "fake",
+             session({a, b}) + retr(1, a.bytes) +
+                 Steps{expect("RETR 2"), send("+OK\r\n" + b.bytes.substr(0, b.bytes.size() / 2))});
     BOOST_TEST(p.problems == "");
     BOOST_TEST(p.result.status == 1, "a broken session is a failed poll: " << p.result.err);
-    BOOST_TEST(p.result.err.find("account=fake server=127.0.0.1 poll failed (pop3-") != std::string::npos,
+    BOOST_TEST(p.result.err.find("account=fake server=127.0.0.1 poll failed (pop3-") !=
+                   std::string::npos,
                p.result.err);
     BOOST_TEST(p.result.err.find("RETR 2") != std::string::npos, "names the command");
     BOOST_TEST(!sent(p, "DELE"), "no DELE in a broken session");
@@ -125,7 +137,8 @@ BOOST_FIXTURE_TEST_CASE(drop_mid_retr_delivers_nothing_twice_and_deletes_nothing
     }
 
     // Next poll: message 1 is not fetched again but deleted; message 2 goes now.
-    p = poll(gw, "fake", session({a, b}) + retr(2, b.bytes) + ok("DELE 1") + ok("DELE 2") + ok("QUIT"));
+    p = poll(gw, "fake",
+             session({a, b}) + retr(2, b.bytes) + ok("DELE 1") + ok("DELE 2") + ok("QUIT"));
     BOOST_TEST(p.problems == "", "the second poll ran as scripted (no second RETR 1)");
     BOOST_TEST(p.result.status == 0, p.result.err);
     settle();
@@ -141,9 +154,10 @@ BOOST_FIXTURE_TEST_CASE(drop_mid_retr_delivers_nothing_twice_and_deletes_nothing
 BOOST_FIXTURE_TEST_CASE(err_on_dele_delivers_once_keeps_and_does_not_redeliver, Fixture)
 {
     const Listed c{"uid-c", sample("dele-c")};
-    Poll p = poll(gw, "fake", session({c}) + retr(1, c.bytes) +
-                                  Steps{expect("DELE 1"), send("-ERR [SYS/TEMP] cannot delete now\r\n")} +
-                                  ok("QUIT"));
+    Poll p = poll(gw, "fake",
+                  session({c}) + retr(1, c.bytes) +
+                      Steps{expect("DELE 1"), send("-ERR [SYS/TEMP] cannot delete now\r\n")} +
+                      ok("QUIT"));
     BOOST_TEST(p.problems == "");
     BOOST_TEST(p.result.status == 0, p.result.err);
     const auto lines = messageLines(p.result.err);
@@ -177,7 +191,8 @@ BOOST_FIXTURE_TEST_CASE(server_relisting_a_deleted_message_does_not_get_it_again
     BOOST_TEST(gw.ledger()[0].deleted);
 
     // The server "forgot" the DELE and lists it again, now as message 2.
-    p = poll(gw, "fake", session({e, d}) + retr(1, e.bytes) + ok("DELE 1") + ok("DELE 2") + ok("QUIT"));
+    p = poll(gw, "fake",
+             session({e, d}) + retr(1, e.bytes) + ok("DELE 1") + ok("DELE 2") + ok("QUIT"));
     BOOST_TEST(p.problems == "", "no RETR 2");
     BOOST_TEST(p.result.status == 0, p.result.err);
     BOOST_TEST(p.result.err.find("uidl=uid-d server lists a message that was deleted already") !=
@@ -194,14 +209,16 @@ BOOST_FIXTURE_TEST_CASE(server_relisting_a_deleted_message_does_not_get_it_again
 BOOST_FIXTURE_TEST_CASE(err_on_quit_marks_nothing_deleted_and_nothing_is_redelivered, Fixture)
 {
     const Listed f{"uid-f", sample("quit-f")};
-    Poll p = poll(gw, "fake", session({f}) + retr(1, f.bytes) + ok("DELE 1") +
-                                  Steps{expect("QUIT"), send("-ERR [SYS/TEMP] could not expunge\r\n")});
+    Poll p = poll(gw, "fake",
+                  session({f}) + retr(1, f.bytes) + ok("DELE 1") +
+                      Steps{expect("QUIT"), send("-ERR [SYS/TEMP] could not expunge\r\n")});
     BOOST_TEST(p.problems == "");
     const auto ledger = gw.ledger();
     BOOST_TEST_REQUIRE(ledger.size() == 1u);
     BOOST_TEST(ledger[0].state == "injected");
     BOOST_TEST(!ledger[0].deleted, "QUIT refused: the DELE did not take effect");
-    BOOST_TEST(p.result.err.find("could not expunge") != std::string::npos, "the server's words are logged");
+    BOOST_TEST(p.result.err.find("could not expunge") != std::string::npos,
+               "the server's words are logged");
 
     p = poll(gw, "fake", session({f}) + ok("DELE 1") + ok("QUIT"));
     BOOST_TEST(p.problems == "");

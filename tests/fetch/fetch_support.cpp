@@ -4,31 +4,36 @@
 #include <Poco/DirectoryIterator.h>
 #include <Poco/File.h>
 #include <Poco/String.h>
-
-#include <boost/test/unit_test.hpp>
-
-#include <fcntl.h>
-#include <pwd.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
+#include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstdio>
+#include <fcntl.h>
 #include <fstream>
+#include <pwd.h>
+#include <signal.h>
 #include <sstream>
 #include <stdexcept>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 
-namespace popgate::test {
+namespace popgate::test
+{
 
-namespace {
+namespace
+{
 
-int envPort(const std::string& name) { return std::stoi(requireEnv(name)); }
+int envPort(const std::string& name)
+{
+    return std::stoi(requireEnv(name));
+}
 
-std::string addressTag() { return "ft" + std::to_string(::getpid()) + "-"; }
+std::string addressTag()
+{
+    return "ft" + std::to_string(::getpid()) + "-";
+}
 
 void chownToNobody(const std::string& path)
 {
@@ -49,15 +54,17 @@ std::vector<std::string> filesIn(const std::string& dir)
     return out;
 }
 
-void sleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+void sleepMs(int ms)
+{
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
 
 } // namespace
 
 Servers::Servers()
     : dovecotHost(requireEnv("POPGATE_TEST_DOVECOT_HOST")),
       pop3sPort(envPort("POPGATE_TEST_DOVECOT_POP3S_PORT")),
-      ca(requireEnv("POPGATE_TEST_DOVECOT_CA")),
-      user(requireEnv("POPGATE_TEST_DOVECOT_USER")),
+      ca(requireEnv("POPGATE_TEST_DOVECOT_CA")), user(requireEnv("POPGATE_TEST_DOVECOT_USER")),
       user2(requireEnv("POPGATE_TEST_DOVECOT_USER2")),
       password(requireEnv("POPGATE_TEST_DOVECOT_PASSWORD")),
       maildir(requireEnv("POPGATE_TEST_DOVECOT_MAILDIR")),
@@ -75,7 +82,10 @@ std::string uniqueAddress(const std::string& tag)
     return addressTag() + tag + "-" + std::to_string(++counter) + "@popgate.test";
 }
 
-std::string localPart(const std::string& address) { return address.substr(0, address.find('@')); }
+std::string localPart(const std::string& address)
+{
+    return address.substr(0, address.find('@'));
+}
 
 // ---- Dovecot side -----------------------------------------------------------
 
@@ -86,7 +96,8 @@ void clearMaildir(const std::string& maildir)
             Poco::File(f).remove();
 }
 
-std::string dropGenerated(const std::string& maildir, const std::function<void(std::ostream&)>& write)
+std::string dropGenerated(const std::string& maildir,
+                          const std::function<void(std::ostream&)>& write)
 {
     static std::atomic<int> counter{0};
     char stamp[32];
@@ -315,13 +326,13 @@ std::string Gateway::ctl(const std::vector<std::string>& args, const std::string
     std::string shown;
     for (const auto& a : args)
         shown += " " + a;
-    BOOST_REQUIRE_MESSAGE(r.status == 0, "popgatectl" + shown + " exited " + std::to_string(r.status) +
-                                             ": " + r.err + r.out);
+    BOOST_REQUIRE_MESSAGE(r.status == 0, "popgatectl" + shown + " exited " +
+                                             std::to_string(r.status) + ": " + r.err + r.out);
     return r.out;
 }
 
-void Gateway::addDovecotAccount(const std::string& name, const std::string& user, const std::string& deliverTo,
-                                const std::vector<std::string>& extra)
+void Gateway::addDovecotAccount(const std::string& name, const std::string& user,
+                                const std::string& deliverTo, const std::vector<std::string>& extra)
 {
     std::vector<std::string> args{"account",
                                   "add",
@@ -340,9 +351,9 @@ void Gateway::addDovecotAccount(const std::string& name, const std::string& user
 
 void Gateway::addFakeAccount(const std::string& name, int port, const std::string& deliverTo)
 {
-    ctl({"account", "add", name, "--server=127.0.0.1", "--port=" + std::to_string(port), "--security=none",
-         "--plaintext-auth=yes", "--auth-mechanism=user", "--user=u", "--mailbox=" + name + "@example.com",
-         "--deliver-to=" + deliverTo, "--password-stdin"},
+    ctl({"account", "add", name, "--server=127.0.0.1", "--port=" + std::to_string(port),
+         "--security=none", "--plaintext-auth=yes", "--auth-mechanism=user", "--user=u",
+         "--mailbox=" + name + "@example.com", "--deliver-to=" + deliverTo, "--password-stdin"},
         "p\n");
 }
 
@@ -383,7 +394,8 @@ RunResult Gateway::once(const std::vector<std::string>& extra)
 
 std::string Gateway::sql(const std::string& statement)
 {
-    const RunResult r = run("/usr/bin/sqlite3", {"-batch", "-cmd", ".timeout 10000", dbFile(), statement});
+    const RunResult r =
+        run("/usr/bin/sqlite3", {"-batch", "-cmd", ".timeout 10000", dbFile(), statement});
     BOOST_REQUIRE_MESSAGE(r.status == 0, "sqlite3 '" + statement + "': " + r.err);
     return r.out;
 }
@@ -489,6 +501,9 @@ long vmHwmKb(pid_t pid)
     return -1;
 }
 
-int countFiles(const std::string& dir) { return static_cast<int>(filesIn(dir).size()); }
+int countFiles(const std::string& dir)
+{
+    return static_cast<int>(filesIn(dir).size());
+}
 
 } // namespace popgate::test

@@ -8,15 +8,15 @@
 
 #include "tests/support/testsupport.h"
 
-#include <sys/types.h>
-
 #include <functional>
 #include <map>
 #include <ostream>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
-namespace popgate::test {
+namespace popgate::test
+{
 
 /// Servers - the Dovecot and Postfix of scripts/servers/ as seen from the environment.
 struct Servers {
@@ -45,12 +45,14 @@ void clearMaildir(const std::string& maildir);
 /// mail user); returns the file name. Names sort in the order of the calls.
 std::string dropMessage(const std::string& maildir, const std::string& bytes);
 /// dropGenerated - as dropMessage, the content written in pieces by write.
-std::string dropGenerated(const std::string& maildir, const std::function<void(std::ostream&)>& write);
+std::string dropGenerated(const std::string& maildir,
+                          const std::function<void(std::ostream&)>& write);
 /// countMessages - messages in a Dovecot maildir (new/ and cur/).
 int countMessages(const std::string& maildir);
 
 /// EmptyMailboxes - empties the given maildirs now and again when it goes.
-class EmptyMailboxes {
+class EmptyMailboxes
+{
 public:
     explicit EmptyMailboxes(std::vector<std::string> maildirs);
     ~EmptyMailboxes();
@@ -67,8 +69,8 @@ private:
 struct Delivered {
     std::string file;
     std::string text;
-    std::string head; ///< up to the blank line, without it
-    std::string body; ///< after the blank line
+    std::string head;                                        ///< up to the blank line, without it
+    std::string body;                                        ///< after the blank line
     std::vector<std::pair<std::string, std::string>> fields; ///< unfolded, names as written
     /// all - values of every field with that name (case-insensitive), in order.
     std::vector<std::string> all(const std::string& name) const;
@@ -97,7 +99,8 @@ std::string message(const std::vector<std::string>& headers, const std::string& 
 /// LogLine - one line of popgated's stderr log with its key=value words.
 struct LogLine {
     std::string text;
-    std::map<std::string, std::string> fields; ///< account, uidl, message-id, status, relay, queue-id, ...
+    std::map<std::string, std::string>
+        fields; ///< account, uidl, message-id, status, relay, queue-id, ...
     std::string get(const std::string& key) const;
 };
 /// messageLines - the per-message lines (those with status=) of a log.
@@ -114,7 +117,8 @@ struct LedgerRow {
 
 /// Gateway - popgate.conf, database, keys, spool and debug logs in a TempDir,
 /// reinjecting into the test Postfix; accounts made with the real popgatectl.
-class Gateway {
+class Gateway
+{
 public:
     explicit Gateway(const Servers& servers);
 
@@ -122,8 +126,10 @@ public:
     void set(const std::string& key, const std::string& value);
     /// ctl - popgatectl --config=... ARGS; the test fails (REQUIRE) unless it exits 0.
     std::string ctl(const std::vector<std::string>& args, const std::string& input = "");
-    /// addDovecotAccount - an ssl-tls account on the test Dovecot for user, delivering to deliverTo.
-    void addDovecotAccount(const std::string& name, const std::string& user, const std::string& deliverTo,
+    /// addDovecotAccount - an ssl-tls account on the test Dovecot for user, delivering to
+    /// deliverTo.
+    void addDovecotAccount(const std::string& name, const std::string& user,
+                           const std::string& deliverTo,
                            const std::vector<std::string>& extra = {});
     /// addFakeAccount - a plaintext USER/PASS account (user u, password p) on 127.0.0.1:port.
     void addFakeAccount(const std::string& name, int port, const std::string& deliverTo);

@@ -5,8 +5,6 @@
 // oauth commands, and that no token or client secret shows up anywhere.
 // Needs root (Dovecot); a Dovecot that does not start fails the suite.
 #define BOOST_TEST_MODULE oauth_dovecot
-#include <boost/test/unit_test.hpp>
-
 #include "core/dbdrivers.h"
 #include "core/oauth.h"
 #include "plugin/popgated/oauth_client.h"
@@ -24,19 +22,20 @@
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/URI.h>
-
-#include <sys/stat.h>
-
+#include <boost/test/unit_test.hpp>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
 #include <thread>
 
 using namespace popgate;
 
-namespace {
+namespace
+{
 
 // CaptureChannel - every log line popgated's code writes, for the redaction check.
-class CaptureChannel : public Poco::Channel {
+class CaptureChannel : public Poco::Channel
+{
 public:
     void log(const Poco::Message& msg) override
     {
@@ -70,8 +69,9 @@ struct World {
     {
         ::chmod(dir.path().c_str(), 0755);
         const std::string state = dir.file("dovecot");
-        const auto r = test::run(std::string(POPGATE_SOURCE_DIR) + "/scripts/servers/dovecot-oauth.sh",
-                                 {"start", state, std::to_string(tokens.port())});
+        const auto r =
+            test::run(std::string(POPGATE_SOURCE_DIR) + "/scripts/servers/dovecot-oauth.sh",
+                      {"start", state, std::to_string(tokens.port())});
         if (r.status != 0)
             throw std::runtime_error("dovecot-oauth.sh start failed: " + r.err + r.out);
         std::ifstream in(state + "/env");
@@ -157,13 +157,15 @@ World& world()
 void deliver(const std::string& maildir, const std::string& message)
 {
     static int counter = 0;
-    const std::string name = std::to_string(::time(nullptr)) + ".oauth" + std::to_string(++counter) + ".test";
+    const std::string name =
+        std::to_string(::time(nullptr)) + ".oauth" + std::to_string(++counter) + ".test";
     const std::string tmp = maildir + "/tmp/" + name;
     {
         std::ofstream out(tmp, std::ios::binary);
         out << message;
     }
-    if (::chown(tmp.c_str(), 65534, 65534) != 0 || ::rename(tmp.c_str(), (maildir + "/new/" + name).c_str()) != 0)
+    if (::chown(tmp.c_str(), 65534, 65534) != 0 ||
+        ::rename(tmp.c_str(), (maildir + "/new/" + name).c_str()) != 0)
         throw std::runtime_error("cannot deliver into " + maildir);
 }
 
@@ -207,8 +209,9 @@ BOOST_AUTO_TEST_CASE(xoauth2_and_oauthbearer_log_in_to_dovecot)
             BOOST_TEST(client.stat().messages >= 0);
             client.quit();
             BOOST_TEST(trace.text.find(token) == std::string::npos, trace.text);
-            BOOST_TEST(trace.text.find(kind == AuthKind::OAuth ? "AUTH OAUTHBEARER" : "AUTH XOAUTH2") !=
-                       std::string::npos);
+            BOOST_TEST(
+                trace.text.find(kind == AuthKind::OAuth ? "AUTH OAUTHBEARER" : "AUTH XOAUTH2") !=
+                std::string::npos);
         }
     }
 }
@@ -254,7 +257,8 @@ BOOST_AUTO_TEST_CASE(expired_access_token_is_refreshed_and_the_fetch_goes_on)
     for (const Row& row : rows) {
         BOOST_TEST_CONTEXT(row.label)
         {
-            const std::string stored = row.refreshed ? old : w.tokens.issueAccessToken(w.user(), 3600);
+            const std::string stored =
+                row.refreshed ? old : w.tokens.issueAccessToken(w.user(), 3600);
             seedTokens(w, a, stored, nowSeconds() + row.expiresIn, refresh);
             const int before = w.tokens.grants("refresh_token");
             const std::string token = accessTokenFor(*w.store, *w.box, a, w.log);
@@ -263,7 +267,8 @@ BOOST_AUTO_TEST_CASE(expired_access_token_is_refreshed_and_the_fetch_goes_on)
             const OAuthTokenState st = OAuthStore(*w.store).tokens(a.id);
             BOOST_TEST(st.expiresAt > nowSeconds() + 3000);
             BOOST_TEST(w.box->open(st.sealedAccessToken) == token);
-            BOOST_TEST(w.box->open(st.sealedRefreshToken) == refresh); // none new: the old one stays
+            BOOST_TEST(w.box->open(st.sealedRefreshToken) ==
+                       refresh); // none new: the old one stays
             BOOST_TEST(st.lastError.empty());
         }
     }
@@ -281,7 +286,8 @@ BOOST_AUTO_TEST_CASE(expired_access_token_is_refreshed_and_the_fetch_goes_on)
     client.retrieve(uids.back().number, body);
     BOOST_TEST(body.str().find("hello over oauth") != std::string::npos);
     client.quit();
-    BOOST_TEST(w.channel->text().find("oauth: new access token (refresh_token grant)") != std::string::npos);
+    BOOST_TEST(w.channel->text().find("oauth: new access token (refresh_token grant)") !=
+               std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(revoked_refresh_token_gives_the_clear_error)
@@ -299,12 +305,14 @@ BOOST_AUTO_TEST_CASE(revoked_refresh_token_gives_the_clear_error)
                 accessTokenFor(*w.store, *w.box, a, w.log);
                 BOOST_FAIL("must throw");
             } catch (const OAuthError& e) {
-                BOOST_TEST(std::string(e.what()) == "token refresh failed: invalid_grant (Token has been revoked)");
+                BOOST_TEST(std::string(e.what()) ==
+                           "token refresh failed: invalid_grant (Token has been revoked)");
                 BOOST_TEST((e.kind() == Pop3ErrorKind::Auth));
                 BOOST_TEST(e.oauthError() == "invalid_grant");
             }
             const OAuthTokenState st = OAuthStore(*w.store).tokens(a.id);
-            BOOST_TEST(st.lastError == "token refresh failed: invalid_grant (Token has been revoked)");
+            BOOST_TEST(st.lastError ==
+                       "token refresh failed: invalid_grant (Token has been revoked)");
             BOOST_TEST(st.lastErrorAt > 0);
         }
     }
@@ -357,7 +365,8 @@ BOOST_AUTO_TEST_CASE(authorization_code_with_loopback_redirect)
         http.sendRequest(wrong);
         Poco::Net::HTTPResponse r1;
         http.receiveResponse(r1).ignore(1 << 20);
-        Poco::Net::HTTPClientSession http2("127.0.0.1", Poco::URI(redirect.redirectUri()).getPort());
+        Poco::Net::HTTPClientSession http2("127.0.0.1",
+                                           Poco::URI(redirect.redirectUri()).getPort());
         Poco::URI back(redirect.redirectUri());
         back.addQueryParameter("code", "code-42");
         back.addQueryParameter("state", state);
@@ -373,7 +382,8 @@ BOOST_AUTO_TEST_CASE(authorization_code_with_loopback_redirect)
     BOOST_TEST(!t.refreshToken.empty());
     Pop3Client pop(w.settings());
     pop.open();
-    authenticateOAuth(pop, "XOAUTH2", w.user(), "127.0.0.1", w.port(), t.accessToken, OAuthSaslMode::Auto);
+    authenticateOAuth(pop, "XOAUTH2", w.user(), "127.0.0.1", w.port(), t.accessToken,
+                      OAuthSaslMode::Auto);
     pop.quit();
     // a wrong verifier is refused by the server, and said so
     w.tokens.approveCode("code-43", w.user(), q["code_challenge"]);
@@ -390,9 +400,10 @@ BOOST_AUTO_TEST_CASE(popgatectl_device_flow_and_nothing_secret_anywhere)
 {
     World& w = world();
     test::TempDir cliDir;
-    const std::string conf = cliDir.write("popgate.conf", "database.path = " + w.dir.file("popgate.db") +
-                                                              "\nsecret_key_file = " + w.keyFile +
-                                                              "\naccounts_dir = " + cliDir.file("accounts.d") + "\n");
+    const std::string conf =
+        cliDir.write("popgate.conf", "database.path = " + w.dir.file("popgate.db") +
+                                         "\nsecret_key_file = " + w.keyFile +
+                                         "\naccounts_dir = " + cliDir.file("accounts.d") + "\n");
     std::string everything; // every output, for the redaction check at the end
     auto ctl = [&](std::vector<std::string> args, const std::string& input = "") {
         args.insert(args.begin(), "--config=" + conf);
@@ -403,16 +414,18 @@ BOOST_AUTO_TEST_CASE(popgatectl_device_flow_and_nothing_secret_anywhere)
     auto r = ctl({"oauth", "profile", "add", "--client-secret=x", "dev"});
     BOOST_TEST(r.status == 2);
     BOOST_TEST(r.err.find("never given as an argument") != std::string::npos, r.err);
-    r = ctl({"oauth", "profile", "add", "dev", "--client-id=" + w.tokens.clientId, "--grant=device_code",
-             "--token-url=" + w.tokens.url("/token"), "--device-url=" + w.tokens.url("/device"),
-             "--scope=mail", "--client-secret-stdin"},
+    r = ctl({"oauth", "profile", "add", "dev", "--client-id=" + w.tokens.clientId,
+             "--grant=device_code", "--token-url=" + w.tokens.url("/token"),
+             "--device-url=" + w.tokens.url("/device"), "--scope=mail", "--client-secret-stdin"},
             w.tokens.clientSecret + "\n");
     BOOST_TEST_REQUIRE(r.status == 0, r.err);
-    r = ctl({"oauth", "profile", "add", "plain", "--client-id=x", "--token-url=http://example.com/token",
-             "--grant=client_credentials"});
+    r = ctl({"oauth", "profile", "add", "plain", "--client-id=x",
+             "--token-url=http://example.com/token", "--grant=client_credentials"});
     BOOST_TEST(r.status == 2);
     BOOST_TEST(r.err.find("token-url: must be https://") != std::string::npos, r.err);
-    BOOST_TEST(r.err.find("client-secret: is required with grant client_credentials") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("client-secret: is required with grant client_credentials") !=
+                   std::string::npos,
+               r.err);
     r = ctl({"account", "add", "device", "--server=127.0.0.1", "--port=" + std::to_string(w.port()),
              "--security=none", "--plaintext-auth=yes", "--auth=oauth", "--oauth-profile=dev",
              "--user=" + w.user(), "--mailbox=" + w.user() + "@example.com"});
@@ -422,9 +435,10 @@ BOOST_AUTO_TEST_CASE(popgatectl_device_flow_and_nothing_secret_anywhere)
     r = ctl({"account", "authorize", "device"});
     BOOST_TEST_REQUIRE(r.status == 0, r.err + r.out);
     BOOST_TEST(r.out.find("enter the code WDJB-MJHT") != std::string::npos, r.out);
-    BOOST_TEST(r.out.find("account 'device' authorized (device_code): access token stored, expires ") !=
-                   std::string::npos,
-               r.out);
+    BOOST_TEST(
+        r.out.find("account 'device' authorized (device_code): access token stored, expires ") !=
+            std::string::npos,
+        r.out);
     BOOST_TEST(r.out.find("refresh token: stored") != std::string::npos);
     const std::string issued = w.tokens.lastAccessToken();
 
@@ -473,7 +487,8 @@ BOOST_AUTO_TEST_CASE(popgatectl_device_flow_and_nothing_secret_anywhere)
     }
     BOOST_TEST(error == "token refresh failed: invalid_grant (Token has been revoked)");
     r = ctl({"oauth", "status", "device"});
-    BOOST_TEST(r.out.find("token refresh failed: invalid_grant (Token has been revoked)") != std::string::npos,
+    BOOST_TEST(r.out.find("token refresh failed: invalid_grant (Token has been revoked)") !=
+                   std::string::npos,
                r.out);
     // a Dovecot refusal, with the trace on
     {
@@ -486,7 +501,8 @@ BOOST_AUTO_TEST_CASE(popgatectl_device_flow_and_nothing_secret_anywhere)
         }
     }
 
-    const std::string all = everything + "\n" + error + "\n" + trace.text + "\n" + w.channel->text();
+    const std::string all =
+        everything + "\n" + error + "\n" + trace.text + "\n" + w.channel->text();
     for (const std::string& secret : {issued, token, refresh, w.tokens.clientSecret}) {
         BOOST_TEST_CONTEXT("secret of " << secret.size() << " bytes")
         {

@@ -23,8 +23,8 @@ const std::string kXoauth2 = "dXNlcj1hbGljZUBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB0b2
 const std::string kBearer =
     "bixhPWFsaWNlQGV4YW1wbGUuY29tLAFob3N0PTEyNy4wLjAuMQFwb3J0PTExMAFhdXRoPUJlYXJlciB0b2stMTIzAQE=";
 // {"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}
-const std::string kErrorJson =
-    "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJodHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ==";
+const std::string kErrorJson = "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJodHRwczo"
+                               "vL21haWwuZ29vZ2xlLmNvbS8ifQ==";
 
 Pop3Settings settingsFor(int port)
 {
@@ -46,7 +46,8 @@ Steps operator+(Steps a, const Steps& b)
 
 Steps greeting(const std::string& sasl = "SASL PLAIN XOAUTH2 OAUTHBEARER")
 {
-    return {send("+OK fake ready\r\n"), expect("CAPA"), send("+OK\r\nUSER\r\nUIDL\r\n" + sasl + "\r\n.\r\n")};
+    return {send("+OK fake ready\r\n"), expect("CAPA"),
+            send("+OK\r\nUSER\r\nUIDL\r\n" + sasl + "\r\n.\r\n")};
 }
 
 Steps quit()
@@ -67,9 +68,13 @@ void login(FakePop3Server& server, const std::string& mechanism, OAuthSaslMode m
 
 BOOST_AUTO_TEST_CASE(responses_are_as_the_specifications_write_them)
 {
-    BOOST_TEST(xoauth2Response("u@x", "T") == std::string("user=u@x\x01" "auth=Bearer T\x01\x01"));
+    BOOST_TEST(xoauth2Response("u@x", "T") == std::string("user=u@x\x01"
+                                                          "auth=Bearer T\x01\x01"));
     BOOST_TEST(oauthBearerResponse("u@x", "pop.x", 995, "T") ==
-               std::string("n,a=u@x,\x01" "host=pop.x\x01" "port=995\x01" "auth=Bearer T\x01\x01"));
+               std::string("n,a=u@x,\x01"
+                           "host=pop.x\x01"
+                           "port=995\x01"
+                           "auth=Bearer T\x01\x01"));
     // RFC 5801: ',' and '=' in the authorization identity are escaped
     BOOST_TEST(oauthBearerResponse("a,b=c", "h", 1, "T").substr(0, 14) == "n,a=a=2Cb=3Dc,");
 }
@@ -102,14 +107,14 @@ BOOST_AUTO_TEST_CASE(sasl_mode_per_server)
 BOOST_AUTO_TEST_CASE(xoauth2_and_oauthbearer_with_initial_response)
 {
     {
-        FakePop3Server server(greeting() + Steps{expect("AUTH XOAUTH2 " + kXoauth2), send("+OK in\r\n")} +
-                              quit());
+        FakePop3Server server(
+            greeting() + Steps{expect("AUTH XOAUTH2 " + kXoauth2), send("+OK in\r\n")} + quit());
         login(server, "XOAUTH2", OAuthSaslMode::Auto);
         BOOST_TEST(server.finish() == "");
     }
     {
-        FakePop3Server server(greeting() +
-                              Steps{expect("AUTH OAUTHBEARER " + kBearer), send("+OK in\r\n")} + quit());
+        FakePop3Server server(
+            greeting() + Steps{expect("AUTH OAUTHBEARER " + kBearer), send("+OK in\r\n")} + quit());
         login(server, "oauthbearer", OAuthSaslMode::Auto);
         BOOST_TEST(server.finish() == "");
     }
@@ -119,7 +124,8 @@ BOOST_AUTO_TEST_CASE(microsoft_two_step_sends_the_token_after_the_plus)
 {
     // outlook.office365.com: "AUTH XOAUTH2", then "+", then the token line.
     FakePop3Server server(greeting("SASL PLAIN XOAUTH2") +
-                          Steps{expect("AUTH XOAUTH2"), nothingPending(), send("+\r\n"), expect(kXoauth2),
+                          Steps{expect("AUTH XOAUTH2"), nothingPending(), send("+\r\n"),
+                                expect(kXoauth2),
                                 send("+OK User successfully authenticated.\r\n")} +
                           quit());
     Pop3Client client(settingsFor(server.port()));
@@ -137,19 +143,20 @@ BOOST_AUTO_TEST_CASE(server_without_initial_response_gets_it_in_two_steps)
 {
     // A bare -ERR to the inline form (no challenge asked, token not looked at):
     // once more without the initial response.
-    FakePop3Server server(greeting() + Steps{expect("AUTH XOAUTH2 " + kXoauth2),
-                                             send("-ERR Initial response not supported\r\n"),
-                                             expect("AUTH XOAUTH2"), send("+ \r\n"), expect(kXoauth2),
-                                             send("+OK in\r\n")} +
-                          quit());
+    FakePop3Server server(
+        greeting() +
+        Steps{expect("AUTH XOAUTH2 " + kXoauth2), send("-ERR Initial response not supported\r\n"),
+              expect("AUTH XOAUTH2"), send("+ \r\n"), expect(kXoauth2), send("+OK in\r\n")} +
+        quit());
     login(server, "XOAUTH2", OAuthSaslMode::Auto);
     BOOST_TEST(server.finish() == "");
 }
 
 BOOST_AUTO_TEST_CASE(server_that_ignores_the_initial_response_asks_again)
 {
-    FakePop3Server server(greeting() + Steps{expect("AUTH OAUTHBEARER " + kBearer), send("+ \r\n"),
-                                             expect(kBearer), send("+OK in\r\n")} +
+    FakePop3Server server(greeting() +
+                          Steps{expect("AUTH OAUTHBEARER " + kBearer), send("+ \r\n"),
+                                expect(kBearer), send("+OK in\r\n")} +
                           quit());
     login(server, "OAUTHBEARER", OAuthSaslMode::Auto);
     BOOST_TEST(server.finish() == "");
@@ -170,10 +177,10 @@ BOOST_AUTO_TEST_CASE(error_challenge_is_answered_and_reported)
     for (const Row& row : rows) {
         BOOST_TEST_CONTEXT(row.label)
         {
-            FakePop3Server server(greeting() + Steps{expect(row.first), send("+ " + kErrorJson + "\r\n"),
-                                                     expect(row.answer),
-                                                     send("-ERR [AUTH] Authentication failed.\r\n"),
-                                                     awaitClose()});
+            FakePop3Server server(
+                greeting() + Steps{expect(row.first), send("+ " + kErrorJson + "\r\n"),
+                                   expect(row.answer),
+                                   send("-ERR [AUTH] Authentication failed.\r\n"), awaitClose()});
             std::string message;
             {
                 Pop3Client client(settingsFor(server.port()));
@@ -188,9 +195,10 @@ BOOST_AUTO_TEST_CASE(error_challenge_is_answered_and_reported)
                 }
             }
             BOOST_TEST(server.finish() == ""); // and no second attempt: the token was looked at
-            BOOST_TEST(message.find("access token refused (status 401, scope https://mail.google.com/") !=
-                           std::string::npos,
-                       message);
+            BOOST_TEST(
+                message.find("access token refused (status 401, scope https://mail.google.com/") !=
+                    std::string::npos,
+                message);
             BOOST_TEST(message.find(kToken) == std::string::npos);
         }
     }
@@ -204,15 +212,18 @@ BOOST_AUTO_TEST_CASE(mechanism_not_offered_sends_nothing)
         Pop3Client client(settingsFor(server.port()));
         client.open();
         try {
-            authenticateOAuth(client, "XOAUTH2", kUser, "127.0.0.1", 110, kToken, OAuthSaslMode::Auto);
+            authenticateOAuth(client, "XOAUTH2", kUser, "127.0.0.1", 110, kToken,
+                              OAuthSaslMode::Auto);
             BOOST_FAIL("must throw");
         } catch (const Pop3AuthError& e) {
             message = e.what();
         }
     }
     BOOST_TEST(server.finish() == "");
-    BOOST_TEST(server.received() == std::vector<std::string>{"CAPA"}, boost::test_tools::per_element());
-    BOOST_TEST(message == "AUTH XOAUTH2: server does not offer SASL XOAUTH2 (it offers PLAIN LOGIN)");
+    BOOST_TEST(server.received() == std::vector<std::string>{"CAPA"},
+               boost::test_tools::per_element());
+    BOOST_TEST(message ==
+               "AUTH XOAUTH2: server does not offer SASL XOAUTH2 (it offers PLAIN LOGIN)");
 }
 
 BOOST_AUTO_TEST_CASE(long_token_goes_after_the_plus)
@@ -220,12 +231,14 @@ BOOST_AUTO_TEST_CASE(long_token_goes_after_the_plus)
     // RFC 5034: AUTH with its initial response must fit 255 octets; a real
     // provider token never does, so the client waits for "+" by itself.
     const std::string token(400, 'x');
-    FakePop3Server server(greeting() + Steps{expect("AUTH XOAUTH2"), send("+ \r\n"), awaitClose(3000)});
+    FakePop3Server server(greeting() +
+                          Steps{expect("AUTH XOAUTH2"), send("+ \r\n"), awaitClose(3000)});
     {
         Pop3Client client(settingsFor(server.port()));
         client.open();
         try {
-            authenticateOAuth(client, "XOAUTH2", kUser, "127.0.0.1", 110, token, OAuthSaslMode::Auto);
+            authenticateOAuth(client, "XOAUTH2", kUser, "127.0.0.1", 110, token,
+                              OAuthSaslMode::Auto);
         } catch (const Pop3Error&) {
             // the script ends after "+ "; the client's next read times out
         }

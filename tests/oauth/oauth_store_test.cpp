@@ -1,16 +1,17 @@
 // oauth_store_test - OAuth profiles and token state (core/oauth.cpp): the
 // provider defaults, validation, and the store on a real SQLite database.
 #define BOOST_TEST_MODULE oauth_store
-#include <boost/test/unit_test.hpp>
-
 #include "core/dbdrivers.h"
 #include "core/errors.h"
 #include "core/oauth.h"
 #include "tests/support/testsupport.h"
 
+#include <boost/test/unit_test.hpp>
+
 using namespace popgate;
 
-namespace {
+namespace
+{
 
 OAuthProfile base(OAuthProvider provider, OAuthGrant grant)
 {
@@ -32,10 +33,12 @@ BOOST_AUTO_TEST_CASE(provider_defaults)
     OAuthProfile m = base(OAuthProvider::Microsoft, OAuthGrant::ClientCredentials);
     m.tenant = "contoso.onmicrosoft.com";
     m = effectiveProfile(m);
-    BOOST_TEST(m.tokenUrl == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token");
+    BOOST_TEST(m.tokenUrl ==
+               "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token");
     BOOST_TEST(m.scope == "https://outlook.office365.com/.default");
     OAuthProfile d = effectiveProfile(base(OAuthProvider::Microsoft, OAuthGrant::DeviceCode));
-    BOOST_TEST(d.deviceAuthorizationUrl == "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode");
+    BOOST_TEST(d.deviceAuthorizationUrl ==
+               "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode");
     BOOST_TEST(d.scope.find("offline_access") != std::string::npos);
     OAuthProfile own = base(OAuthProvider::Google, OAuthGrant::AuthorizationCode);
     own.scope = "custom";
@@ -53,19 +56,25 @@ BOOST_AUTO_TEST_CASE(validation)
         change(p);
         return p;
     };
-    const OAuthProfile generic = with(base(OAuthProvider::Generic, OAuthGrant::AuthorizationCode), [](auto& p) {
-        p.tokenUrl = "https://idp.example.com/token";
-        p.authorizationUrl = "https://idp.example.com/auth";
-    });
+    const OAuthProfile generic =
+        with(base(OAuthProvider::Generic, OAuthGrant::AuthorizationCode), [](auto& p) {
+            p.tokenUrl = "https://idp.example.com/token";
+            p.authorizationUrl = "https://idp.example.com/auth";
+        });
     const std::vector<Row> rows = {
         {"google code grant", base(OAuthProvider::Google, OAuthGrant::AuthorizationCode), ""},
         {"generic complete", generic, ""},
-        {"generic without token url", with(generic, [](auto& p) { p.tokenUrl.clear(); }), "token-url: is required"},
-        {"http to a remote host", with(generic, [](auto& p) { p.tokenUrl = "http://idp.example.com/t"; }),
+        {"generic without token url", with(generic, [](auto& p) { p.tokenUrl.clear(); }),
+         "token-url: is required"},
+        {"http to a remote host",
+         with(generic, [](auto& p) { p.tokenUrl = "http://idp.example.com/t"; }),
          "token-url: must be https://"},
-        {"http to loopback", with(generic, [](auto& p) { p.tokenUrl = "http://127.0.0.1:8080/t"; }), ""},
-        {"no client id", with(generic, [](auto& p) { p.clientId.clear(); }), "client-id: is required"},
-        {"device grant needs its url", with(generic, [](auto& p) { p.grant = OAuthGrant::DeviceCode; }),
+        {"http to loopback", with(generic, [](auto& p) { p.tokenUrl = "http://127.0.0.1:8080/t"; }),
+         ""},
+        {"no client id", with(generic, [](auto& p) { p.clientId.clear(); }),
+         "client-id: is required"},
+        {"device grant needs its url",
+         with(generic, [](auto& p) { p.grant = OAuthGrant::DeviceCode; }),
          "device-url: is required"},
         {"client credentials need a secret",
          with(generic, [](auto& p) { p.grant = OAuthGrant::ClientCredentials; }),
@@ -74,8 +83,9 @@ BOOST_AUTO_TEST_CASE(validation)
          with(base(OAuthProvider::Microsoft, OAuthGrant::ClientCredentials),
               [](auto& p) { p.sealedClientSecret = "gcm1:x"; }),
          "tenant: grant client_credentials needs the directory (tenant) id"},
-        {"tenant with a slash", with(base(OAuthProvider::Microsoft, OAuthGrant::DeviceCode),
-                                     [](auto& p) { p.tenant = "a/b"; }),
+        {"tenant with a slash",
+         with(base(OAuthProvider::Microsoft, OAuthGrant::DeviceCode),
+              [](auto& p) { p.tenant = "a/b"; }),
          "tenant: must be a tenant id or domain"},
         {"bad name", with(generic, [](auto& p) { p.name = "a b"; }), "name: must be"},
     };
@@ -91,7 +101,8 @@ BOOST_AUTO_TEST_CASE(validation)
                 BOOST_TEST(all.find(row.problem) != std::string::npos, all);
         }
     }
-    BOOST_CHECK_THROW(requireValidProfile(with(generic, [](auto& p) { p.clientId.clear(); })), InputError);
+    BOOST_CHECK_THROW(requireValidProfile(with(generic, [](auto& p) { p.clientId.clear(); })),
+                      InputError);
     BOOST_CHECK_THROW(parseOAuthGrant("password"), InputError);
     BOOST_CHECK_THROW(parseOAuthProvider("yahoo"), InputError);
 }

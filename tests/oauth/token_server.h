@@ -17,7 +17,6 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/RandomStream.h>
 #include <Poco/SHA2Engine.h>
-
 #include <ctime>
 #include <map>
 #include <memory>
@@ -39,8 +38,8 @@ public:
 
     std::string clientId = "popgate-test-client";
     std::string clientSecret = "cs-Zq8-unique-client-secret";
-    std::string appUser;          ///< whom a client_credentials token is for
-    long accessLifetime = 3600;   ///< expires_in of new access tokens
+    std::string appUser;        ///< whom a client_credentials token is for
+    long accessLifetime = 3600; ///< expires_in of new access tokens
     bool rotateRefreshTokens = false;
 
     TokenServer()
@@ -134,7 +133,8 @@ private:
     }
 
     // issue - an access (and refresh) token answer; caller holds the mutex.
-    Poco::JSON::Object::Ptr issue(const std::string& user, bool withRefresh, const std::string& type)
+    Poco::JSON::Object::Ptr issue(const std::string& user, bool withRefresh,
+                                  const std::string& type)
     {
         ++grantCount_[type];
         Poco::JSON::Object::Ptr o = new Poco::JSON::Object;
@@ -161,7 +161,8 @@ private:
     }
 
     // answer - status and JSON body for one request; caller holds the mutex.
-    Poco::JSON::Object::Ptr handle(const std::string& path, const Poco::Net::HTMLForm& form, int& status)
+    Poco::JSON::Object::Ptr handle(const std::string& path, const Poco::Net::HTMLForm& form,
+                                   int& status)
     {
         status = 200;
         if (path == "/introspect") {
@@ -175,7 +176,8 @@ private:
             return o;
         }
         if (form.get("client_id", "") != clientId ||
-            (!clientSecret.empty() && form.has("client_secret") && form.get("client_secret") != clientSecret)) {
+            (!clientSecret.empty() && form.has("client_secret") &&
+             form.get("client_secret") != clientSecret)) {
             status = 401;
             return error("invalid_client", "Unknown client or wrong secret");
         }
@@ -282,7 +284,8 @@ private:
     {
     public:
         explicit Factory(TokenServer& server) : server_(server) {}
-        Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override
+        Poco::Net::HTTPRequestHandler*
+        createRequestHandler(const Poco::Net::HTTPServerRequest&) override
         {
             return new Handler(server_);
         }

@@ -4,14 +4,13 @@
 // addresses answer 4xx/5xx at RCPT and after DATA, the slow address stalls, and the
 // maillog names each queue id. Needs POPGATE_TEST_POSTFIX_* (fails, never skips, without).
 #define BOOST_TEST_MODULE postfix_smoke
-#include <boost/test/unit_test.hpp>
-
 #include "tests/support/testsupport.h"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SMTPClientSession.h>
 #include <Poco/Timespan.h>
+#include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <filesystem>
 #include <regex>
@@ -23,7 +22,8 @@ using namespace popgate::test;
 using Poco::Net::SMTPClientSession;
 using Poco::Net::SMTPException;
 
-namespace {
+namespace
+{
 
 struct PostfixEnv {
     std::string host = requireEnv("POPGATE_TEST_POSTFIX_HOST");
@@ -59,11 +59,19 @@ std::string uniqueLocalPart(const std::string& label)
 std::string message(const std::string& to, const std::string& tag)
 {
     std::string m = "From: Smoke Sender <smoke@example.com>\r\n"
-                    "To: <" + to + ">\r\n"
-                    "Subject: postfix smoke " + tag + "\r\n"
+                    "To: <" +
+                    to +
+                    ">\r\n"
+                    "Subject: postfix smoke " +
+                    tag +
+                    "\r\n"
                     "Date: Mon, 2 Jan 2023 10:00:00 +0000\r\n"
-                    "Message-ID: <" + tag + "@smoke.example.com>\r\n"
-                    "X-Popgate-Id: " + tag + "\r\n"
+                    "Message-ID: <" +
+                    tag +
+                    "@smoke.example.com>\r\n"
+                    "X-Popgate-Id: " +
+                    tag +
+                    "\r\n"
                     "MIME-Version: 1.0\r\n"
                     "Content-Type: text/plain; charset=utf-8\r\n"
                     "Content-Transfer-Encoding: 8bit\r\n"
@@ -122,8 +130,8 @@ std::string waitForDelivery(const PostfixEnv& env, const std::string& local)
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    BOOST_FAIL("nothing delivered to " << dir << " within " << kDeliveryWait.count()
-                                       << " s; see " << env.log);
+    BOOST_FAIL("nothing delivered to " << dir << " within " << kDeliveryWait.count() << " s; see "
+                                       << env.log);
     return {};
 }
 
@@ -166,8 +174,7 @@ void checkRoundTrip(const PostfixEnv& env, int port, const std::string& label,
     BOOST_TEST_REQUIRE(std::regex_search(delivered, m, std::regex("with E?SMTP id ([0-9A-F]+)")),
                        "queue id in the Received header");
     std::string queueId = m[1];
-    BOOST_TEST(waitForLog(env, std::regex(syslogName + "\\[[0-9]+\\]: " + queueId +
-                                          ": client=")),
+    BOOST_TEST(waitForLog(env, std::regex(syslogName + "\\[[0-9]+\\]: " + queueId + ": client=")),
                "'" << queueId << ": client=' from " << syslogName << " in " << env.log);
     BOOST_TEST(waitForLog(env, std::regex(queueId + ": to=<" + rcpt + ">, relay=maildir.*" +
                                           "status=sent")),
@@ -221,8 +228,7 @@ BOOST_AUTO_TEST_CASE(fault_addresses_answer_4xx_and_5xx)
                     BOOST_ERROR("accepted, expected " << c.code);
                 } catch (const SMTPException& e) {
                     BOOST_TEST(e.code() == c.code, e.displayText());
-                    BOOST_TEST(e.displayText().find(c.text) != std::string::npos,
-                               e.displayText());
+                    BOOST_TEST(e.displayText().find(c.text) != std::string::npos, e.displayText());
                     BOOST_TEST(e.displayText().find("popgate test") != std::string::npos,
                                e.displayText());
                 }

@@ -8,17 +8,15 @@
 #include <Poco/Process.h>
 #include <Poco/StreamCopier.h>
 #include <Poco/TemporaryFile.h>
-
 #include <boost/test/unit_test.hpp>
-
-#include <sys/stat.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
 #include <thread>
 
-namespace popgate::test {
+namespace popgate::test
+{
 
 TempDir::TempDir()
 {
@@ -87,6 +85,9 @@ std::string readFile(const std::string& path)
     return s.str();
 }
 
-std::string binary(const std::string& relative) { return std::string(POPGATE_BINARY_DIR) + "/" + relative; }
+std::string binary(const std::string& relative)
+{
+    return std::string(POPGATE_BINARY_DIR) + "/" + relative;
+}
 
 } // namespace popgate::test

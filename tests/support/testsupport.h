@@ -7,10 +7,12 @@
 #include <string>
 #include <vector>
 
-namespace popgate::test {
+namespace popgate::test
+{
 
 /// TempDir - a fresh directory under $TMPDIR, removed with everything in it.
-class TempDir {
+class TempDir
+{
 public:
     TempDir();
     ~TempDir();
