@@ -7,6 +7,7 @@
 #include "core/errors.h"
 #include "core/filter_store.h"
 #include "core/store.h"
+#include "tests/support/testdb.h"
 #include "tests/support/testsupport.h"
 
 #include <Poco/Data/Session.h>
@@ -25,74 +26,24 @@ namespace
 
 using Strings = std::vector<std::string>;
 
-// Backend - a fresh, migrated database of one dialect, dropped at the end.
-struct Backend {
-    virtual ~Backend() = default;
-    virtual Config config() const = 0;
-};
-
-struct SqliteBackend : Backend {
-    test::TempDir dir;
-    Config config() const override
-    {
-        Config c = Config::defaults();
-        c.set("database.path", dir.file("popgate.db"));
-        return c;
-    }
-};
-
-struct PostgresBackend : Backend {
-    std::string admin, name;
-    PostgresBackend()
-    {
-        static std::atomic<int> counter{0};
-        admin = test::requireEnv("POPGATE_TEST_PG_CONNECT");
-        name = "popgate_fstore_" + std::to_string(Poco::Process::id()) + "_" +
-               std::to_string(++counter);
-        Poco::Data::Session s("PostgreSQL", admin);
-        s << "CREATE DATABASE " + name, now;
-    }
-    ~PostgresBackend() override
-    {
-        try {
-            Poco::Data::Session s("PostgreSQL", admin);
-            s << "DROP DATABASE IF EXISTS " + name, now;
-        } catch (...) {
-        }
-    }
-    Config config() const override
-    {
-        Config c = Config::defaults();
-        c.set("database.driver", "postgresql");
-        c.set("database.connect", admin + " dbname=" + name);
-        return c;
-    }
-};
-
 // Db - backend, migrated store and filter store of one dialect.
 struct Db {
-    std::unique_ptr<Backend> backend;
+    std::unique_ptr<test::TestDatabase> backend;
     std::unique_ptr<Store> store;
     std::unique_ptr<FilterStore> filters;
     explicit Db(const std::string& dialect)
     {
-        registerDatabaseDrivers();
-        if (dialect == "postgresql")
-            backend = std::make_unique<PostgresBackend>();
-        else
-            backend = std::make_unique<SqliteBackend>();
+        backend = std::make_unique<test::TestDatabase>(dialect);
         store = std::make_unique<Store>(backend->config(), Store::Open::CreateFile);
         store->migrate();
         filters = std::make_unique<FilterStore>(*store);
     }
 };
 
-const char* const kDialects[] = {"sqlite", "postgresql"};
-
 // eachDialect - run the body once per dialect, labelled.
 void eachDialect(const std::function<void(Db&)>& body)
 {
-    for (const char* d : kDialects) {
+    for (const char* d : test::kDialects) {
         BOOST_TEST_CONTEXT(d)
         {
             Db db(d);

@@ -4,6 +4,7 @@
 #include "core/dbdrivers.h"
 #include "core/errors.h"
 #include "core/message_store.h"
+#include "tests/support/testdb.h"
 #include "tests/support/testsupport.h"
 
 #include <Poco/Data/Session.h>
@@ -17,30 +18,15 @@ using namespace Poco::Data::Keywords;
 namespace
 {
 
-// Db - a migrated database of one dialect with one account, dropped at the end.
+// Db - a migrated database of one dialect with one account.
 struct Db {
-    test::TempDir dir;
-    std::string admin, name;
-    Config config = Config::defaults();
+    test::TestDatabase database;
     std::unique_ptr<Store> store;
     std::int64_t accountId = 0;
 
-    explicit Db(const std::string& dialect)
+    explicit Db(const std::string& dialect) : database(dialect)
     {
-        registerDatabaseDrivers();
-        if (dialect == "postgresql") {
-            static std::atomic<int> counter{0};
-            admin = test::requireEnv("POPGATE_TEST_PG_CONNECT");
-            name = "popgate_ms_" + std::to_string(Poco::Process::id()) + "_" +
-                   std::to_string(++counter);
-            Poco::Data::Session s("PostgreSQL", admin);
-            s << "CREATE DATABASE " + name, now;
-            config.set("database.driver", "postgresql");
-            config.set("database.connect", admin + " dbname=" + name);
-        } else {
-            config.set("database.path", dir.file("popgate.db"));
-        }
-        store = std::make_unique<Store>(config, Store::Open::CreateFile);
+        store = std::make_unique<Store>(database.config(), Store::Open::CreateFile);
         store->migrate();
         Account a;
         a.name = "helpdesk";
@@ -50,26 +36,13 @@ struct Db {
         store->addAccount(a);
         accountId = a.id;
     }
-    ~Db()
-    {
-        store.reset();
-        if (!name.empty()) {
-            try {
-                Poco::Data::Session s("PostgreSQL", admin);
-                s << "DROP DATABASE IF EXISTS " + name, now;
-            } catch (...) {
-            }
-        }
-    }
 };
-
-const char* const kDialects[] = {"sqlite", "postgresql"};
 
 } // namespace
 
 BOOST_AUTO_TEST_CASE(ledger_round_trip)
 {
-    for (const char* d : kDialects) {
+    for (const char* d : test::kDialects) {
         BOOST_TEST_CONTEXT(d)
         {
             Db db(d);
@@ -114,7 +87,7 @@ BOOST_AUTO_TEST_CASE(ledger_round_trip)
 
 BOOST_AUTO_TEST_CASE(log_and_status)
 {
-    for (const char* d : kDialects) {
+    for (const char* d : test::kDialects) {
         BOOST_TEST_CONTEXT(d)
         {
             Db db(d);

@@ -6,6 +6,7 @@
 #include "core/errors.h"
 #include "core/migrations.h"
 #include "core/store.h"
+#include "tests/support/testdb.h"
 #include "tests/support/testsupport.h"
 
 #include <Poco/Data/Session.h>
@@ -19,58 +20,6 @@ using namespace Poco::Data::Keywords;
 
 namespace
 {
-
-// Backend - a fresh, empty database of one dialect, dropped at the end.
-struct Backend {
-    virtual ~Backend() = default;
-    virtual Config config() const = 0;
-};
-
-struct SqliteBackend : Backend {
-    test::TempDir dir;
-    Config config() const override
-    {
-        Config c = Config::defaults();
-        c.set("database.path", dir.file("popgate.db"));
-        return c;
-    }
-};
-
-struct PostgresBackend : Backend {
-    std::string admin, name;
-    PostgresBackend()
-    {
-        static std::atomic<int> counter{0};
-        admin = test::requireEnv("POPGATE_TEST_PG_CONNECT");
-        name = "popgate_store_" + std::to_string(Poco::Process::id()) + "_" +
-               std::to_string(++counter);
-        Poco::Data::Session s("PostgreSQL", admin);
-        s << "CREATE DATABASE " + name, now;
-    }
-    ~PostgresBackend() override
-    {
-        try {
-            Poco::Data::Session s("PostgreSQL", admin);
-            s << "DROP DATABASE IF EXISTS " + name, now;
-        } catch (...) {
-        }
-    }
-    Config config() const override
-    {
-        Config c = Config::defaults();
-        c.set("database.driver", "postgresql");
-        c.set("database.connect", admin + " dbname=" + name);
-        return c;
-    }
-};
-
-std::unique_ptr<Backend> makeBackend(const std::string& dialect)
-{
-    registerDatabaseDrivers();
-    if (dialect == "postgresql")
-        return std::make_unique<PostgresBackend>();
-    return std::make_unique<SqliteBackend>();
-}
 
 Account sample(const std::string& name)
 {
@@ -93,13 +42,11 @@ Account sample(const std::string& name)
     return a;
 }
 
-const char* const kDialects[] = {"sqlite", "postgresql"};
-
 } // namespace
 
 BOOST_AUTO_TEST_CASE(migrations_are_numbered_per_dialect)
 {
-    for (const char* d : kDialects) {
+    for (const char* d : test::kDialects) {
         const auto list = migrationsFor(d);
         BOOST_TEST_REQUIRE(!list.empty());
         for (std::size_t i = 0; i < list.size(); ++i)
@@ -112,11 +59,11 @@ BOOST_AUTO_TEST_CASE(migrations_are_numbered_per_dialect)
 
 BOOST_AUTO_TEST_CASE(migrate_empty_then_migrated)
 {
-    for (const char* d : kDialects) {
+    for (const char* d : test::kDialects) {
         BOOST_TEST_CONTEXT(d)
         {
-            auto backend = makeBackend(d);
-            Store store(backend->config(), Store::Open::CreateFile);
+            test::TestDatabase backend(d);
+            Store store(backend.config(), Store::Open::CreateFile);
             BOOST_TEST(store.schemaVersion() == 0);
             BOOST_CHECK_THROW(store.requireCurrentSchema(), OperationError);
             const auto applied = store.migrate();
@@ -124,7 +71,7 @@ BOOST_AUTO_TEST_CASE(migrate_empty_then_migrated)
             BOOST_TEST(store.schemaVersion() == store.latestVersion());
             BOOST_CHECK_NO_THROW(store.requireCurrentSchema());
             BOOST_TEST(store.migrate().empty()); // a migrated database is left alone
-            Store again(backend->config());
+            Store again(backend.config());
             BOOST_TEST(again.schemaVersion() == store.latestVersion());
         }
     }
@@ -132,11 +79,11 @@ BOOST_AUTO_TEST_CASE(migrate_empty_then_migrated)
 
 BOOST_AUTO_TEST_CASE(newer_schema_is_refused)
 {
-    for (const char* d : kDialects) {
+    for (const char* d : test::kDialects) {
         BOOST_TEST_CONTEXT(d)
         {
-            auto backend = makeBackend(d);
-            Store store(backend->config(), Store::Open::CreateFile);
+            test::TestDatabase backend(d);
+            Store store(backend.config(), Store::Open::CreateFile);
             store.migrate();
             store.session() << "INSERT INTO schema_version (version, name, applied_at) VALUES "
                                "(999, 'future', 0)",
@@ -170,11 +117,11 @@ BOOST_AUTO_TEST_CASE(missing_sqlite_file_is_not_created_by_readers)
 
 BOOST_AUTO_TEST_CASE(account_round_trip)
 {
-    for (const char* d : kDialects) {
+    for (const char* d : test::kDialects) {
         BOOST_TEST_CONTEXT(d)
         {
-            auto backend = makeBackend(d);
-            Store store(backend->config(), Store::Open::CreateFile);
+            test::TestDatabase backend(d);
+            Store store(backend.config(), Store::Open::CreateFile);
             store.migrate();
             Account a = sample("helpdesk");
             store.addAccount(a);
