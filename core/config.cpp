@@ -55,6 +55,10 @@ const std::vector<ConfigKey> kKeys = {
      "The local MTA's SMTP listener that fetched mail is handed to (see conf/postfix/).", nullptr,
      false},
     {"reinject.port", ConfigType::Integer, "10026", "Port of that listener.", nullptr, false},
+    {"reinject.timeout", ConfigType::Duration, "120s",
+     "How long popgated waits for each reply of the MTA; no reply to the end of DATA in time "
+     "is an uncertain outcome (the message is sent again, and the milter drops the second copy).",
+     nullptr, false},
     {"reinject.helo", ConfigType::String, "localhost", "Name popgated gives in EHLO.", nullptr,
      false},
     {"workers", ConfigType::Integer, "8",

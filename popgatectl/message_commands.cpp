@@ -139,6 +139,7 @@ int release(Context& ctx, const std::vector<std::string>& rest)
     target.host = ctx.config.str("reinject.host");
     target.port = static_cast<int>(ctx.config.integer("reinject.port"));
     target.helo = ctx.config.str("reinject.helo");
+    target.timeout = std::chrono::seconds(ctx.config.integer("reinject.timeout"));
     SmtpReinjector mta(target);
     const SmtpResult r = mta.deliver(m.envelopeFrom, account.recipients(), in, m.size);
     mta.close();

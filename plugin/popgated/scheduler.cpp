@@ -50,6 +50,7 @@ FetchSettings fetchSettings(const Config& c)
     s.mta.host = c.str("reinject.host");
     s.mta.port = static_cast<int>(c.integer("reinject.port"));
     s.mta.helo = c.str("reinject.helo");
+    s.mta.timeout = std::chrono::seconds(c.integer("reinject.timeout"));
     s.spoolDir = c.str("spool_dir");
     s.hostname = Poco::Environment::nodeName();
     const auto key = loadKeyFile(c.str("header_key_file"), true);

@@ -259,10 +259,8 @@ BOOST_AUTO_TEST_CASE(mta_down_deletes_nothing_and_logs_the_poll_error)
     BOOST_TEST(deliveredCount(to) == 2);
 }
 
-// The reinjection read timeout is fixed at 120 s (SmtpTarget::timeout in
-// plugin/popgated/reinject.h; no popgate.conf key sets it), longer than the
-// test Postfix stalls (POPGATE_TEST_POSTFIX_SLOW_SECONDS, 5 s): the timeout
-// itself is not tested here, only that a slow MTA is waited for.
+// A slow MTA (the test Postfix stalls POPGATE_TEST_POSTFIX_SLOW_SECONDS, 5 s,
+// before its reply to the end of DATA) is waited for within reinject.timeout.
 BOOST_AUTO_TEST_CASE(slow_mta_is_waited_for_and_delivers_once)
 {
     Servers s;
@@ -286,4 +284,44 @@ BOOST_AUTO_TEST_CASE(slow_mta_is_waited_for_and_delivers_once)
         copies += d.first("Message-ID") == mid("slow1");
     BOOST_TEST(copies == 1);
     BOOST_TEST(countMessages(s.maildir2) == 0);
+}
+
+// An MTA that does not answer the end of DATA within reinject.timeout leaves
+// the outcome uncertain: the ledger row stays "injecting", nothing is deleted,
+// and the next poll sends the message again (with the same X-Popgate-Id, so a
+// milter can drop the second copy; without one, Postfix delivers both: popgate
+// errs toward a duplicate, never a loss).
+BOOST_AUTO_TEST_CASE(mta_timeout_after_the_dot_is_uncertain_and_resent)
+{
+    Servers s;
+    EmptyMailboxes mailbox({s.maildir2});
+    Gateway gw(s);
+    gw.set("reinject.timeout", "2s");
+    const std::string slow = "slow@popgate.test";
+    gw.addDovecotAccount("timeout", s.user2, slow);
+    dropMessage(s.maildir2, sample("timeout1"));
+    RunResult r = gw.once();
+    BOOST_TEST(r.status == 1, "the poll ends with an error: " << r.err);
+    auto lines = messageLines(r.err);
+    BOOST_TEST_REQUIRE(lines.size() == 1u);
+    BOOST_TEST(lines[0].get("status") == "uncertain");
+    auto rows = gw.ledger("timeout");
+    BOOST_TEST_REQUIRE(rows.size() == 1u);
+    BOOST_TEST(rows[0].state == "injecting");
+    BOOST_TEST(!rows[0].deleted);
+    BOOST_TEST(countMessages(s.maildir2) == 1, "nothing deleted while the outcome is unknown");
+
+    gw.set("reinject.timeout", "60s");
+    r = gw.once();
+    BOOST_TEST(r.status == 0, r.err);
+    lines = messageLines(r.err);
+    BOOST_TEST_REQUIRE(lines.size() == 1u);
+    BOOST_TEST(lines[0].get("status") == "delivered");
+    BOOST_TEST(countMessages(s.maildir2) == 0);
+    settle();
+    int copies = 0;
+    for (const auto& d : delivered(slow))
+        copies += d.first("Message-ID") == mid("timeout1");
+    BOOST_TEST(copies >= 1, "never lost");
+    BOOST_TEST(copies <= 2, "at most the one duplicate the milter would drop");
 }
