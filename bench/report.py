@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""report.py - turn bench/run.sh's results.csv and meta.txt (in OUT) into
+results.md (tables, ratios, the issue's bars) and chart.gp + chart*.dat for
+gnuplot (results.png). Only runs marked ok count; failed runs are listed.
+  report.py OUT
+"""
+import csv
+import os
+import statistics
+import sys
+
+TOOLS = ["popgate", "fetchmail", "getmail6", "mpop", "refclient"]
+PEERS = ["fetchmail", "getmail6", "mpop"]
+DELIVERY = {
+    "popgate": "SMTP, own session (sink / Postfix reinjection port)",
+    "fetchmail": "SMTP (`smtphost 127.0.0.1/PORT`)",
+    "getmail6": "MDA_external `msmtp` (one fork + SMTP session per message)",
+    "mpop": "`delivery mda` `msmtp` (one fork + SMTP session per message)",
+    "refclient": "bench/refclient.py: poplib + smtplib, one SMTP session",
+}
+
+
+def load(out):
+    meta = {}
+    with open(os.path.join(out, "meta.txt")) as f:
+        for line in f:
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                meta[k] = v
+    with open(os.path.join(out, "results.csv")) as f:
+        rows = list(csv.DictReader(f))
+    return meta, rows
+
+
+def summarize(rows):
+    """{(case, tool): stats} over the ok runs."""
+    by = {}
+    for r in rows:
+        by.setdefault((r["case"], r["tool"]), []).append(r)
+    stats = {}
+    for key, runs in by.items():
+        ok = [r for r in runs if r["ok"] == "1"]
+        s = {"runs": len(runs), "ok": len(ok), "failed": [r for r in runs if r["ok"] != "1"]}
+        if ok:
+            rate = [int(r["messages"]) / float(r["wall_s"]) for r in ok]
+            mbs = [int(r["octets"]) / 1e6 / float(r["wall_s"]) for r in ok]
+            s.update(
+                messages=int(ok[0]["messages"]), accounts=int(ok[0]["accounts"]),
+                rate_min=min(rate), rate_med=statistics.median(rate), rate_max=max(rate),
+                mbs_med=statistics.median(mbs),
+                wall_med=statistics.median(float(r["wall_s"]) for r in ok),
+                cpu_med=statistics.median(float(r["user_s"]) + float(r["sys_s"]) for r in ok),
+                rss_max=max(int(r["maxrss_kb"]) for r in ok) / 1024.0,
+                load=",".join(r["load1"] for r in ok))
+        stats[key] = s
+    return stats
+
+
+def case_title(case, s):
+    any_s = next((v for (c, _), v in s.items() if c == case and "messages" in v), None)
+    if not any_s:
+        return f"case {case}"
+    n, a = any_s["messages"], any_s["accounts"]
+    return {
+        "1": f"1 account, {n} messages -> counting sink",
+        "2": f"1 account, {n} messages -> Postfix",
+        "3": f"{a} accounts x {n // a} messages -> Postfix (in parallel for popgate)",
+        "4": f"1 account, {n} large messages -> counting sink",
+        "6": f"1 account, {n} messages -> counting sink, POP3 server 50 ms round trip away (delaying relay)",
+    }.get(case, f"case {case}")
+
+
+def ratio(a, b):
+    return a / b if a and b else float("nan")
+
+
+def main():
+    out = sys.argv[1]
+    meta, rows = load(out)
+    s = summarize(rows)
+    cases = sorted({c for c, _ in s})
+    md = []
+    md.append("# popgate vs fetchmail, getmail6, mpop: results\n")
+    md.append(f"- date: {meta.get('date')}; machine: {meta.get('machine')}")
+    md.append(f"- load average (1, 5, 15 min): {meta.get('load')}")
+    md.append(f"- versions: popgate {meta.get('popgate')}; fetchmail {meta.get('fetchmail')}, "
+              f"getmail6 {meta.get('getmail6')}, mpop {meta.get('mpop')}, msmtp {meta.get('msmtp')}, "
+              f"Dovecot {meta.get('dovecot')}, Postfix {meta.get('postfix')}, Python {meta.get('python3')}")
+    md.append(f"- sizes: {meta.get('sizes')}; runs alternate tools (A B C A B C); min / median / max of "
+              "the runs that passed the correctness check (receiver got each message exactly once, "
+              "POP3 mailbox empty); MB = 10^6 octets of the maildir files; CPU = user + sys of the "
+              "tool and its children (msmtp); RSS = largest peak RSS of the tool or one child.\n")
+    for case in cases:
+        md.append(f"## Case {case}: {case_title(case, s)}\n")
+        md.append("| tool | ok runs | msgs/s min / median / max | MB/s | wall s | CPU s | peak RSS MiB | load1 at start |")
+        md.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for t in TOOLS:
+            v = s.get((case, t))
+            if not v:
+                continue
+            if "rate_med" not in v:
+                md.append(f"| {t} | 0 / {v['runs']} | failed | | | | | |")
+                continue
+            md.append(f"| {t} | {v['ok']} / {v['runs']} | {v['rate_min']:.1f} / **{v['rate_med']:.1f}** / "
+                      f"{v['rate_max']:.1f} | {v['mbs_med']:.2f} | {v['wall_med']:.2f} | {v['cpu_med']:.2f} | "
+                      f"{v['rss_max']:.1f} | {v['load']} |")
+        pg = s.get((case, "popgate"), {}).get("rate_med")
+        peers = [(s[(case, p)]["rate_med"], p) for p in PEERS if "rate_med" in s.get((case, p), {})]
+        ref = s.get((case, "refclient"), {}).get("rate_med")
+        if pg and peers:
+            best = max(peers)
+            md.append(f"\npopgate / best peer ({best[1]}): **{ratio(pg, best[0]):.1f}x**"
+                      + (f"; popgate / reference client: **{ratio(pg, ref):.2f}x**" if ref else ""))
+        for v in (s.get((case, t)) for t in TOOLS):
+            for r in (v or {}).get("failed", []):
+                md.append(f"\nfailed run: {r['tool']} run {r['run']}: {r['problem']}")
+        md.append("")
+
+    def med(case, tool, key="rate_med"):
+        return s.get((case, tool), {}).get(key)
+
+    md.append("## The bars of issue 9\n")
+    md.append("| case | bar | measured | met |")
+    md.append("| --- | --- | --- | --- |")
+
+    def bar(case, text, value, limit, fmt="{:.2f}x", less=False):
+        if value is None or value != value:
+            md.append(f"| {case} | {text} | not measured | - |")
+            return
+        met = value <= limit if less else value >= limit
+        md.append(f"| {case} | {text} | {fmt.format(value)} | {'yes' if met else '**no**'} |")
+
+    r = lambda a, b: ratio(a, b) if a and b else None
+    bar(1, "popgate >= 50x fetchmail msgs/s", r(med("1", "popgate"), med("1", "fetchmail")), 50)
+    bar(1, "popgate >= 1.0x reference client", r(med("1", "popgate"), med("1", "refclient")), 1.0)
+    bar(2, "popgate >= 25x fetchmail msgs/s (Postfix)", r(med("2", "popgate"), med("2", "fetchmail")), 25)
+    bar(2, "popgate >= 1.0x reference client (Postfix)", r(med("2", "popgate"), med("2", "refclient")), 1.0)
+    bar(3, "popgate parallel >= 1.5x its single-account rate (case 2)",
+        r(med("3", "popgate"), med("2", "popgate")), 1.5)
+    bar(4, "popgate >= 3x mpop MB/s", r(med("4", "popgate", "mbs_med"), med("4", "mpop", "mbs_med")), 3)
+    bar(4, "popgate peak RSS <= 16 MiB", med("4", "popgate", "rss_max"), 16, "{:.1f} MiB", less=True)
+    d = None
+    if med("4", "popgate", "rss_max") and med("1", "popgate", "rss_max"):
+        d = abs(med("4", "popgate", "rss_max") - med("1", "popgate", "rss_max"))
+    bar(4, "popgate RSS within 4 MiB of case 1", d, 4, "{:.1f} MiB apart", less=True)
+    bar(6, "popgate >= 10x fetchmail msgs/s at 50 ms RTT", r(med("6", "popgate"), med("6", "fetchmail")), 10)
+    fb = os.path.join(out, "filter_bench.txt")
+    if os.path.exists(fb):
+        md.append("\n## Case 7: filter micro-benchmark (bench/filter_bench)\n")
+        md.append("```")
+        md.append(open(fb).read().rstrip())
+        md.append("```")
+    md.append("\n## How each tool delivers\n")
+    for t in TOOLS:
+        md.append(f"- {t}: {DELIVERY[t]}")
+    md.append("")
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write("\n".join(md))
+
+    # chart: median msgs/s per message-count case (log scale), MB/s for case 4
+    tools = [t for t in TOOLS if any((c, t) in s for c in cases)]
+    rate_cases = [c for c in cases if c in ("1", "2", "3", "6")]
+    with open(os.path.join(out, "chart_rate.dat"), "w") as f:
+        f.write("case " + " ".join(tools) + "\n")
+        for c in rate_cases:
+            f.write(f"case{c} " + " ".join(f"{med(c, t) or 0:.2f}" for t in tools) + "\n")
+    with open(os.path.join(out, "chart_mbs.dat"), "w") as f:
+        f.write("case " + " ".join(tools) + "\n")
+        if "4" in cases:
+            f.write("case4 " + " ".join(f"{med('4', t, 'mbs_med') or 0:.2f}" for t in tools) + "\n")
+    n = len(tools)
+    plot_rate = ", ".join(f"'chart_rate.dat' using {i + 2}:xtic(1) title '{t}'" for i, t in enumerate(tools))
+    plot_mbs = ", ".join(f"'chart_mbs.dat' using {i + 2}:xtic(1) title '{t}'" for i, t in enumerate(tools))
+    with open(os.path.join(out, "chart.gp"), "w") as f:
+        f.write(f"""# generated by bench/report.py
+set terminal pngcairo size 1100,480 font 'DejaVu Sans,10'
+set output 'results.png'
+set multiplot layout 1,2 title "popgate bench, {meta.get('date')}: {meta.get('machine', '').split(',')[0]}, load {meta.get('load')}"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top left
+set grid ytics
+set logscale y
+set ylabel 'messages/s (median, log scale)'
+set title 'cases 1-3 and 6: 4 KB messages'
+plot {plot_rate}
+""")
+        if "4" in cases:
+            f.write(f"""unset logscale y
+set ylabel 'MB/s (median)'
+set title 'case 4: large messages'
+set yrange [0:*]
+plot {plot_mbs}
+""")
+        f.write("unset multiplot\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+#!/bin/bash
+# run.sh - popgated side by side with fetchmail, getmail6, mpop and a bare
+# reference mover, on the same private Dovecot (POP3) and the same receivers (a
+# counting SMTP sink, a private Postfix), all on 127.0.0.1. One command:
+#   sudo bench/run.sh                 every case, 3 runs each, results in bench/results/
+# Environment (defaults in brackets):
+#   BENCH_CASES [1 2 3 4 6 7] 1: 1 account x N x 4 KB -> sink; 2: the same -> Postfix;
+#                             3: 2 accounts x N/2 -> Postfix; 4: BIG_N x BIG_SIZE -> sink;
+#                             6: RTT_N x 4 KB -> sink, POP3 through a relay adding RTT_MS;
+#                             7: the filter micro-benchmark
+#   BENCH_N [2000]  BENCH_SIZE [4096]  BENCH_BIG_N [20]  BENCH_BIG_SIZE [10485760]
+#   BENCH_RTT_N [100]  BENCH_RTT_MS [50]
+#   BENCH_RUNS [3]            runs per tool and case, alternated A B C A B C
+#   BENCH_TOOLS [popgate fetchmail getmail6 mpop refclient]
+#   BENCH_MAX_LOAD [1.0] BENCH_LOAD_WAIT [0]   wait up to LOAD_WAIT s for the 1-minute load
+#                             to drop below MAX_LOAD before the first run (0 = do not wait)
+#   BENCH_OUT [bench/results]  BENCH_STATE [mktemp]  BENCH_KEEP [0: remove the state dir]
+#   POPGATE_BUILD_DIR [build-bench]
+# Needs root: apt-get for missing peers, Dovecot and Postfix want root to start.
+# Peers come from Debian only: fetchmail, getmail6, mpop, msmtp (never msmtp-mta).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${POPGATE_BUILD_DIR:-$top/build-bench}
+out=${BENCH_OUT:-$top/bench/results}
+cases=${BENCH_CASES:-1 2 3 4 6 7}
+RTT_N=${BENCH_RTT_N:-100}
+RTT_MS=${BENCH_RTT_MS:-50}
+N=${BENCH_N:-2000}
+SIZE=${BENCH_SIZE:-4096}
+BIG_N=${BENCH_BIG_N:-20}
+BIG_SIZE=${BENCH_BIG_SIZE:-10485760}
+RUNS=${BENCH_RUNS:-3}
+tools=${BENCH_TOOLS:-popgate fetchmail getmail6 mpop refclient}
+rcpt=bench@popgate.test
+py=/usr/bin/python3 # Debian's, not a pyenv shim
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root (apt-get, Dovecot, Postfix)"
+
+# --- peers and tools, from Debian -------------------------------------------
+"$top/scripts/install-deps.sh"
+want=(fetchmail getmail6 mpop msmtp gnuplot-nox time linux-perf)
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "run.sh: installing ${missing[*]}"
+  if [ ! -e /usr/sbin/policy-rc.d ]; then # no system fetchmail daemon started by postinst
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    rm_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  [ -n "${rm_policy:-}" ] && rm -f /usr/sbin/policy-rc.d
+fi
+
+cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j"$(nproc)" --target popgatectl popgated filter_bench smtp_sink >/dev/null
+popgated=$build/plugin/popgated/popgated
+popgatectl=$build/popgatectl/popgatectl
+
+# --- servers -----------------------------------------------------------------
+state=${BENCH_STATE:-$(mktemp -d /tmp/popgate-bench.XXXXXX)}
+mkdir -p "$state" && state=$(cd "$state" && pwd) && chmod 755 "$state"
+sink_pid="" relay_pid=""
+cleanup() {
+  [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null || true
+  [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
+  "$top/scripts/servers/postfix.sh" stop "$state/postfix" >/dev/null 2>&1 || true
+  "$top/scripts/servers/dovecot.sh" stop "$state/dovecot" >/dev/null 2>&1 || true
+  [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$state"
+}
+trap cleanup EXIT
+"$top/scripts/servers/dovecot.sh" start "$state/dovecot" >/dev/null
+"$top/scripts/servers/postfix.sh" start "$state/postfix" >/dev/null
+. "$state/dovecot/env"
+. "$state/postfix/env"
+"$build/bench/smtp_sink" 0 > "$state/sink.out" 2>&1 &
+sink_pid=$!
+for _ in $(seq 50); do grep -q '^port ' "$state/sink.out" && break; sleep 0.1; done
+sink_port=$(sed -n 's/^port //p' "$state/sink.out")
+[ -n "$sink_port" ] || die "smtp_sink did not start: $(cat "$state/sink.out")"
+pop_port=$POPGATE_TEST_DOVECOT_PORT
+relay_port=""
+if [[ " $cases " == *" 6 "* ]]; then # case 6: POP3 RTT_MS away (no tc netem needed)
+  "$py" "$top/bench/delay_relay.py" 0 "$pop_port" $((RTT_MS / 2)) > "$state/relay.out" 2>&1 &
+  relay_pid=$!
+  for _ in $(seq 50); do grep -q '^port ' "$state/relay.out" && break; sleep 0.1; done
+  relay_port=$(sed -n 's/^port //p' "$state/relay.out")
+  [ -n "$relay_port" ] || die "delay_relay.py did not start: $(cat "$state/relay.out")"
+fi
+password=$POPGATE_TEST_DOVECOT_PASSWORD
+# The script creates two POP3 users and has no way to add more.
+declare -A maildir=([$POPGATE_TEST_DOVECOT_USER]=$POPGATE_TEST_DOVECOT_MAILDIR
+                    [$POPGATE_TEST_DOVECOT_USER2]=$POPGATE_TEST_DOVECOT_MAILDIR2)
+postfix_box=$POPGATE_TEST_POSTFIX_MAILDIR/${rcpt%@*}
+
+# sink_cmd VERB - one control command to the sink, prints its reply.
+sink_cmd() {
+  local greet reply
+  exec 3<>"/dev/tcp/127.0.0.1/$sink_port"
+  read -r -u 3 greet
+  printf '%s\r\nQUIT\r\n' "$1" >&3
+  read -r -u 3 reply
+  exec 3<&-
+  echo "${reply%$'\r'}"
+}
+
+# --- one run -------------------------------------------------------------------
+# Each tool's configuration for USERS (space separated) and a target port, in $w.
+setup_popgate() { # DIR PORT USERS...
+  local w=$1 port=$2; shift 2
+  rm -rf "$w" && mkdir -p "$w"
+  cat > "$w/popgate.conf" <<CONF
+database.driver = sqlite
+database.path = $w/popgate.db
+secret_key_file = $w/secret.key
+header_key_file = $w/header.key
+accounts_dir = $w/accounts.d
+spool_dir = $w/spool
+debug_log_dir = $w/debug
+reinject.port = $port
+workers = $#
+CONF
+  local ctl=("$popgatectl" --config="$w/popgate.conf")
+  "${ctl[@]}" db migrate >/dev/null
+  local u
+  for u in "$@"; do
+    echo "$password" | "${ctl[@]}" account add "$u" --server=127.0.0.1 --port="$pop_port" --user="$u" \
+      --security=none --plaintext-auth=yes --mailbox="$rcpt" --password-stdin >/dev/null 2>&1
+  done
+  # a filter as a real installation has one (the demo's)
+  "${ctl[@]}" filter add inbound --default=yes >/dev/null
+  "${ctl[@]}" filter address add spam --type=deny --domains=spam.example >/dev/null
+  "${ctl[@]}" filter attach inbound spam >/dev/null
+  cmd=("$popgated" --config="$w/popgate.conf" --once --log=stderr)
+}
+setup_fetchmail() {
+  local w=$1 port=$2; shift 2
+  rm -rf "$w" && mkdir -p "$w"
+  {
+    echo "set no bouncemail"
+    echo "set no syslog"
+    local u
+    for u in "$@"; do
+      echo "poll 127.0.0.1 port $pop_port protocol pop3 user \"$u\" password \"$password\" is \"$rcpt\" here" \
+        "smtphost 127.0.0.1/$port smtpname \"$rcpt\" fetchall nokeep no rewrite no sslcertck"
+    done
+  } > "$w/fetchmailrc"
+  chmod 600 "$w/fetchmailrc"
+  cmd=(env HOME="$w" FETCHMAILHOME="$w" fetchmail -s -N -f "$w/fetchmailrc" --idfile "$w/ids" --pidfile "$w/pid")
+}
+msmtp_args() { # PORT
+  echo "/usr/bin/msmtp --file=$w/msmtprc --host=127.0.0.1 --port=$1 --auth=off --tls=off --from=$rcpt -- $rcpt"
+}
+setup_getmail6() {
+  local w=$1 port=$2; shift 2
+  rm -rf "$w" && mkdir -p "$w" && : > "$w/msmtprc" && chmod 600 "$w/msmtprc"
+  cmd=(getmail --getmaildir="$w")
+  local u
+  for u in "$@"; do
+    cat > "$w/$u.rc" <<EOF
+[retriever]
+type = SimplePOP3Retriever
+server = 127.0.0.1
+port = $pop_port
+username = $u
+password = $password
+
+[destination]
+type = MDA_external
+path = /usr/bin/msmtp
+allow_root_commands = true
+arguments = ("--file=$w/msmtprc", "--host=127.0.0.1", "--port=$port", "--auth=off", "--tls=off", "--from=$rcpt", "--", "$rcpt")
+
+[options]
+read_all = true
+delete = true
+verbose = 0
+message_log_syslog = false
+EOF
+    cmd+=(--rcfile="$u.rc")
+  done
+}
+setup_mpop() {
+  local w=$1 port=$2; shift 2
+  rm -rf "$w" && mkdir -p "$w" && : > "$w/msmtprc" && chmod 600 "$w/msmtprc"
+  {
+    local u
+    for u in "$@"; do
+      printf 'account %s\nhost 127.0.0.1\nport %s\nuser %s\npassword %s\ntls off\nauth user\n' \
+        "$u" "$pop_port" "$u" "$password"
+      printf 'keep off\nonly_new off\nuidls_file %s/%s.uidls\ndelivery mda "%s"\n\n' "$w" "$u" "$(msmtp_args "$port")"
+    done
+  } > "$w/mpoprc"
+  chmod 600 "$w/mpoprc"
+  cmd=(mpop --file="$w/mpoprc" --quiet --all-accounts)
+}
+setup_refclient() {
+  local w=$1 port=$2; shift 2
+  rm -rf "$w" && mkdir -p "$w"
+  cmd=("$py" "$top/bench/refclient.py" 127.0.0.1 "$pop_port" 127.0.0.1 "$port" "$rcpt")
+  local u
+  for u in "$@"; do cmd+=("$u:$password"); done
+}
+
+# mailbox_left USERS... - messages still on the POP3 server.
+mailbox_left() {
+  local u n=0
+  for u in "$@"; do n=$((n + $(find "${maildir[$u]}/new" "${maildir[$u]}/cur" -type f | wc -l))); done
+  echo "$n"
+}
+
+csv=$state/results.csv
+echo "case,tool,run,accounts,messages,octets,wall_s,user_s,sys_s,maxrss_kb,ok,problem,load1" > "$csv"
+
+# run_one CASE TOOL RUN TARGET COUNT SIZE USERS...
+run_one() {
+  local case=$1 tool=$2 run=$3 target=$4 count=$5 size=$6; shift 6
+  local users=("$@") u octets=0 total=$(( count * $# )) w=$state/work/$tool port
+  [ "$target" = sink ] && port=$sink_port || port=$POPGATE_TEST_POSTFIX_REINJECT_PORT
+  for u in "${users[@]}"; do
+    find "${maildir[$u]}/new" "${maildir[$u]}/cur" "${maildir[$u]}/tmp" -type f -delete
+    octets=$((octets + $("$py" "$top/bench/fill.py" "${maildir[$u]}" "$count" "$size" "c$case-$tool-r$run-$u")))
+  done
+  rm -rf "$postfix_box"
+  sink_cmd XRESET >/dev/null
+  "setup_$tool" "$w" "$port" "${users[@]}"
+  sync
+  local load1 rc=0
+  load1=$(cut -d' ' -f1 /proc/loadavg)
+  timeout 1800 /usr/bin/time -f '%e %U %S %M' -o "$w/time" "${cmd[@]}" > "$w/log" 2>&1 || rc=$?
+  local times
+  times=$(tail -n 1 "$w/time")
+  # correctness: the receiver got exactly the messages, each once; the mailbox is empty
+  local got distinct problem="" left
+  if [ "$target" = sink ]; then
+    local stat
+    stat=$(sink_cmd XSTAT)
+    got=$(sed -n 's/.*messages=\([0-9]*\).*/\1/p' <<<"$stat")
+    distinct=$(sed -n 's/.*distinct=\([0-9]*\).*/\1/p' <<<"$stat")
+  else
+    # Postfix delivers after accepting: wait for the queue to drain into the maildir
+    local last=-1 stable=0
+    for _ in $(seq 600); do
+      got=$(find "$postfix_box/new" -type f 2>/dev/null | wc -l)
+      [ "$got" -ge "$total" ] && [ "$(postqueue -c "$POPGATE_TEST_POSTFIX_CONFIG_DIR" -p | tail -n 1)" = "Mail queue is empty" ] && break
+      if [ "$got" = "$last" ]; then stable=$((stable + 1)); [ $stable -ge 100 ] && break; else stable=0; fi
+      last=$got
+      sleep 0.2
+    done
+    distinct=$( (find "$postfix_box/new" -type f -print0 2>/dev/null | xargs -0r grep -hi -m1 '^Message-ID:' || true) | sort -u | wc -l)
+  fi
+  left=$(mailbox_left "${users[@]}")
+  [ "$rc" = 0 ] || problem="exit $rc;"
+  [ "$got" = "$total" ] || problem="$problem received $got of $total;"
+  [ "$distinct" = "$total" ] || problem="$problem $distinct distinct;"
+  [ "$left" = 0 ] || problem="$problem $left left on server;"
+  local ok=1
+  [ -z "$problem" ] || ok=0
+  read -r wall usr sys rss <<<"$times"
+  echo "$case,$tool,$run,$#,$total,$octets,$wall,$usr,$sys,$rss,$ok,${problem% },$load1" >> "$csv"
+  printf 'case %s run %s %-9s %5s msgs %8.2f s  %7.1f msgs/s  cpu %6.2f s  rss %6d KB  %s\n' \
+    "$case" "$run" "$tool" "$total" "$wall" "$(awk -v n="$total" -v t="$wall" 'BEGIN{print (t>0)?n/t:0}')" \
+    "$(awk -v u="$usr" -v s="$sys" 'BEGIN{print u+s}')" "$rss" "${problem:-ok}"
+  if [ "$ok" = 0 ]; then
+    mkdir -p "$state/failed" && cp "$w/log" "$state/failed/c$case-$tool-r$run.log" 2>/dev/null || true
+    tail -n 5 "$w/log" | sed 's/^/    /'
+  fi
+}
+
+# --- the runs ------------------------------------------------------------------
+wait_load() {
+  local limit=${BENCH_MAX_LOAD:-1.0} waited=0 max=${BENCH_LOAD_WAIT:-0}
+  while [ "$waited" -lt "$max" ] && awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v m="$limit" 'BEGIN{exit !(l >= m)}'; do
+    sleep 10; waited=$((waited + 10))
+  done
+  echo "run.sh: load average $(cut -d' ' -f1-3 /proc/loadavg) (waited ${waited}s for < $limit)"
+}
+wait_load
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+u1=$POPGATE_TEST_DOVECOT_USER u2=$POPGATE_TEST_DOVECOT_USER2
+for c in $cases; do
+  for r in $(seq "$RUNS"); do
+    for t in $tools; do
+      case $c in
+        1) run_one 1 "$t" "$r" sink "$N" "$SIZE" "$u1" ;;
+        2) run_one 2 "$t" "$r" postfix "$N" "$SIZE" "$u1" ;;
+        3) run_one 3 "$t" "$r" postfix $((N / 2)) "$SIZE" "$u1" "$u2" ;;
+        4) run_one 4 "$t" "$r" sink "$BIG_N" "$BIG_SIZE" "$u1" ;;
+        6) pop_port=$relay_port
+           run_one 6 "$t" "$r" sink "$RTT_N" "$SIZE" "$u1"
+           pop_port=$POPGATE_TEST_DOVECOT_PORT ;;
+        7) [ "$t" = popgate ] && "$build/bench/filter_bench" | tee -a "$state/filter_bench.txt" ;;
+        *) die "unknown case $c" ;;
+      esac
+    done
+  done
+done
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- report --------------------------------------------------------------------
+mkdir -p "$out"
+cp "$csv" "$out/results.csv"
+[ -f "$state/filter_bench.txt" ] && cp "$state/filter_bench.txt" "$out/filter_bench.txt"
+{
+  echo "date=$started"
+  echo "machine=$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(free -m | awk '/^Mem:/{print $2}') MiB RAM, Linux $(uname -r)"
+  echo "load=start $load_start, end $load_end"
+  echo "popgate=$(sed -n 's/^project(popgate VERSION \([0-9.]*\).*/\1/p' "$top/CMakeLists.txt") (git $(git -C "$top" describe --always --dirty 2>/dev/null), RelWithDebInfo)"
+  echo "fetchmail=$(dpkg-query -W -f='${Version}' fetchmail)"
+  echo "getmail6=$(dpkg-query -W -f='${Version}' getmail6)"
+  echo "mpop=$(dpkg-query -W -f='${Version}' mpop)"
+  echo "msmtp=$(dpkg-query -W -f='${Version}' msmtp)"
+  echo "dovecot=$(dpkg-query -W -f='${Version}' dovecot-core)"
+  echo "postfix=$(dpkg-query -W -f='${Version}' postfix)"
+  echo "python3=$(dpkg-query -W -f='${Version}' python3)"
+  echo "sizes=N=$N SIZE=$SIZE BIG_N=$BIG_N BIG_SIZE=$BIG_SIZE RTT_N=$RTT_N RTT_MS=$RTT_MS RUNS=$RUNS"
+} > "$out/meta.txt"
+"$py" "$top/bench/report.py" "$out"
+( cd "$out" && gnuplot chart.gp )
+echo "run.sh: results in $out (results.md, results.png, results.csv)"
