@@ -319,13 +319,22 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                 rec.state = MessageState::Injected;
                 rec.queueId = sent.queueId;
                 rec.reason.clear();
-                ledger_.save(rec);
+                try {
+                    // The ledger row and its message-log row: one commit.
+                    Transaction tx(store_.session());
+                    ledger_.save(rec);
+                    logEntry("delivered", sent.queueId, sent.reply);
+                    tx.commit();
+                } catch (const Poco::Exception& e) {
+                    throw OperationError(
+                        "database " + store_.describe() +
+                        ": cannot record the delivery: " + flatten(e.displayText()));
+                }
                 Poco::File(spool).remove();
                 inFlight.clear();
                 logLine("delivered", "relay=" + mta.relay() + " queue-id=" +
                                          (sent.queueId.empty() ? "-" : sent.queueId) + " (" +
                                          sent.reply + ")");
-                logEntry("delivered", sent.queueId, sent.reply);
                 ++report.delivered;
                 scheduleDelete(u);
                 continue;
