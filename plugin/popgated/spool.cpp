@@ -1,0 +1,171 @@
+// spool.cpp - see spool.h.
+#include "plugin/popgated/spool.h"
+
+#include "core/errors.h"
+
+#include <Poco/Path.h>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace popgate
+{
+
+namespace
+{
+
+std::string why()
+{
+    return std::strerror(errno);
+}
+
+// syncPath - fsync a file or directory by name.
+void syncPath(const std::string& path, int flags)
+{
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+    if (fd < 0 || ::fsync(fd) != 0) {
+        const std::string e = why();
+        if (fd >= 0)
+            ::close(fd);
+        throw OperationError("spool " + path + ": cannot sync it: " + e);
+    }
+    ::close(fd);
+}
+
+} // namespace
+
+Spool::Spool(std::string path, std::int64_t expectedOctets) : path_(std::move(path))
+{
+    if (expectedOctets >= static_cast<std::int64_t>(kMemoryLimit))
+        spill();
+}
+
+Spool::~Spool()
+{
+    if (file_)
+        std::fclose(file_);
+    if (spilled_)
+        ::unlink(path_.c_str());
+}
+
+void Spool::spill()
+{
+    file_ = std::fopen(path_.c_str(), "w+xbe"); // x: O_EXCL, e: O_CLOEXEC
+    if (!file_)
+        throw OperationError("spool " + path_ + ": cannot create it: " + why());
+    spilled_ = true;
+    std::setvbuf(file_, nullptr, _IOFBF, 64 * 1024);
+    if (!memory_.empty() && std::fwrite(memory_.data(), 1, memory_.size(), file_) != memory_.size())
+        failed_ = true;
+    std::string().swap(memory_);
+}
+
+std::streamsize Spool::xsputn(const char* s, std::streamsize n)
+{
+    if (!writing_ || failed_)
+        return 0;
+    const auto count = static_cast<std::size_t>(n);
+    if (!file_ && memory_.size() + count > kMemoryLimit) {
+        try {
+            spill();
+        } catch (const OperationError& e) { // std::ostream would swallow it
+            failed_ = true;
+            error_ = e.what();
+            return 0;
+        }
+    }
+    if (file_) {
+        if (std::fwrite(s, 1, count, file_) != count) {
+            failed_ = true;
+            error_ = "spool " + path_ + ": write failed: " + why();
+            return 0;
+        }
+    } else {
+        memory_.append(s, count);
+    }
+    size_ += n;
+    return n;
+}
+
+Spool::int_type Spool::overflow(int_type ch)
+{
+    if (traits_type::eq_int_type(ch, traits_type::eof()))
+        return traits_type::not_eof(ch);
+    const char c = traits_type::to_char_type(ch);
+    return xsputn(&c, 1) == 1 ? ch : traits_type::eof();
+}
+
+void Spool::finishWriting()
+{
+    if (file_ && std::fflush(file_) != 0)
+        failed_ = true;
+    writing_ = false;
+    if (failed_)
+        throw OperationError(!error_.empty() ? error_
+                                             : "spool " + path_ + ": write failed (disk full?)");
+    rewind();
+}
+
+void Spool::rewind()
+{
+    readPos_ = 0;
+    if (file_ && std::fseek(file_, 0, SEEK_SET) != 0)
+        throw OperationError("spool " + path_ + ": cannot read it back: " + why());
+}
+
+std::size_t Spool::read(char* buffer, std::size_t capacity)
+{
+    if (!file_) {
+        const std::size_t n = std::min(capacity, memory_.size() - readPos_);
+        std::memcpy(buffer, memory_.data() + readPos_, n);
+        readPos_ += n;
+        return n;
+    }
+    const std::size_t n = std::fread(buffer, 1, capacity, file_);
+    if (n == 0 && std::ferror(file_))
+        throw OperationError("spool " + path_ + ": cannot read it back: " + why());
+    return n;
+}
+
+void Spool::keep(const std::string& target)
+{
+    if (file_) {
+        if (std::fflush(file_) != 0 || ::fsync(fileno(file_)) != 0)
+            throw OperationError("spool " + path_ + ": cannot sync it: " + why());
+        std::fclose(file_);
+        file_ = nullptr;
+        if (::rename(path_.c_str(), target.c_str()) != 0)
+            throw OperationError("spool " + path_ + ": cannot move it to " + target + ": " +
+                                 why());
+        spilled_ = false;
+    } else {
+        const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        if (fd < 0)
+            throw OperationError("quarantine " + target + ": cannot create it: " + why());
+        const char* p = memory_.data();
+        std::size_t left = memory_.size();
+        while (left > 0) {
+            const ssize_t n = ::write(fd, p, left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                const std::string e = why();
+                ::close(fd);
+                ::unlink(target.c_str());
+                throw OperationError("quarantine " + target + ": write failed: " + e);
+            }
+            p += n;
+            left -= static_cast<std::size_t>(n);
+        }
+        if (::fsync(fd) != 0 || ::close(fd) != 0) {
+            const std::string e = why();
+            ::unlink(target.c_str());
+            throw OperationError("quarantine " + target + ": write failed: " + e);
+        }
+        std::string().swap(memory_);
+    }
+    syncPath(Poco::Path(target).parent().toString(), O_RDONLY | O_DIRECTORY);
+}
+
+} // namespace popgate
