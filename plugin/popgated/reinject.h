@@ -1,13 +1,17 @@
-// reinject.h - hands a fetched message to the local MTA over SMTP (Poco's
-// SMTPClientSession for the dialogue, our own DATA writer so that the final
-// reply, with its queue id, is kept). One session is reused for many
-// messages (RSET between). TCP_NODELAY is on: no delayed-ACK stall per message.
+// reinject.h - hands fetched messages to the local MTA over SMTP. Our own
+// client on a Poco StreamSocket (Poco's SMTPClientSession neither pipelines
+// nor keeps the final reply with its queue id): RFC 2920 PIPELINING when the
+// MTA offers it (the envelope of the next message travels with the end of the
+// previous one, so a message costs one round trip), RFC 5321 otherwise.
+// Dot-stuffing and bare-LF repair are done on whole buffers; writes are 64 KiB.
+// One session is reused for many messages. TCP_NODELAY is on.
 // Classifies outcomes only; core/policy.h decides what they mean.
 #pragma once
 
-#include <Poco/Net/SMTPClientSession.h>
+#include <Poco/Net/StreamSocket.h>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <istream>
 #include <memory>
 #include <string>
@@ -40,29 +44,47 @@ struct SmtpResult {
     std::string describe(const std::string& relay) const;
 };
 
+/// BodyReader - fills buffer with the next part of a message; 0 at its end.
+/// May throw (the message cannot be read back): the session is then dropped
+/// before the final dot, so the MTA keeps nothing.
+using BodyReader = std::function<std::size_t(char* buffer, std::size_t capacity)>;
+
+/// One message for deliverMany.
+struct SmtpMessage {
+    std::string sender;                  ///< envelope sender, "" for <>
+    std::vector<std::string> recipients; ///< all must be accepted
+    BodyReader body;                     ///< the message; LF or CRLF line ends
+    std::int64_t size = 0;               ///< for SIZE=, 0 when unknown
+};
+
 class SmtpReinjector
 {
 public:
-    /// Session - Poco's SMTP session with its socket reachable, so that the
-    /// final reply to DATA (with the queue id) can be read by us.
-    class Session : public Poco::Net::SMTPClientSession
-    {
-    public:
-        using Poco::Net::SMTPClientSession::SMTPClientSession;
-        using Poco::Net::SMTPClientSession::socket;
-    };
-
     explicit SmtpReinjector(SmtpTarget target);
     ~SmtpReinjector();
+    SmtpReinjector(const SmtpReinjector&) = delete;
+    SmtpReinjector& operator=(const SmtpReinjector&) = delete;
 
     /// relay - "127.0.0.1[10026]" for log lines.
     std::string relay() const;
     /// sizeLimit - the MTA's EHLO SIZE (0: none announced or not connected).
     std::int64_t sizeLimit() const { return sizeLimit_; }
-    /// deliver - one transaction: MAIL FROM, RCPT TO each (all must be
-    /// accepted, else RSET and the first refusal is the result), DATA, the
-    /// message from `message` (dot-stuffed, LF made CRLF), the final reply.
-    /// Connects first when needed. Never throws for SMTP or network trouble.
+    /// connect - open the session now if there is none (deliverMany does it
+    /// too); returns Accepted or why not.
+    SmtpResult connect();
+    /// deliverMany - the messages in order, one transaction each: MAIL FROM,
+    /// RCPT TO each (all must be accepted, else the first refusal is the
+    /// result), DATA, the text, the final reply. Returns one result per message
+    /// handed to the MTA, in order; after an Unreachable or Uncertain result the
+    /// session is gone and the remaining messages were not attempted (fewer
+    /// results than messages). Never throws for SMTP or network trouble.
+    /// onResult, if given, is told each result as soon as it is known (index
+    /// into messages), while later messages may still be on their way; what
+    /// it throws ends the session and propagates.
+    std::vector<SmtpResult>
+    deliverMany(const std::vector<SmtpMessage>& messages,
+                const std::function<void(std::size_t, const SmtpResult&)>& onResult = nullptr);
+    /// deliver - one message from a stream (popgatectl message release).
     SmtpResult deliver(const std::string& sender, const std::vector<std::string>& recipients,
                        std::istream& message, std::int64_t size);
     /// probe - EHLO, MAIL, RCPT, RSET without DATA (Test Connection --deep).
@@ -71,19 +93,45 @@ public:
     void close();
 
 private:
-    SmtpResult connect();
-    SmtpResult envelope(const std::string& sender, const std::vector<std::string>& recipients,
-                        std::int64_t size);
-    SmtpResult command(const std::string& line, const std::string& what);
-    void reset();
+    struct Reply {
+        int code = 0;
+        std::string text; ///< all lines, joined by "\n"
+    };
+    struct Envelope; ///< the replies of one MAIL/RCPT/DATA group
+
+    void drop();
+    void send(const char* data, std::size_t n);
+    void flush();
+    Reply readReply();
+    bool readLine(std::string& line);
+    Reply command(const std::string& line);
+    std::string mailCommand(const SmtpMessage& m) const;
+    void writeBody(const SmtpMessage& m);
 
     SmtpTarget target_;
-    std::unique_ptr<Session> session_;
+    std::unique_ptr<Poco::Net::StreamSocket> socket_;
+    std::string out_;
+    std::string in_;
+    std::size_t inPos_ = 0;
     std::int64_t sizeLimit_ = 0;
     bool pipelining_ = false;
 };
 
 /// parseQueueId - "4ABC12" from "250 2.0.0 Ok: queued as 4ABC12"; "" if none.
 std::string parseQueueId(const std::string& reply);
+
+/// DotStuffer - RFC 5321 4.5.2 transparency for a message given in pieces:
+/// a '.' starting a line is doubled and a bare LF becomes CRLF. finish()
+/// ends the text with CRLF (if it does not already) and the ".\r\n" mark.
+class DotStuffer
+{
+public:
+    void feed(const char* data, std::size_t n, std::string& out);
+    void finish(std::string& out);
+
+private:
+    bool lineStart_ = true;
+    bool afterCr_ = false;
+};
 
 } // namespace popgate
