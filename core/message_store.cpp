@@ -8,6 +8,7 @@
 #include <Poco/Data/RecordSet.h>
 #include <Poco/Data/Statement.h>
 #include <Poco/Exception.h>
+#include <algorithm>
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;
@@ -60,6 +61,22 @@ OperationError dbError(Store& store, const std::string& what, const Poco::Except
     return OperationError("database " + store.describe() + ": " + what + ": " +
                           flatten(e.displayText()));
 }
+
+// placeholders - "($k, $k+1, ...), (...)" for rows x columns, numbered from first.
+std::string placeholders(std::size_t rows, std::size_t columns, std::size_t first = 1)
+{
+    std::string out;
+    std::size_t n = first;
+    for (std::size_t r = 0; r < rows; ++r) {
+        out += r ? ", (" : "(";
+        for (std::size_t c = 0; c < columns; ++c)
+            out += (c ? ", $" : "$") + std::to_string(n++);
+        out += ")";
+    }
+    return out;
+}
+
+constexpr std::size_t kRowsPerStatement = 16;
 
 } // namespace
 
@@ -159,16 +176,61 @@ void MessageStore::save(MessageRecord& m)
     }
 }
 
+void MessageStore::saveMany(const std::vector<MessageRecord*>& records)
+{
+    const std::int64_t time = nowSeconds();
+    try {
+        for (std::size_t first = 0; first < records.size(); first += kRowsPerStatement) {
+            const std::size_t rows = std::min(kRowsPerStatement, records.size() - first);
+            Statement upsert(store_.session());
+            upsert << "INSERT INTO messages (account_id, uidl, state, deleted, message_id, "
+                      "envelope_from, header_from, size, queue_id, reason, attempts, retry_at, "
+                      "quarantine_path, created_at, updated_at) VALUES "
+                   << placeholders(rows, 15)
+                   << " ON CONFLICT (account_id, uidl) DO UPDATE SET state = excluded.state, "
+                      "deleted = excluded.deleted, message_id = excluded.message_id, "
+                      "envelope_from = excluded.envelope_from, header_from = excluded.header_from, "
+                      "size = excluded.size, queue_id = excluded.queue_id, reason = "
+                      "excluded.reason, attempts = excluded.attempts, retry_at = excluded.retry_at, "
+                      "quarantine_path = excluded.quarantine_path, updated_at = excluded.updated_at";
+            for (std::size_t i = first; i < first + rows; ++i) {
+                MessageRecord& m = *records[i];
+                if (m.createdAt == 0)
+                    m.createdAt = time;
+                m.updatedAt = time;
+                upsert, bind(Poco::Int64(m.accountId)), bind(m.uidl), bind(messageStateName(m.state)),
+                    bind(int(m.deleted)), bind(m.messageId), bind(m.envelopeFrom),
+                    bind(m.headerFrom), bind(Poco::Int64(m.size)), bind(m.queueId), bind(m.reason),
+                    bind(m.attempts), bind(Poco::Int64(m.retryAt)), bind(m.quarantinePath),
+                    bind(Poco::Int64(m.createdAt)), bind(Poco::Int64(m.updatedAt));
+            }
+            upsert.execute();
+        }
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot record " + std::to_string(records.size()) + " messages", e);
+    }
+}
+
 void MessageStore::markDeleted(std::int64_t accountId, const std::vector<std::string>& uidls)
 {
     if (uidls.empty())
         return;
     try {
         Transaction tx(store_.session());
-        for (const auto& uidl : uidls)
-            store_.session() << "UPDATE messages SET deleted = 1, updated_at = $1 "
-                                "WHERE account_id = $2 AND uidl = $3",
-                bind(Poco::Int64(nowSeconds())), bind(Poco::Int64(accountId)), bind(uidl), now;
+        for (std::size_t first = 0; first < uidls.size(); first += kRowsPerStatement) {
+            const std::size_t rows = std::min(kRowsPerStatement, uidls.size() - first);
+            std::string in;
+            for (std::size_t i = 0; i < rows; ++i)
+                in += (i ? ", $" : "$") + std::to_string(i + 3);
+            Statement update(store_.session());
+            update << "UPDATE messages SET deleted = 1, updated_at = $1 "
+                      "WHERE account_id = $2 AND uidl IN ("
+                   << in << ")",
+                bind(Poco::Int64(nowSeconds())), bind(Poco::Int64(accountId));
+            for (std::size_t i = first; i < first + rows; ++i)
+                update, bind(uidls[i]);
+            update.execute();
+        }
         tx.commit();
     } catch (const Poco::Exception& e) {
         throw dbError(store_, "cannot record deletions", e);
@@ -196,6 +258,36 @@ std::optional<std::string> MessageStore::duplicateOf(std::int64_t accountId,
     }
 }
 
+std::map<std::string, std::vector<std::string>>
+MessageStore::duplicatesOf(std::int64_t accountId, const std::vector<std::string>& messageIds,
+                           std::int64_t since)
+{
+    std::map<std::string, std::vector<std::string>> out;
+    try {
+        for (std::size_t first = 0; first < messageIds.size(); first += kRowsPerStatement) {
+            const std::size_t rows = std::min(kRowsPerStatement, messageIds.size() - first);
+            std::string in;
+            for (std::size_t i = 0; i < rows; ++i)
+                in += (i ? ", $" : "$") + std::to_string(i + 3);
+            Statement select(store_.session());
+            select << "SELECT message_id, uidl FROM messages WHERE account_id = $1 AND "
+                      "created_at >= $2 AND state IN ('injecting', 'injected', 'ignored') AND "
+                      "message_id IN ("
+                   << in << ")",
+                bind(Poco::Int64(accountId)), bind(Poco::Int64(since));
+            for (std::size_t i = first; i < first + rows; ++i)
+                select, bind(messageIds[i]);
+            select.execute();
+            RecordSet rs(select);
+            for (bool more = rs.moveFirst(); more; more = rs.moveNext())
+                out[text(rs, "message_id")].push_back(text(rs, "uidl"));
+        }
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot look up Message-IDs", e);
+    }
+    return out;
+}
+
 std::size_t MessageStore::forget(std::int64_t before)
 {
     try {
@@ -217,6 +309,29 @@ void MessageStore::log(const LogEntry& e)
             bind(Poco::Int64(e.at ? e.at : nowSeconds())), bind(e.account), bind(e.uidl),
             bind(e.messageId), bind(e.sender), bind(Poco::Int64(e.size)), bind(e.status),
             bind(e.relay), bind(e.queueId), bind(e.detail), now;
+    } catch (const Poco::Exception& ex) {
+        throw dbError(store_, "cannot write the message log", ex);
+    }
+}
+
+void MessageStore::logMany(const std::vector<LogEntry>& entries)
+{
+    const std::int64_t time = nowSeconds();
+    try {
+        for (std::size_t first = 0; first < entries.size(); first += kRowsPerStatement) {
+            const std::size_t rows = std::min(kRowsPerStatement, entries.size() - first);
+            Statement insert(store_.session());
+            insert << "INSERT INTO message_log (at, account, uidl, message_id, sender, size, "
+                      "status, relay, queue_id, detail) VALUES "
+                   << placeholders(rows, 10);
+            for (std::size_t i = first; i < first + rows; ++i) {
+                const LogEntry& e = entries[i];
+                insert, bind(Poco::Int64(e.at ? e.at : time)), bind(e.account), bind(e.uidl),
+                    bind(e.messageId), bind(e.sender), bind(Poco::Int64(e.size)), bind(e.status),
+                    bind(e.relay), bind(e.queueId), bind(e.detail);
+            }
+            insert.execute();
+        }
     } catch (const Poco::Exception& ex) {
         throw dbError(store_, "cannot write the message log", ex);
     }

@@ -90,17 +90,27 @@ public:
     std::optional<MessageRecord> find(std::int64_t id);
     /// save - insert or update by (accountId, uidl); sets id and times.
     void save(MessageRecord& record);
+    /// saveMany - save() for many rows, a few multi-row statements instead of
+    /// one each (ids are not read back). Call inside a Transaction.
+    void saveMany(const std::vector<MessageRecord*>& records);
     /// markDeleted - the server confirmed these DELEs (QUIT said +OK).
     void markDeleted(std::int64_t accountId, const std::vector<std::string>& uidls);
     /// duplicateOf - the UIDL of another message of this account with the same
     /// Message-ID handed over or ignored since `since`; nothing if none.
     std::optional<std::string> duplicateOf(std::int64_t accountId, const std::string& messageId,
                                            const std::string& uidl, std::int64_t since);
+    /// duplicatesOf - duplicateOf() for many Message-IDs in one query: for each
+    /// one that has rows, the UIDLs of those rows (the caller skips its own).
+    std::map<std::string, std::vector<std::string>>
+    duplicatesOf(std::int64_t accountId, const std::vector<std::string>& messageIds,
+                 std::int64_t since);
     /// forget - drop the ledger rows of deleted messages older than `before`.
     std::size_t forget(std::int64_t before);
 
     /// log - append to the message log.
     void log(const LogEntry& entry);
+    /// logMany - log() for many entries, in a few multi-row statements.
+    void logMany(const std::vector<LogEntry>& entries);
     /// logEntries - newest last.
     std::vector<LogEntry> logEntries(const LogQuery& query);
 

@@ -126,3 +126,87 @@ BOOST_AUTO_TEST_CASE(log_and_status)
         }
     }
 }
+
+// The fetcher's batch forms: rows, log entries, deletions and Message-ID
+// lookups in multi-row statements (more rows than one statement takes, so
+// the chunking is exercised), on both dialects; the result must equal what
+// the one-row forms give.
+BOOST_AUTO_TEST_CASE(batch_forms_match_the_single_ones)
+{
+    for (const char* d : test::kDialects) {
+        BOOST_TEST_CONTEXT(d)
+        {
+            Db db(d);
+            MessageStore ms(*db.store);
+            const int n = 150;
+            std::vector<MessageRecord> rows(n);
+            std::vector<MessageRecord*> staged;
+            std::vector<LogEntry> log;
+            for (int i = 0; i < n; ++i) {
+                MessageRecord& r = rows[i];
+                r.accountId = db.accountId;
+                r.uidl = "u" + std::to_string(i) + "'\"";
+                r.state = MessageState::Injecting;
+                r.messageId = "<m" + std::to_string(i % 100) + "@example.org>"; // 50 pairs
+                r.envelopeFrom = "a@example.org";
+                r.size = 1000 + i;
+                r.attempts = 1;
+                staged.push_back(&r);
+                LogEntry e;
+                e.account = "helpdesk";
+                e.uidl = r.uidl;
+                e.status = "delivered";
+                e.detail = "250 ok " + std::to_string(i);
+                log.push_back(e);
+            }
+            {
+                Transaction tx(db.store->session());
+                ms.saveMany(staged);
+                ms.logMany(log);
+                tx.commit();
+            }
+            auto saved = ms.forAccount(db.accountId);
+            BOOST_TEST_REQUIRE(saved.size() == static_cast<std::size_t>(n));
+            BOOST_TEST(saved["u7'\""].size == 1007);
+            BOOST_TEST((saved["u7'\""].state == MessageState::Injecting));
+            BOOST_TEST(saved["u7'\""].createdAt > 0);
+            LogQuery q;
+            q.limit = 1000;
+            BOOST_TEST(ms.logEntries(q).size() == static_cast<std::size_t>(n));
+
+            // The upsert half: the same rows again, changed.
+            for (auto& r : rows) {
+                r.state = MessageState::Injected;
+                r.queueId = "Q" + r.uidl;
+            }
+            ms.saveMany(staged);
+            saved = ms.forAccount(db.accountId);
+            BOOST_TEST(saved.size() == static_cast<std::size_t>(n));
+            BOOST_TEST((saved["u149'\""].state == MessageState::Injected));
+            BOOST_TEST(saved["u149'\""].queueId == "Qu149'\"");
+
+            const auto dups = ms.duplicatesOf(
+                db.accountId, {"<m0@example.org>", "<m99@example.org>", "<none@example.org>"}, 0);
+            BOOST_TEST(dups.size() == 2u);
+            BOOST_TEST(dups.at("<m0@example.org>").size() == 2u); // u0 and u100
+            BOOST_TEST(dups.at("<m99@example.org>").size() == 1u);
+            BOOST_TEST(ms.duplicatesOf(db.accountId, {"<m0@example.org>"}, nowSeconds() + 60)
+                           .empty(),
+                       "outside the window");
+            std::vector<std::string> many;
+            for (int i = 0; i < 100; ++i)
+                many.push_back("<m" + std::to_string(i) + "@example.org>");
+            BOOST_TEST(ms.duplicatesOf(db.accountId, many, 0).size() == 100u);
+
+            std::vector<std::string> uidls;
+            for (int i = 0; i < 120; ++i)
+                uidls.push_back(rows[i].uidl);
+            ms.markDeleted(db.accountId, uidls);
+            saved = ms.forAccount(db.accountId);
+            int deleted = 0;
+            for (const auto& [uidl, r] : saved)
+                deleted += r.deleted ? 1 : 0;
+            BOOST_TEST(deleted == 120);
+        }
+    }
+}
