@@ -54,6 +54,14 @@ public:
     bool removeAccount(const std::string& name);
 
     Poco::Data::Session& session() { return *session_; }
+    /// setCommitSync - true (the default): a commit is on disk when it
+    /// returns. false: commits are written but not flushed (SQLite
+    /// synchronous = NORMAL in WAL mode, PostgreSQL synchronous_commit = off):
+    /// they survive a crash of this process, not of the machine or of the
+    /// database server, until the next synced commit flushes them too. For
+    /// group commit: many cheap commits, then one synced. Not inside a
+    /// transaction.
+    void setCommitSync(bool sync);
 
 private:
     std::string dialect_;
