@@ -1,7 +1,9 @@
-// fetcher.cpp - one poll of one account (see fetcher.h). The ledger row is
-// written before the MTA sees a message and after it answered; DELE is sent
-// only for rows that say injected or ignored, and only at the end, so that a
-// crash anywhere leaves every message either on the server or recorded.
+// fetcher.cpp - one poll of one account (see fetcher.h). Messages move in
+// batches: RETR pipelined into spools, the checks, ONE commit recording every
+// decision ("injecting" rows before the MTA sees anything), SMTP pipelined, ONE
+// commit recording every outcome. DELE is sent only for rows that say
+// injected or ignored, and only at the end, so that a crash anywhere leaves
+// every message either on the server or recorded.
 #include "plugin/popgated/fetcher.h"
 
 #include "core/address.h"
@@ -12,14 +14,17 @@
 #include "core/text.h"
 #include "plugin/popgated/oauth_sasl.h"
 #include "plugin/popgated/pop3_client.h"
+#include "plugin/popgated/spool.h"
 
 #include <Poco/File.h>
 #include <Poco/Path.h>
 #include <Poco/Process.h>
 #include <Poco/String.h>
+#include <algorithm>
 #include <atomic>
-#include <fstream>
+#include <exception>
 #include <set>
+#include <tuple>
 #include <unistd.h>
 
 namespace popgate
@@ -94,6 +99,30 @@ Fetcher::Fetcher(Store& store, FetchSettings settings, FilterFor filterFor, Poco
 {
 }
 
+namespace
+{
+
+constexpr std::size_t kBatchMessages = 128;          ///< messages per commit pair
+constexpr std::int64_t kBatchOctets = 2 * 1024 * 1024; ///< announced octets per batch
+
+// Item - one message of a batch, from RETR to the MTA's reply. The streams
+// are stacked: out -> rewriter -> spoolStream -> spool (destroyed in reverse).
+struct Item {
+    Pop3Uid uid;
+    std::int64_t listed = -1; ///< LIST octets, -1 unknown
+    MessageRecord rec;
+    MessageRecord original; ///< the row before this poll touched it
+    bool hadRow = false;
+    std::unique_ptr<Spool> spool;
+    std::unique_ptr<std::ostream> spoolStream;
+    std::unique_ptr<MessageRewriter> rewriter;
+    std::unique_ptr<std::ostream> out;
+    bool retrieved = false;
+    Rejected rejected;
+};
+
+} // namespace
+
 PollReport Fetcher::poll(const Account& account, const std::string& secret, ProtocolTrace* trace,
                          const std::atomic<bool>& stopping)
 {
@@ -104,12 +133,54 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
     const std::vector<std::string> recipients = account.recipients();
     const std::string spoolTmp = settings_.spoolDir + "/tmp";
     const std::string quarantine = settings_.spoolDir + "/quarantine/" + account.name;
-    std::string inFlight; // spool file to remove if we leave early
+    const std::string mailboxKey = Poco::toLower(account.mailbox);
+    std::vector<MessageRecord*> pendingRows; // staged for record()
+    std::vector<LogEntry> pendingLog;
 
     auto fail = [&](Failure f, const std::string& error) {
         report.ok = false;
         report.failure = f;
         report.error = error;
+    };
+    auto logLine = [&](const Item& it, const std::string& status, const std::string& tail) {
+        log_.information(who + " uidl=" + flatten(it.uid.uid) + " message-id=" +
+                         (it.rec.messageId.empty() ? "-" : flatten(it.rec.messageId)) +
+                         " from=" + angle(it.rec.envelopeFrom) +
+                         " size=" + std::to_string(it.rec.size) + " status=" + status +
+                         (tail.empty() ? "" : " " + tail));
+    };
+    auto logEntry = [&](const Item& it, const std::string& status, const std::string& queueId,
+                        const std::string& detail) {
+        LogEntry e;
+        e.account = account.name;
+        e.uidl = it.uid.uid;
+        e.messageId = it.rec.messageId;
+        e.sender = it.rec.envelopeFrom;
+        e.size = it.rec.size;
+        e.status = status;
+        e.relay = mta.relay();
+        e.queueId = queueId;
+        e.detail = detail;
+        pendingLog.push_back(std::move(e));
+    };
+    auto saveRow = [&](MessageRecord& r) { pendingRows.push_back(&r); };
+    // record - run fn, then write the rows and log entries it staged: one
+    // transaction, a few multi-row statements. A database failure ends the poll.
+    auto record = [&](const std::string& what, const std::function<void()>& fn) {
+        pendingRows.clear();
+        pendingLog.clear();
+        try {
+            Transaction tx(store_.session());
+            fn();
+            ledger_.saveMany(pendingRows);
+            ledger_.logMany(pendingLog);
+            tx.commit();
+        } catch (const OperationError&) {
+            throw;
+        } catch (const Poco::Exception& e) {
+            throw OperationError("database " + store_.describe() + ": cannot record " + what +
+                                 ": " + flatten(e.displayText()));
+        }
     };
 
     try {
@@ -160,13 +231,11 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                 toDeleteUids.push_back(u.uid);
             }
         };
-        const std::int64_t now0 = nowSeconds();
-        bool endSession = false;
-        bool quit = true;
 
+        // What this poll has to move; what is done already is only deleted.
+        const std::int64_t now0 = nowSeconds();
+        std::vector<Item> todo;
         for (const auto& u : uids) {
-            if (endSession)
-                break;
             auto row = rows.find(u.uid);
             if (row != rows.end()) {
                 const MessageRecord& r = row->second;
@@ -183,6 +252,64 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                 if (r.state == MessageState::Deferred && r.retryAt > now0)
                     continue;
             }
+            Item it;
+            it.uid = u;
+            it.listed = sizes.count(u.number) ? sizes[u.number] : -1;
+            it.hadRow = row != rows.end();
+            if (it.hadRow)
+                it.original = row->second;
+            it.rec = it.original;
+            it.rec.accountId = account.id;
+            it.rec.uidl = u.uid;
+            it.rec.size = it.listed;
+            todo.push_back(std::move(it));
+        }
+
+        bool endSession = false;
+        bool quit = true;
+        if (!todo.empty()) {
+            // The MTA first: its SIZE limit is known before anything is fetched.
+            const SmtpResult c = mta.connect();
+            if (c.kind != SmtpResult::Kind::Accepted) {
+                const Decision d = decide(Failure::MtaUnreachable);
+                const std::string words = c.describe(mta.relay());
+                log_.warning(who + " relay=" + mta.relay() + " MTA unavailable, nothing fetched (" +
+                             words + ")");
+                endSession = true;
+                quit = d.quit;
+                fail(Failure::MtaUnreachable, words);
+                todo.clear();
+            }
+        }
+        // Size limits: the account's own and the MTA's announced SIZE.
+        {
+            std::vector<Item> fits;
+            for (auto& it : todo) {
+                std::string tooLarge;
+                if (account.maxMessageSize > 0 && it.listed > account.maxMessageSize)
+                    tooLarge = "message too large: " + std::to_string(it.listed) +
+                               " octets, account limit " + std::to_string(account.maxMessageSize);
+                else if (mta.sizeLimit() > 0 && it.listed > mta.sizeLimit())
+                    tooLarge = "message too large: " + std::to_string(it.listed) +
+                               " octets, MTA SIZE " + std::to_string(mta.sizeLimit());
+                if (tooLarge.empty()) {
+                    fits.push_back(std::move(it));
+                    continue;
+                }
+                it.rec.state = MessageState::Failed;
+                it.rec.reason = tooLarge;
+                record("a refusal", [&] {
+                    saveRow(it.rec);
+                    logEntry(it, "failed", "", tooLarge);
+                });
+                logLine(it, "failed", "(" + tooLarge + "; kept on the server)");
+                ++report.failed;
+            }
+            todo.swap(fits);
+        }
+
+        std::size_t next = 0;
+        while (next < todo.size() && !endSession) {
             if (stopping.load() ||
                 std::chrono::steady_clock::now() - started > settings_.timeBudget) {
                 log_.notice(who +
@@ -190,199 +317,296 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                             "the rest waits for the next poll");
                 break;
             }
-
-            MessageRecord rec = row != rows.end() ? row->second : MessageRecord();
-            rec.accountId = account.id;
-            rec.uidl = u.uid;
-            const std::int64_t size = sizes.count(u.number) ? sizes[u.number] : -1;
-            rec.size = size;
-            auto logLine = [&](const std::string& status, const std::string& tail) {
-                log_.information(who + " uidl=" + flatten(u.uid) + " message-id=" +
-                                 (rec.messageId.empty() ? "-" : flatten(rec.messageId)) + " from=" +
-                                 angle(rec.envelopeFrom) + " size=" + std::to_string(rec.size) +
-                                 " status=" + status + (tail.empty() ? "" : " " + tail));
-            };
-            auto logEntry = [&](const std::string& status, const std::string& queueId,
-                                const std::string& detail) {
-                LogEntry e;
-                e.account = account.name;
-                e.uidl = u.uid;
-                e.messageId = rec.messageId;
-                e.sender = rec.envelopeFrom;
-                e.size = rec.size;
-                e.status = status;
-                e.relay = mta.relay();
-                e.queueId = queueId;
-                e.detail = detail;
-                ledger_.log(e);
-            };
-
-            // Size limits: the account's own and the MTA's announced SIZE.
-            std::string tooLarge;
-            if (account.maxMessageSize > 0 && size > account.maxMessageSize)
-                tooLarge = "message too large: " + std::to_string(size) +
-                           " octets, account limit " + std::to_string(account.maxMessageSize);
-            else if (mta.sizeLimit() > 0 && size > mta.sizeLimit())
-                tooLarge = "message too large: " + std::to_string(size) + " octets, MTA SIZE " +
-                           std::to_string(mta.sizeLimit());
-            if (!tooLarge.empty()) {
-                rec.state = MessageState::Failed;
-                rec.reason = tooLarge;
-                ledger_.save(rec);
-                logLine("failed", "(" + tooLarge + "; kept on the server)");
-                logEntry("failed", "", tooLarge);
-                ++report.failed;
-                continue;
+            // The batch: up to kBatchMessages, kBatchOctets announced (at least one).
+            std::vector<Item*> batch;
+            std::int64_t octets = 0;
+            while (next < todo.size() && batch.size() < kBatchMessages &&
+                   (batch.empty() || octets + std::max<std::int64_t>(todo[next].listed, 0) <=
+                                         kBatchOctets)) {
+                octets += std::max<std::int64_t>(todo[next].listed, 0);
+                batch.push_back(&todo[next++]);
             }
 
-            // RETR into the spool, through the rewriter.
+            // RETR, pipelined, each message through the rewriter into its spool.
             Poco::File(spoolTmp).createDirectories();
-            const std::string spool = spoolTmp + "/" + account.name + "." +
-                                      std::to_string(Poco::Process::id()) + "." +
-                                      std::to_string(++spoolCounter);
-            inFlight = spool;
-            MessageFacts facts;
-            {
-                std::ofstream file(spool, std::ios::binary | std::ios::trunc);
-                if (!file)
-                    throw OperationError("spool " + spool + ": cannot create it");
-                const std::string first = recipients.empty() ? account.mailbox : recipients.front();
-                MessageRewriter rewriter(
-                    file, receivedHeader(account.server, settings_.hostname, account.name, u.uid,
-                                         first, nowSeconds()) +
-                              "X-Popgate-Id: " +
-                              popgateIdHeader(settings_.headerKey, account.name, u.uid) + "\r\n");
-                std::ostream out(&rewriter);
-                pop.retrieve(u.number, out, size);
-                out.flush();
-                facts = rewriter.finish();
-                file.flush();
-                if (!file)
-                    throw OperationError("spool " + spool + ": write failed (disk full?)");
+            std::vector<Pop3Listing> listing;
+            const std::string first = recipients.empty() ? account.mailbox : recipients.front();
+            for (Item* it : batch) {
+                it->spool = std::make_unique<Spool>(
+                    spoolTmp + "/" + account.name + "." + std::to_string(Poco::Process::id()) +
+                        "." + std::to_string(++spoolCounter),
+                    it->listed);
+                it->spoolStream = std::make_unique<std::ostream>(it->spool.get());
+                it->rewriter = std::make_unique<MessageRewriter>(
+                    *it->spoolStream,
+                    receivedHeader(account.server, settings_.hostname, account.name, it->uid.uid,
+                                   first, nowSeconds()) +
+                        "X-Popgate-Id: " +
+                        popgateIdHeader(settings_.headerKey, account.name, it->uid.uid) + "\r\n");
+                it->out = std::make_unique<std::ostream>(it->rewriter.get());
+                listing.push_back({it->uid.number, it->listed});
             }
-            rec.messageId = facts.messageId;
-            rec.headerFrom = facts.from;
-            rec.envelopeFrom = envelopeSender(facts);
-            rec.size = facts.outputOctets;
+            std::size_t cursor = 0;
+            // A RETR refused, lied about or cut off: what came before it is
+            // still handed over (DELE waits for the next poll), then the
+            // session ends with that error.
+            std::exception_ptr refused;
+            try {
+            pop.retrieveMany(
+                listing, [&](int) -> std::ostream& { return *batch[cursor]->out; },
+                [&](const Pop3BatchReply& r) {
+                    Item& it = *batch[cursor++];
+                    if (!r.ok) {
+                        if (!refused) {
+                            const std::string command = "RETR " + std::to_string(r.number);
+                            refused = r.problem.rfind("size mismatch", 0) == 0
+                                          ? std::make_exception_ptr(Pop3ProtocolError(
+                                                Pop3Stage::Retr, command, r.problem))
+                                          : std::make_exception_ptr(
+                                                Pop3ServerError(Pop3Stage::Retr, command, r.problem));
+                        }
+                        return;
+                    }
+                    it.out->flush();
+                    const MessageFacts& facts = it.rewriter->finish();
+                    it.spool->finishWriting();
+                    it.rec.messageId = facts.messageId;
+                    it.rec.headerFrom = facts.from;
+                    it.rec.envelopeFrom = envelopeSender(facts);
+                    it.rec.size = facts.outputOctets;
+                    it.retrieved = true;
+                });
+            } catch (const Pop3Error&) {
+                refused = std::current_exception();
+            }
+            // What came before a refused RETR is handled; the session ends after it.
+            std::size_t good = 0;
+            while (good < batch.size() && batch[good]->retrieved)
+                ++good;
+            batch.resize(good);
 
             // Loop, duplicate and address-filter checks.
-            Rejected rejected;
-            const std::string mailboxKey = Poco::toLower(account.mailbox);
-            if (facts.popgateHops > settings_.maxHops) {
-                rejected = {true, "mail loop: passed popgate " + std::to_string(facts.popgateHops) +
-                                      " times (max_hops " + std::to_string(settings_.maxHops) +
-                                      ")"};
-            } else if (facts.popgateHops > 0 && !mailboxKey.empty() &&
-                       Poco::toLower(rec.envelopeFrom) == mailboxKey) {
-                rejected = {true, "mail loop: sent by the account's own mailbox " +
-                                      angle(account.mailbox) + " and already through popgate"};
-            } else if (!settings_.allowDuplicates) {
-                if (auto other = ledger_.duplicateOf(account.id, facts.messageId, u.uid,
-                                                     nowSeconds() - settings_.duplicateWindow))
-                    rejected = {true, "duplicate message-id (as uidl " + flatten(*other) + ")"};
+            std::map<std::string, std::vector<std::string>> known; // Message-ID -> UIDLs
+            if (!settings_.allowDuplicates) {
+                std::vector<std::string> ids;
+                for (Item* it : batch)
+                    if (!it->rec.messageId.empty())
+                        ids.push_back(it->rec.messageId);
+                known = ledger_.duplicatesOf(account.id, ids,
+                                             nowSeconds() - settings_.duplicateWindow);
             }
-            if (!rejected.ignored && filter) {
-                try {
-                    const Verdict v = filter->checkInbound(
-                        rec.envelopeFrom.empty() ? "<>" : rec.envelopeFrom, facts.from);
-                    if (v.blocked)
-                        rejected = {true, v.reason};
-                } catch (const InputError& e) {
-                    rejected = {true, std::string("unreadable sender address: ") + e.what()};
+            std::map<std::string, std::string> batchIds; // Message-ID -> UIDL in this batch
+            for (Item* it : batch) {
+                const MessageFacts& facts = it->rewriter->facts();
+                Rejected& rejected = it->rejected;
+                if (facts.popgateHops > settings_.maxHops) {
+                    rejected = {true, "mail loop: passed popgate " +
+                                          std::to_string(facts.popgateHops) + " times (max_hops " +
+                                          std::to_string(settings_.maxHops) + ")"};
+                } else if (facts.popgateHops > 0 && !mailboxKey.empty() &&
+                           Poco::toLower(it->rec.envelopeFrom) == mailboxKey) {
+                    rejected = {true, "mail loop: sent by the account's own mailbox " +
+                                          angle(account.mailbox) + " and already through popgate"};
+                } else if (!settings_.allowDuplicates && !facts.messageId.empty()) {
+                    auto other = batchIds.find(facts.messageId);
+                    if (other != batchIds.end())
+                        rejected = {true,
+                                    "duplicate message-id (as uidl " + flatten(other->second) + ")"};
+                    else if (known.count(facts.messageId)) {
+                        for (const auto& uidl : known[facts.messageId])
+                            if (uidl != it->uid.uid) {
+                                rejected = {true,
+                                            "duplicate message-id (as uidl " + flatten(uidl) + ")"};
+                                break;
+                            }
+                    }
                 }
-            }
-            if (rejected.ignored) {
-                Poco::File(quarantine).createDirectories();
-                const std::string kept =
-                    quarantine + "/" + Poco::Path(spool).getFileName() + ".eml";
-                Poco::File(spool).renameTo(kept);
-                inFlight.clear();
-                rec.state = MessageState::Ignored;
-                rec.reason = rejected.reason;
-                rec.quarantinePath = kept;
-                ledger_.save(rec);
-                logLine("ignored", "(" + rejected.reason + ")");
-                logEntry("ignored", "", rejected.reason);
-                ++report.ignored;
-                scheduleDelete(u);
-                continue;
+                if (!facts.messageId.empty())
+                    batchIds.emplace(facts.messageId, it->uid.uid);
+                if (!rejected.ignored && filter) {
+                    try {
+                        const Verdict v = filter->checkInbound(
+                            it->rec.envelopeFrom.empty() ? "<>" : it->rec.envelopeFrom, facts.from);
+                        if (v.blocked)
+                            rejected = {true, v.reason};
+                    } catch (const InputError& e) {
+                        rejected = {true, std::string("unreadable sender address: ") + e.what()};
+                    }
+                }
             }
 
-            // Hand it over: the ledger says "injecting" before the MTA sees it.
-            rec.state = MessageState::Injecting;
-            ++rec.attempts;
-            ledger_.save(rec);
-            std::ifstream in(spool, std::ios::binary);
-            const SmtpResult sent = mta.deliver(rec.envelopeFrom, recipients, in, rec.size);
-            in.close();
-            if (sent.kind == SmtpResult::Kind::Accepted) {
-                rec.state = MessageState::Injected;
-                rec.queueId = sent.queueId;
-                rec.reason.clear();
-                try {
-                    // The ledger row and its message-log row: one commit.
-                    Transaction tx(store_.session());
-                    ledger_.save(rec);
-                    logEntry("delivered", sent.queueId, sent.reply);
-                    tx.commit();
-                } catch (const Poco::Exception& e) {
-                    throw OperationError(
-                        "database " + store_.describe() +
-                        ": cannot record the delivery: " + flatten(e.displayText()));
+            // One commit: ignored messages quarantined (fsync'd) and recorded,
+            // the rest "injecting" before the MTA sees any of them.
+            std::vector<Item*> sending;
+            record("the batch", [&] {
+                for (Item* it : batch) {
+                    if (it->rejected.ignored) {
+                        Poco::File(quarantine).createDirectories();
+                        const std::string kept = quarantine + "/" + account.name + "." +
+                                                 std::to_string(Poco::Process::id()) + "." +
+                                                 std::to_string(++spoolCounter) + ".eml";
+                        it->spool->keep(kept);
+                        it->rec.state = MessageState::Ignored;
+                        it->rec.reason = it->rejected.reason;
+                        it->rec.quarantinePath = kept;
+                        saveRow(it->rec);
+                        logEntry(*it, "ignored", "", it->rejected.reason);
+                    } else {
+                        it->rec.state = MessageState::Injecting;
+                        ++it->rec.attempts;
+                        saveRow(it->rec);
+                        sending.push_back(it);
+                    }
                 }
-                Poco::File(spool).remove();
-                inFlight.clear();
-                logLine("delivered", "relay=" + mta.relay() + " queue-id=" +
-                                         (sent.queueId.empty() ? "-" : sent.queueId) + " (" +
-                                         sent.reply + ")");
-                ++report.delivered;
-                scheduleDelete(u);
-                continue;
+            });
+            for (Item* it : batch) {
+                if (!it->rejected.ignored)
+                    continue;
+                logLine(*it, "ignored", "(" + it->rejected.reason + ")");
+                ++report.ignored;
+                scheduleDelete(it->uid);
             }
-            const Failure f = sent.kind == SmtpResult::Kind::Temporary   ? Failure::MtaTemporary
-                              : sent.kind == SmtpResult::Kind::Permanent ? Failure::MtaPermanent
-                              : sent.kind == SmtpResult::Kind::Uncertain ? Failure::MtaUncertain
-                                                                         : Failure::MtaUnreachable;
-            const Decision d = decide(f);
-            const std::string words = sent.describe(mta.relay());
-            switch (d.message) {
-            case MessageOutcome::RetryLater:
-                rec.state = MessageState::Deferred;
-                rec.retryAt = nowSeconds() + messageRetryDelay(rec.attempts);
-                ++report.deferred;
-                break;
-            case MessageOutcome::MarkFailed:
-                rec.state = MessageState::Failed;
-                ++report.failed;
-                break;
-            case MessageOutcome::Uncertain:
-            case MessageOutcome::None:
-                break; // stays "injecting": resent with the same X-Popgate-Id
+
+            // SMTP, pipelined. Each outcome is committed as soon as the MTA
+            // answered, with its message-log row: a crash of popgated can then
+            // resend (duplicate) at most the one message whose 250 it had not
+            // recorded yet. Those commits are not flushed one by one; the last
+            // of the batch is, before anything depends on them (DELE).
+            std::vector<SmtpMessage> messages;
+            for (Item* it : sending) {
+                SmtpMessage m;
+                m.sender = it->rec.envelopeFrom;
+                m.recipients = recipients;
+                m.size = it->rec.size;
+                Spool* spool = it->spool.get();
+                m.body = [spool](char* buffer, std::size_t capacity) {
+                    return spool->read(buffer, capacity);
+                };
+                messages.push_back(std::move(m));
             }
-            rec.reason = words;
-            ledger_.save(rec);
-            // This copy did not get in: the milter must not count it as delivered.
-            if (rec.state != MessageState::Injecting)
-                MilterSeen(store_).forget(account.id, u.uid);
-            Poco::File(spool).remove();
-            inFlight.clear();
-            logLine(messageStateName(rec.state) == "injecting" ? "uncertain"
-                                                               : messageStateName(rec.state),
-                    "relay=" + mta.relay() + " (" + words + ")");
-            logEntry(rec.state == MessageState::Injecting ? "uncertain"
-                                                          : messageStateName(rec.state),
-                     "", words);
-            if (d.endSession) {
-                endSession = true;
-                quit = d.quit;
-                fail(f, words);
+            bool relaxed = false;
+            auto outcome = [&](std::size_t k, const SmtpResult& r) {
+                Item& it = *sending[k];
+                const bool last = k + 1 == sending.size() ||
+                                  r.kind == SmtpResult::Kind::Unreachable ||
+                                  r.kind == SmtpResult::Kind::Uncertain;
+                if (last && relaxed) {
+                    store_.setCommitSync(true);
+                    relaxed = false;
+                } else if (!last && !relaxed) {
+                    store_.setCommitSync(false);
+                    relaxed = true;
+                }
+                if (r.kind == SmtpResult::Kind::Accepted) {
+                    it.rec.state = MessageState::Injected;
+                    it.rec.queueId = r.queueId;
+                    it.rec.reason.clear();
+                    record("the delivery", [&] {
+                        saveRow(it.rec);
+                        logEntry(it, "delivered", r.queueId, r.reply);
+                    });
+                    logLine(it, "delivered",
+                            "relay=" + mta.relay() +
+                                " queue-id=" + (r.queueId.empty() ? "-" : r.queueId) + " (" +
+                                r.reply + ")");
+                    ++report.delivered;
+                    scheduleDelete(it.uid);
+                    return;
+                }
+                const Failure f = r.kind == SmtpResult::Kind::Temporary   ? Failure::MtaTemporary
+                                  : r.kind == SmtpResult::Kind::Permanent ? Failure::MtaPermanent
+                                  : r.kind == SmtpResult::Kind::Uncertain ? Failure::MtaUncertain
+                                                                          : Failure::MtaUnreachable;
+                const Decision d = decide(f);
+                const std::string words = r.describe(mta.relay());
+                switch (d.message) {
+                case MessageOutcome::RetryLater:
+                    it.rec.state = MessageState::Deferred;
+                    it.rec.retryAt = nowSeconds() + messageRetryDelay(it.rec.attempts);
+                    break;
+                case MessageOutcome::MarkFailed:
+                    it.rec.state = MessageState::Failed;
+                    break;
+                case MessageOutcome::Uncertain:
+                case MessageOutcome::None:
+                    break; // stays "injecting": resent with the same X-Popgate-Id
+                }
+                it.rec.reason = words;
+                const std::string state = it.rec.state == MessageState::Injecting
+                                              ? "uncertain"
+                                              : messageStateName(it.rec.state);
+                record("the outcome", [&] {
+                    saveRow(it.rec);
+                    // This copy did not get in: the milter must not count it as delivered.
+                    if (it.rec.state != MessageState::Injecting)
+                        MilterSeen(store_).forget(account.id, it.uid.uid);
+                    logEntry(it, state, "", words);
+                });
+                logLine(it, state, "relay=" + mta.relay() + " (" + words + ")");
+                if (it.rec.state == MessageState::Deferred)
+                    ++report.deferred;
+                else if (it.rec.state == MessageState::Failed)
+                    ++report.failed;
+                if (d.endSession && !endSession) {
+                    endSession = true;
+                    quit = d.quit;
+                    fail(f, words);
+                }
+            };
+            std::size_t attempted = 0;
+            try {
+                if (!messages.empty())
+                    attempted = mta.deliverMany(messages, outcome).size();
+            } catch (...) {
+                if (relaxed) {
+                    try {
+                        store_.setCommitSync(true);
+                    } catch (...) {
+                    }
+                }
+                throw;
             }
+            if (relaxed) // only when the last result never came: cannot happen, but be sure
+                store_.setCommitSync(true);
+            if (attempted < sending.size()) {
+                // Never handed over (the session ended first): as they were.
+                record("the messages not handed over", [&] {
+                    for (std::size_t k = attempted; k < sending.size(); ++k) {
+                        Item& it = *sending[k];
+                        if (it.hadRow) {
+                            it.rec = it.original;
+                        } else {
+                            it.rec.state = MessageState::Deferred;
+                            it.rec.retryAt = 0;
+                            it.rec.attempts = 0;
+                            it.rec.reason = "not handed over: the MTA session ended before it";
+                        }
+                        saveRow(it.rec);
+                    }
+                });
+            }
+            for (Item* it : batch) { // spools go now, not at the end of the poll
+                it->out.reset();
+                it->rewriter.reset();
+                it->spoolStream.reset();
+                it->spool.reset();
+            }
+            if (refused)
+                std::rethrow_exception(refused);
         }
 
         mta.close();
         if (!quit)
             return report; // the client's destructor drops the session: no DELE applies
         if (!toDelete.empty()) {
+            { // in message-number order, as the server listed them
+                std::vector<std::pair<int, std::string>> order;
+                for (std::size_t i = 0; i < toDelete.size(); ++i)
+                    order.emplace_back(toDelete[i], toDeleteUids[i]);
+                std::sort(order.begin(), order.end());
+                for (std::size_t i = 0; i < order.size(); ++i)
+                    std::tie(toDelete[i], toDeleteUids[i]) = order[i];
+            }
             const auto replies = pop.deleteMany(toDelete);
             std::vector<std::string> done;
             for (std::size_t i = 0; i < replies.size(); ++i) {
@@ -407,12 +631,6 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
         fail(Failure::Pop3Network, flatten(e.displayText()));
     } catch (const std::exception& e) {
         fail(Failure::Pop3Network, e.what());
-    }
-    if (!inFlight.empty()) {
-        try {
-            Poco::File(inFlight).remove();
-        } catch (...) {
-        }
     }
     return report;
 }

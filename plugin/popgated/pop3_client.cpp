@@ -833,7 +833,8 @@ const std::size_t kPipelineWindow = 32;
 
 std::vector<Pop3BatchReply>
 Pop3Client::retrieveMany(const std::vector<Pop3Listing>& messages,
-                         const std::function<std::ostream&(int)>& sinkFor)
+                         const std::function<std::ostream&(int)>& sinkFor,
+                         const std::function<void(const Pop3BatchReply&)>& done)
 {
     std::vector<Pop3BatchReply> replies;
     std::size_t window = pipelining() ? kPipelineWindow : 1;
@@ -864,6 +865,8 @@ Pop3Client::retrieveMany(const std::vector<Pop3Listing>& messages,
                                 " octets, RETR delivered " + std::to_string(r.octets);
                 }
             }
+            if (done)
+                done(r);
             replies.push_back(r);
         }
     }

@@ -144,8 +144,11 @@ public:
     /// retrieveMany - RETR each message into sinkFor(number); commands are
     /// pipelined when the server offers PIPELINING, else sent one at a time.
     /// A -ERR or size mismatch is a reply with ok false; I/O failures throw.
-    std::vector<Pop3BatchReply> retrieveMany(const std::vector<Pop3Listing>& messages,
-                                             const std::function<std::ostream&(int)>& sinkFor);
+    /// done, if given, is told each reply as soon as its message is complete.
+    std::vector<Pop3BatchReply>
+    retrieveMany(const std::vector<Pop3Listing>& messages,
+                 const std::function<std::ostream&(int)>& sinkFor,
+                 const std::function<void(const Pop3BatchReply&)>& done = nullptr);
     /// deleteMany - DELE each; pipelined when offered. -ERR is a reply with ok false.
     std::vector<Pop3BatchReply> deleteMany(const std::vector<int>& numbers);
 

@@ -188,7 +188,11 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
     BOOST_TEST(killedMidRun >= kMinKills, "at least 30 kills landed while popgated ran");
     BOOST_TEST(killedMidTransfer >= kMinMidTransfer, "kills landed while messages moved");
     BOOST_TEST(losses == 0);
-    BOOST_TEST(duplicates <= killedMidRun, "a duplicate needs a kill");
+    // Each SMTP session has at most one message the MTA accepted and popgated
+    // has not recorded yet (pipelined, there nearly always is one): a kill
+    // resends at most one message per account being fetched at that moment.
+    BOOST_TEST(duplicates <= killedMidRun * static_cast<int>(maildirOf.size()),
+               "a duplicate needs a kill, and one kill resends at most one message per session");
     BOOST_TEST(duplicatesWithOtherIds == 0, "every duplicate is a resend the milter can recognise");
     BOOST_TEST(strangers == 0);
     BOOST_TEST(wrongMailbox == 0);
@@ -213,6 +217,15 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
                         << odd);
 }
 
+// bigBody - 300 lines of 998 octets: larger than what popgated keeps in memory.
+std::string bigBody()
+{
+    std::string body;
+    for (int i = 0; i < 300; ++i)
+        body += std::string(998, 'x') + "\r\n";
+    return body;
+}
+
 // A run killed while a message is spooled leaves spool_dir/tmp/ACCOUNT.PID.N
 // behind; the next popgated sweeps it at start (with 50 MB messages the disk
 // would fill up otherwise).
@@ -226,7 +239,7 @@ BOOST_AUTO_TEST_CASE(spool_files_of_a_killed_run_are_cleaned_up)
     for (int i = 0; i < 40; ++i)
         dropMessage(s.maildir2,
                     message({"From: leak@example.com", "Message-ID: " + mid(999, "leak", i)},
-                            std::string(20000, 'x') + "\r\n"));
+                            bigBody())); // above Spool::kMemoryLimit: spooled to a file
     // Kill it as soon as a spool file shows up.
     const pid_t pid = spawn(gw.onceArgv(), gw.file("popgated.log"));
     for (int i = 0; i < 1000 && countFiles(gw.spoolDir() + "/tmp") == 0; ++i)
