@@ -34,14 +34,60 @@ namespace popgate
 namespace
 {
 
+using Clock = std::chrono::system_clock;
+using Millis = std::chrono::milliseconds;
+
+std::int64_t nowMillis()
+{
+    return std::chrono::duration_cast<Millis>(Clock::now().time_since_epoch()).count();
+}
+
+// Lateness - how long after its due time each scheduled poll started: the
+// measure of whether the workers keep up. 10 ms buckets up to 60 s.
+class Lateness
+{
+public:
+    void add(std::int64_t ms)
+    {
+        ms = std::max<std::int64_t>(0, ms);
+        ++polls_;
+        max_ = std::max(max_, ms);
+        if (ms > 2000)
+            ++over2s_;
+        ++buckets_[static_cast<std::size_t>(std::min<std::int64_t>(ms / 10, kBuckets - 1))];
+    }
+    /// summary - "polls=N late_max_ms=M late_p99_ms=P late_over_2s=K".
+    std::string summary() const
+    {
+        std::int64_t p99 = 0, seen = 0;
+        for (std::size_t i = 0; i < kBuckets; ++i) {
+            seen += buckets_[i];
+            if (polls_ > 0 && seen * 100 >= polls_ * 99) {
+                p99 = static_cast<std::int64_t>(i + 1) * 10;
+                break;
+            }
+        }
+        return "polls=" + std::to_string(polls_) + " late_max_ms=" + std::to_string(max_) +
+               " late_p99_ms=" + std::to_string(std::min(p99, max_)) +
+               " late_over_2s=" + std::to_string(over2s_);
+    }
+    std::int64_t polls() const { return polls_; }
+
+private:
+    static constexpr std::size_t kBuckets = 6000;
+    std::vector<std::int64_t> buckets_ = std::vector<std::int64_t>(kBuckets, 0);
+    std::int64_t polls_ = 0, max_ = 0, over2s_ = 0;
+};
+
 struct Shared {
     std::mutex mutex;
     std::condition_variable wake;
-    std::deque<Account> queue;
+    std::deque<std::pair<Account, std::int64_t>> queue; ///< with its due time (ms, 0: unscheduled)
     std::set<std::string> running;
-    std::map<std::string, std::int64_t> nextPoll; ///< unix seconds
+    std::map<std::string, std::int64_t> nextPoll; ///< unix milliseconds
     int failedPolls = 0;
     int finishedPolls = 0;
+    Lateness lateness;
 };
 
 FetchSettings fetchSettings(const Config& c)
@@ -64,11 +110,21 @@ FetchSettings fetchSettings(const Config& c)
     return s;
 }
 
+// jittered - seconds +-10 %, in milliseconds: polls of many accounts spread out.
 std::int64_t jittered(std::int64_t seconds)
 {
     static thread_local std::mt19937 rng{std::random_device{}()};
     std::uniform_real_distribution<double> d(0.9, 1.1);
-    return std::max<std::int64_t>(1, static_cast<std::int64_t>(seconds * d(rng)));
+    return std::max<std::int64_t>(1000, static_cast<std::int64_t>(seconds * 1000 * d(rng)));
+}
+
+// firstPollIn - a newly seen account's first poll, in milliseconds: spread
+// over up to 30 s so that a thousand accounts do not all connect at once.
+std::int64_t firstPollIn(std::int64_t interval)
+{
+    static thread_local std::mt19937 rng{std::random_device{}()};
+    std::uniform_int_distribution<std::int64_t> d(0, std::min<std::int64_t>(interval, 30) * 1000);
+    return d(rng);
 }
 
 // FilterCache - each worker's compiled filters, rebuilt when the filter
@@ -166,18 +222,25 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
 
     st.accountId = account.id;
     st.lastPollAt = now;
-    std::int64_t next = 0;
+    std::int64_t next = 0; // unix milliseconds
+    // An empty mailbox is not news: its poll line is debug level, and it
+    // leaves no message-log row (a thousand idle accounts would flood both).
+    const bool idle = report.ok && report.listed == 0;
     if (report.ok) {
         st.lastSuccessAt = nowSeconds();
         st.consecutiveFailures = 0;
         st.authFailures = 0;
-        next = nowSeconds() + jittered(account.pollInterval);
-        log.information("account=" + account.name + " poll: " + std::to_string(report.listed) +
-                        " listed, " + std::to_string(report.delivered) + " delivered, " +
-                        std::to_string(report.ignored) + " ignored, " +
-                        std::to_string(report.deferred) + " deferred, " +
-                        std::to_string(report.failed) + " failed, " +
-                        std::to_string(report.deleted) + " deleted");
+        next = nowMillis() + jittered(account.pollInterval);
+        const std::string line =
+            "account=" + account.name + " poll: " + std::to_string(report.listed) + " listed, " +
+            std::to_string(report.delivered) + " delivered, " + std::to_string(report.ignored) +
+            " ignored, " + std::to_string(report.deferred) + " deferred, " +
+            std::to_string(report.failed) + " failed, " + std::to_string(report.deleted) +
+            " deleted";
+        if (idle)
+            log.debug(line);
+        else
+            log.information(line);
     } else {
         const Decision d = decide(report.failure);
         ++st.consecutiveFailures;
@@ -187,11 +250,11 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
         st.lastErrorAt = nowSeconds();
         const std::int64_t wait = accountBackoff(st.consecutiveFailures, account.pollInterval,
                                                  config.integer("backoff_cap"));
-        next = nowSeconds() + jittered(wait);
+        next = nowMillis() + jittered(wait);
         log.error("account=" + account.name + " server=" + account.server + " poll failed (" +
                   failureName(report.failure) + ", " + d.meaning + "): " + flatten(report.error) +
                   "; " + std::to_string(report.delivered) + " delivered before; next poll in " +
-                  std::to_string(next - nowSeconds()) + "s");
+                  std::to_string((next - nowMillis() + 500) / 1000) + "s");
         const std::int64_t limit = config.integer("auto_deactivate_after");
         if (d.authFailure && limit > 0 && st.authFailures >= limit) {
             try {
@@ -206,15 +269,19 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
             }
         }
     }
-    st.nextPollAt = next;
+    st.nextPollAt = next / 1000;
     try {
+        Transaction tx(store.session());
         ms.saveStatus(st);
-        LogEntry e;
-        e.account = account.name;
-        e.status = report.ok ? "poll" : "error";
-        e.detail =
-            report.ok ? std::to_string(report.delivered) + " delivered" : flatten(report.error);
-        ms.log(e);
+        if (!idle) {
+            LogEntry e;
+            e.account = account.name;
+            e.status = report.ok ? "poll" : "error";
+            e.detail =
+                report.ok ? std::to_string(report.delivered) + " delivered" : flatten(report.error);
+            ms.log(e);
+        }
+        tx.commit();
     } catch (const std::exception& e) {
         log.error("account=" + account.name +
                   " cannot record its status: " + std::string(e.what()));
@@ -319,7 +386,9 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                     shared.wake.wait(lock, [&] { return done.load() || !shared.queue.empty(); });
                     if (shared.queue.empty())
                         return;
-                    account = shared.queue.front();
+                    account = shared.queue.front().first;
+                    if (shared.queue.front().second > 0)
+                        shared.lateness.add(nowMillis() - shared.queue.front().second);
                     shared.queue.pop_front();
                 }
                 pollOne(config, store, fetcher, account, log, stopping, shared);
@@ -328,10 +397,17 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
     }
 
     std::vector<Account> accounts;
-    std::int64_t lastLoad = 0, lastHousekeeping = 0;
+    std::int64_t lastLoad = 0, lastHousekeeping = 0, lastStats = nowSeconds();
     bool dispatchedOnce = false;
     while (!stopping.load()) {
         const std::int64_t now = nowSeconds();
+        if (now - lastStats >= 3600) {
+            std::lock_guard<std::mutex> lock(shared.mutex);
+            log.notice("scheduler: " + shared.lateness.summary() + " (the last " +
+                       std::to_string(now - lastStats) + " s)");
+            shared.lateness = Lateness();
+            lastStats = now;
+        }
         if (reload.exchange(false) || now - lastLoad >= 5) {
             try {
                 accounts = main.accounts();
@@ -344,8 +420,10 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
             housekeeping(config, main, log);
             lastHousekeeping = now;
         }
+        std::int64_t wakeAt = nowMillis() + 1000; // accounts are re-read every 5 s
         {
             std::lock_guard<std::mutex> lock(shared.mutex);
+            const std::int64_t nowMs = nowMillis();
             for (const auto& a : accounts) {
                 if (!a.active || (!options.onlyAccount.empty() && a.name != options.onlyAccount))
                     continue;
@@ -355,14 +433,17 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                     continue;
                 auto it = shared.nextPoll.find(a.name);
                 if (it == shared.nextPoll.end() && !options.once) {
-                    // First sight: spread the first polls over a few seconds.
-                    shared.nextPoll[a.name] = now + jittered(std::min(a.pollInterval, 10)) - 1;
+                    // First sight: spread the first polls out.
+                    shared.nextPoll[a.name] = nowMs + firstPollIn(a.pollInterval);
+                    wakeAt = std::min(wakeAt, shared.nextPoll[a.name]);
                     continue;
                 }
-                if (!options.once && it->second > now)
+                if (!options.once && it->second > nowMs) {
+                    wakeAt = std::min(wakeAt, it->second);
                     continue;
+                }
                 shared.running.insert(a.name);
-                shared.queue.push_back(a);
+                shared.queue.emplace_back(a, options.once ? 0 : it->second);
             }
             if (options.once)
                 dispatchedOnce = true;
@@ -373,8 +454,9 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
             shared.wake.wait(lock, [&] { return shared.running.empty() || stopping.load(); });
             break;
         }
+        // Until the next poll is due (a finished poll wakes us too).
         std::unique_lock<std::mutex> lock(shared.mutex);
-        shared.wake.wait_for(lock, std::chrono::seconds(1));
+        shared.wake.wait_until(lock, Clock::time_point(Millis(wakeAt)));
     }
     {
         // Under the mutex: a worker between its predicate check and its wait
@@ -385,6 +467,9 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
     shared.wake.notify_all();
     for (auto& t : pool)
         t.join();
+    if (!options.once)
+        log.notice("scheduler: " + shared.lateness.summary() + " (the last " +
+                   std::to_string(nowSeconds() - lastStats) + " s)");
     if (options.once && !options.onlyAccount.empty() && shared.finishedPolls == 0)
         throw InputError("account '" + options.onlyAccount + "': no such active account");
     return shared.failedPolls == 0 ? 0 : 1;
