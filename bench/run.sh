@@ -138,13 +138,15 @@ CONF
 setup_fetchmail() {
   local w=$1 port=$2; shift 2
   rm -rf "$w" && mkdir -p "$w"
+  # sslproto '': fetchmail 6.4 upgrades to TLS by itself when the server offers STLS
+  # (Dovecot does), silently under -s; every tool runs plain POP3 here.
   {
     echo "set no bouncemail"
     echo "set no syslog"
     local u
     for u in "$@"; do
       echo "poll 127.0.0.1 port $pop_port protocol pop3 user \"$u\" password \"$password\" is \"$rcpt\" here" \
-        "smtphost 127.0.0.1/$port smtpname \"$rcpt\" fetchall nokeep no rewrite no sslcertck"
+        "smtphost 127.0.0.1/$port smtpname \"$rcpt\" fetchall nokeep no rewrite no sslcertck sslproto ''"
     done
   } > "$w/fetchmailrc"
   chmod 600 "$w/fetchmailrc"
