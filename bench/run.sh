@@ -4,14 +4,21 @@
 # counting SMTP sink, a private Postfix), all on 127.0.0.1. One command:
 #   sudo bench/run.sh                 every case, 3 runs each, results in bench/results/
 # Environment (defaults in brackets):
-#   BENCH_CASES [1 2 3 4 6 7] 1: 1 account x N x 4 KB -> sink; 2: the same -> Postfix;
-#                             3: 2 accounts x N/2 -> Postfix; 4: BIG_N x BIG_SIZE -> sink;
+#   BENCH_CASES [1 2 3 4 5 6 7] 1: 1 account x N x 4 KB -> sink; 2: the same -> Postfix;
+#                             3: 4 accounts x N/4 -> Postfix; 4: BIG_N x BIG_SIZE -> sink;
+#                             5: IDLE_ACCOUNTS empty mailboxes polled every IDLE_INTERVAL s
+#                                for IDLE_SECONDS (popgated and `fetchmail -d` as daemons);
 #                             6: RTT_N x 4 KB -> sink, POP3 through a relay adding RTT_MS;
 #                             7: the filter micro-benchmark
 #   BENCH_N [2000]  BENCH_SIZE [4096]  BENCH_BIG_N [20]  BENCH_BIG_SIZE [10485760]
 #   BENCH_RTT_N [100]  BENCH_RTT_MS [50]
+#   BENCH_IDLE_ACCOUNTS [1000]  BENCH_IDLE_SECONDS [300]  BENCH_IDLE_INTERVAL [60]
+#   BENCH_IDLE_WARMUP [5]     popgated's start-up left out of case 5's CPU figure (seconds)
+#   BENCH_IDLE_RUNS [1]       runs per tool of case 5 (each takes IDLE_SECONDS)
 #   BENCH_RUNS [3]            runs per tool and case, alternated A B C A B C
-#   BENCH_TOOLS [popgate fetchmail getmail6 mpop refclient]
+#   BENCH_TOOLS [popgate fetchmail getmail6 mpop refclient smtp-source]
+#                             smtp-source (Postfix's load generator, no POP3) runs in cases 2
+#                             and 3 only, popgate and fetchmail in case 5 only
 #   BENCH_MAX_LOAD [1.0] BENCH_LOAD_WAIT [0]   wait up to LOAD_WAIT s for the 1-minute load
 #                             to drop below MAX_LOAD before the first run (0 = do not wait)
 #   BENCH_OUT [bench/results]  BENCH_STATE [mktemp]  BENCH_KEEP [0: remove the state dir]
@@ -22,7 +29,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${POPGATE_BUILD_DIR:-$top/build-bench}
 out=${BENCH_OUT:-$top/bench/results}
-cases=${BENCH_CASES:-1 2 3 4 6 7}
+cases=${BENCH_CASES:-1 2 3 4 5 6 7}
 RTT_N=${BENCH_RTT_N:-100}
 RTT_MS=${BENCH_RTT_MS:-50}
 N=${BENCH_N:-2000}
@@ -30,12 +37,23 @@ SIZE=${BENCH_SIZE:-4096}
 BIG_N=${BENCH_BIG_N:-20}
 BIG_SIZE=${BENCH_BIG_SIZE:-10485760}
 RUNS=${BENCH_RUNS:-3}
-tools=${BENCH_TOOLS:-popgate fetchmail getmail6 mpop refclient}
+IDLE_ACCOUNTS=${BENCH_IDLE_ACCOUNTS:-1000}
+IDLE_SECONDS=${BENCH_IDLE_SECONDS:-300}
+IDLE_INTERVAL=${BENCH_IDLE_INTERVAL:-60}
+IDLE_WARMUP=${BENCH_IDLE_WARMUP:-5}
+IDLE_RUNS=${BENCH_IDLE_RUNS:-1}
+tools=${BENCH_TOOLS:-popgate fetchmail getmail6 mpop refclient smtp-source}
 rcpt=bench@popgate.test
 py=/usr/bin/python3 # Debian's, not a pyenv shim
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get, Dovecot, Postfix)"
+for v in IDLE_ACCOUNTS IDLE_SECONDS IDLE_INTERVAL IDLE_WARMUP IDLE_RUNS; do
+  case ${!v} in ''|*[!0-9]*) die "BENCH_$v must be a whole number" ;; esac
+done
+# popgate refuses poll intervals under 10 s; the window must outlast the warm-up
+[ "$IDLE_INTERVAL" -ge 10 ] || die "BENCH_IDLE_INTERVAL must be at least 10 (popgate's minimum)"
+[ "$IDLE_SECONDS" -gt "$IDLE_WARMUP" ] || die "BENCH_IDLE_SECONDS must exceed BENCH_IDLE_WARMUP"
 
 # --- peers and tools, from Debian -------------------------------------------
 "$top/scripts/install-deps.sh"
@@ -62,17 +80,27 @@ popgatectl=$build/popgatectl/popgatectl
 # --- servers -----------------------------------------------------------------
 state=${BENCH_STATE:-$(mktemp -d /tmp/popgate-bench.XXXXXX)}
 mkdir -p "$state" && state=$(cd "$state" && pwd) && chmod 755 "$state"
-sink_pid="" relay_pid=""
+sink_pid="" relay_pid="" idle_pid=""
 cleanup() {
   [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null || true
+  [ -n "$idle_pid" ] && kill "$idle_pid" 2>/dev/null || true # case 5's daemon, if interrupted
   [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
   "$top/scripts/servers/postfix.sh" stop "$state/postfix" >/dev/null 2>&1 || true
   "$top/scripts/servers/dovecot.sh" stop "$state/dovecot" >/dev/null 2>&1 || true
   [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$state"
 }
 trap cleanup EXIT
-"$top/scripts/servers/dovecot.sh" start "$state/dovecot" >/dev/null
-"$top/scripts/servers/postfix.sh" start "$state/postfix" >/dev/null
+# Extra POP3 users bench0001..: four for case 3, IDLE_ACCOUNTS for case 5.
+extra_users=0
+[[ " $cases " == *" 3 "* ]] && extra_users=4
+[[ " $cases " == *" 5 "* ]] && [ "$IDLE_ACCOUNTS" -gt "$extra_users" ] && extra_users=$IDLE_ACCOUNTS
+POPGATE_TEST_DOVECOT_EXTRA_USERS=$extra_users \
+  "$top/scripts/servers/dovecot.sh" start "$state/dovecot" >/dev/null
+# bench@ is delivered by Postfix's own virtual(8), not the pipe script that forks bash
+# per message (the test suites' default): a real mail host's cost, not a fork that
+# competes for the two CPUs with the tool measured.
+POPGATE_TEST_POSTFIX_VIRTUAL_USERS=${rcpt%@*} \
+  "$top/scripts/servers/postfix.sh" start "$state/postfix" >/dev/null
 . "$state/dovecot/env"
 . "$state/postfix/env"
 "$build/bench/smtp_sink" 0 > "$state/sink.out" 2>&1 &
@@ -90,9 +118,10 @@ if [[ " $cases " == *" 6 "* ]]; then # case 6: POP3 RTT_MS away (no tc netem nee
   [ -n "$relay_port" ] || die "delay_relay.py did not start: $(cat "$state/relay.out")"
 fi
 password=$POPGATE_TEST_DOVECOT_PASSWORD
-# The script creates two POP3 users and has no way to add more.
 declare -A maildir=([$POPGATE_TEST_DOVECOT_USER]=$POPGATE_TEST_DOVECOT_MAILDIR
                     [$POPGATE_TEST_DOVECOT_USER2]=$POPGATE_TEST_DOVECOT_MAILDIR2)
+extra=() # bench0001 ... in order
+while read -r u d; do maildir[$u]=$d; extra+=("$u"); done < "$POPGATE_TEST_DOVECOT_EXTRA_USERS_FILE"
 postfix_box=$POPGATE_TEST_POSTFIX_MAILDIR/${rcpt%@*}
 
 # sink_cmd VERB - one control command to the sink, prints its reply.
@@ -138,13 +167,15 @@ CONF
 setup_fetchmail() {
   local w=$1 port=$2; shift 2
   rm -rf "$w" && mkdir -p "$w"
+  # sslproto '': fetchmail 6.4 upgrades to TLS by itself when the server offers STLS
+  # (Dovecot does), silently under -s; every tool runs plain POP3 here.
   {
     echo "set no bouncemail"
     echo "set no syslog"
     local u
     for u in "$@"; do
       echo "poll 127.0.0.1 port $pop_port protocol pop3 user \"$u\" password \"$password\" is \"$rcpt\" here" \
-        "smtphost 127.0.0.1/$port smtpname \"$rcpt\" fetchall nokeep no rewrite no sslcertck"
+        "smtphost 127.0.0.1/$port smtpname \"$rcpt\" fetchall nokeep no rewrite no sslcertck sslproto ''"
     done
   } > "$w/fetchmailrc"
   chmod 600 "$w/fetchmailrc"
@@ -196,6 +227,15 @@ setup_mpop() {
   chmod 600 "$w/mpoprc"
   cmd=(mpop --file="$w/mpoprc" --quiet --all-accounts)
 }
+# Postfix's own load generator, straight to the reinjection listener: the MTA's ceiling
+# on this machine (no POP3). One session per account (-s), all messages of a session
+# over one connection (-d) like the fetchers; COUNT x SIZE from run_one's total and size.
+setup_smtp_source() {
+  local w=$1 port=$2; shift 2
+  rm -rf "$w" && mkdir -p "$w"
+  cmd=(/usr/sbin/smtp-source -d -s "$#" -m "$total" -l "$size" -M localhost
+       -f "$rcpt" -t "$rcpt" "127.0.0.1:$port")
+}
 setup_refclient() {
   local w=$1 port=$2; shift 2
   rm -rf "$w" && mkdir -p "$w"
@@ -219,13 +259,17 @@ run_one() {
   local case=$1 tool=$2 run=$3 target=$4 count=$5 size=$6; shift 6
   local users=("$@") u octets=0 total=$(( count * $# )) w=$state/work/$tool port
   [ "$target" = sink ] && port=$sink_port || port=$POPGATE_TEST_POSTFIX_REINJECT_PORT
-  for u in "${users[@]}"; do
-    find "${maildir[$u]}/new" "${maildir[$u]}/cur" "${maildir[$u]}/tmp" -type f -delete
-    octets=$((octets + $("$py" "$top/bench/fill.py" "${maildir[$u]}" "$count" "$size" "c$case-$tool-r$run-$u")))
-  done
+  if [ "$tool" = smtp-source ]; then
+    octets=$((total * size)) # its payload (-l); it adds a few header lines
+  else
+    for u in "${users[@]}"; do
+      find "${maildir[$u]}/new" "${maildir[$u]}/cur" "${maildir[$u]}/tmp" -type f -delete
+      octets=$((octets + $("$py" "$top/bench/fill.py" "${maildir[$u]}" "$count" "$size" "c$case-$tool-r$run-$u")))
+    done
+  fi
   rm -rf "$postfix_box"
   sink_cmd XRESET >/dev/null
-  "setup_$tool" "$w" "$port" "${users[@]}"
+  "setup_${tool//-/_}" "$w" "$port" "${users[@]}"
   sync
   local load1 rc=0
   load1=$(cut -d' ' -f1 /proc/loadavg)
@@ -252,6 +296,8 @@ run_one() {
     distinct=$( (find "$postfix_box/new" -type f -print0 2>/dev/null | xargs -0r grep -hi -m1 '^Message-ID:' || true) | sort -u | wc -l)
   fi
   left=$(mailbox_left "${users[@]}")
+  # smtp-source: no POP3 mailbox, and its Message-IDs are not ours: the count only
+  [ "$tool" = smtp-source ] && distinct=$total left=0
   [ "$rc" = 0 ] || problem="exit $rc;"
   [ "$got" = "$total" ] || problem="$problem received $got of $total;"
   [ "$distinct" = "$total" ] || problem="$problem $distinct distinct;"
@@ -260,11 +306,148 @@ run_one() {
   [ -z "$problem" ] || ok=0
   read -r wall usr sys rss <<<"$times"
   echo "$case,$tool,$run,$#,$total,$octets,$wall,$usr,$sys,$rss,$ok,${problem% },$load1" >> "$csv"
-  printf 'case %s run %s %-9s %5s msgs %8.2f s  %7.1f msgs/s  cpu %6.2f s  rss %6d KB  %s\n' \
+  printf 'case %s run %s %-11s %5s msgs %8.2f s  %7.1f msgs/s  cpu %6.2f s  rss %6d KB  %s\n' \
     "$case" "$run" "$tool" "$total" "$wall" "$(awk -v n="$total" -v t="$wall" 'BEGIN{print (t>0)?n/t:0}')" \
     "$(awk -v u="$usr" -v s="$sys" 'BEGIN{print u+s}')" "$rss" "${problem:-ok}"
   if [ "$ok" = 0 ]; then
     mkdir -p "$state/failed" && cp "$w/log" "$state/failed/c$case-$tool-r$run.log" 2>/dev/null || true
+    tail -n 5 "$w/log" | sed 's/^/    /'
+  fi
+}
+
+# --- case 5: idle accounts, the tools as daemons -------------------------------------
+idle_csv=$state/idle.csv
+echo "case,tool,run,accounts,interval_s,seconds,warmup_s,window_s,cpu_s,cpu_pct,cpu_all_pct,peak_rss_kb,polls,expected_polls,logins,accounts_polled,failed_logins,poll_errors,late_max_ms,late_p99_ms,late_over_2s,max_gap_s,first_login_s,ok,problem,load1" > "$idle_csv"
+clk_tck=$(getconf CLK_TCK)
+
+# cpu_ticks PID - user + system time of the process, all its threads, in clock ticks
+# (/proc/PID/stat fields 14 and 15; field 2 may hold spaces, so count after its ')').
+cpu_ticks() {
+  local rest
+  rest=$(sed 's/.*) //' "/proc/$1/stat")
+  awk '{print $12 + $13}' <<<"$rest"
+}
+
+# Daemon configurations for case 5, in $w; the command in cmd. Mail would go to the sink.
+setup_idle_popgate() { # DIR USERS...
+  local w=$1; shift
+  rm -rf "$w" && mkdir -p "$w/accounts.d"
+  # workers: popgate's default (8), as an operator would leave it
+  cat > "$w/popgate.conf" <<CONF
+database.driver = sqlite
+database.path = $w/popgate.db
+secret_key_file = $w/secret.key
+header_key_file = $w/header.key
+accounts_dir = $w/accounts.d
+spool_dir = $w/spool
+debug_log_dir = $w/debug
+reinject.port = $sink_port
+CONF
+  # Provisioned accounts (accounts.d, one file each, the password from secret_file) and
+  # one `config apply`: a thousand `account add` would each start popgatectl.
+  printf '%s\n' "$password" > "$w/pop3.secret" && chmod 600 "$w/pop3.secret"
+  local u
+  for u in "$@"; do
+    printf '%s\n' "server = 127.0.0.1" "port = $pop_port" "user = $u" "security = none" \
+      "plaintext-auth = yes" "mailbox = $rcpt" "poll-interval = ${IDLE_INTERVAL}s" \
+      "secret_file = $w/pop3.secret" > "$w/accounts.d/$u.conf"
+  done
+  local ctl=("$popgatectl" --config="$w/popgate.conf")
+  "${ctl[@]}" db migrate >/dev/null
+  "${ctl[@]}" config apply >/dev/null
+  "${ctl[@]}" filter add inbound --default=yes >/dev/null
+  "${ctl[@]}" filter address add spam --type=deny --domains=spam.example >/dev/null
+  "${ctl[@]}" filter attach inbound spam >/dev/null
+  # in the foreground (it does not fork; --daemon is Poco's and would), log on stderr
+  cmd=("$popgated" --config="$w/popgate.conf" --log=stderr)
+}
+setup_idle_fetchmail() { # DIR USERS...
+  local w=$1; shift
+  setup_fetchmail "$w" "$sink_port" "$@"
+  # -d: poll every account, sleep IDLE_INTERVAL, again; -N: stay in the foreground
+  cmd=(env HOME="$w" FETCHMAILHOME="$w" fetchmail -d "$IDLE_INTERVAL" -N -f "$w/fetchmailrc"
+       --idfile "$w/ids" --pidfile "$w/pid")
+}
+
+# run_idle TOOL RUN USERS... - the daemon over the USERS' empty mailboxes for IDLE_SECONDS.
+# CPU % of one core = (utime + stime) delta / wall over the window from IDLE_WARMUP s after
+# the start (popgated: opening the database and loading the accounts, ~0.1-0.5 s; its first
+# polls are spread over 8-10 s after start, so the first round is inside the window) to
+# just before SIGTERM. fetchmail has no start-up to leave out and polls at once: its window
+# starts at 0. Peak RSS = VmHWM just before SIGTERM.
+run_idle() {
+  local tool=$1 run=$2; shift 2
+  local n=$# w=$state/work/idle-$tool u
+  # empty mailboxes (case 3 used the first four)
+  for u in "$@"; do printf '%s\0' "${maildir[$u]}"; done |
+    xargs -0 sh -c 'find "$@" -type f -delete' find-files
+  "setup_idle_$tool" "$w" "$@"
+  local dlog=$state/dovecot/main/dovecot.log from
+  from=$(stat -c %s "$dlog")
+  local warm=$IDLE_WARMUP load1 t_start t0 t1 ticks0=0 ticks1 hwm pid rc=0 problem=""
+  [ "$tool" = fetchmail ] && warm=0
+  load1=$(cut -d' ' -f1 /proc/loadavg)
+  sync
+  t_start=$(date +%s.%N)
+  "${cmd[@]}" > "$w/log" 2>&1 &
+  pid=$!
+  idle_pid=$pid
+  sleep "$warm"
+  if kill -0 "$pid" 2>/dev/null; then
+    [ "$warm" = 0 ] || ticks0=$(cpu_ticks "$pid")
+    t0=$(date +%s.%N)
+    [ "$warm" = 0 ] && t0=$t_start
+    sleep "$(awk -v s="$t_start" -v d="$IDLE_SECONDS" -v now="$(date +%s.%N)" 'BEGIN{r = s + d - now; print (r > 0) ? r : 0}')"
+  fi
+  if kill -0 "$pid" 2>/dev/null; then
+    ticks1=$(cpu_ticks "$pid")
+    t1=$(date +%s.%N)
+    hwm=$(awk '/^VmHWM:/{print $2}' "/proc/$pid/status")
+    kill -TERM "$pid"
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      problem="still running 30 s after SIGTERM;"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" || rc=$?
+  else
+    wait "$pid" || rc=$?
+    problem="exited by itself (exit $rc) before SIGTERM;"
+    ticks1=0 t1=$(date +%s.%N) hwm=0 t0=${t0:-$t_start}
+  fi
+  idle_pid=""
+  # popgated exits 0 after SIGTERM (1 if a poll failed); fetchmail exits 1 and logs
+  # "terminated with signal 15", which is its normal way to stop
+  if [ "$tool" = fetchmail ] && [ "$rc" = 1 ] && grep -q 'terminated with signal 15' "$w/log"; then rc=0; fi
+  [ "$rc" = 0 ] || problem="$problem exit $rc after SIGTERM;"
+  tail -c +$((from + 1)) "$dlog" > "$w/dovecot.log"
+  local stats k v
+  stats=$("$py" "$top/bench/idle_stats.py" "$tool" "$w/log" "$w/dovecot.log" "$t_start" "$@")
+  local -A st=()
+  while IFS== read -r k v; do st[$k]=$v; done <<<"$stats"
+  local window cpu_s cpu_pct cpu_all expected
+  window=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b - a}')
+  cpu_s=$(awk -v a="$ticks0" -v b="$ticks1" -v hz="$clk_tck" 'BEGIN{printf "%.2f", (b - a) / hz}')
+  cpu_pct=$(awk -v c="$cpu_s" -v w="$window" 'BEGIN{printf "%.3f", (w > 0) ? 100 * c / w : 0}')
+  cpu_all=$(awk -v t="$ticks1" -v hz="$clk_tck" -v a="$t_start" -v b="$t1" 'BEGIN{printf "%.3f", (b > a) ? 100 * t / hz / (b - a) : 0}')
+  expected=$(( n * (IDLE_SECONDS / IDLE_INTERVAL) ))
+  [ "${st[accounts_polled]}" = "$n" ] || problem="$problem $((n - st[accounts_polled])) accounts never polled;"
+  [ "${st[failed_logins]}" = 0 ] || problem="$problem ${st[failed_logins]} failed logins (Dovecot);"
+  [ "${st[poll_errors]}" = 0 ] || problem="$problem ${st[poll_errors]} poll errors ($tool log);"
+  # popgate promises a poll per interval and account: at least 90 % of that, roughly
+  # (jitter +-10 %, first polls 8-10 s after start). fetchmail -d sleeps the interval
+  # after each round, so it polls less often by design: reported, not judged.
+  if [ "$tool" = popgate ] && [ $(( ${st[logins]} * 10 )) -lt $(( expected * 9 )) ]; then
+    problem="$problem ${st[logins]} logins, expected about $expected;"
+  fi
+  local ok=1
+  [ -z "$problem" ] || ok=0
+  echo "5,$tool,$run,$n,$IDLE_INTERVAL,$IDLE_SECONDS,$warm,$window,$cpu_s,$cpu_pct,$cpu_all,$hwm,${st[polls]},$expected,${st[logins]},${st[accounts_polled]},${st[failed_logins]},${st[poll_errors]},${st[late_max_ms]},${st[late_p99_ms]},${st[late_over_2s]},${st[max_gap_s]},${st[first_login_s]},$ok,${problem% },$load1" >> "$idle_csv"
+  printf 'case 5 run %s %-9s %5s accounts %6.1f s  cpu %5.2f %% of a core (%s s)  rss %6s KB  logins %s/%s  late max %s ms  %s\n' \
+    "$run" "$tool" "$n" "$window" "$cpu_pct" "$cpu_s" "$hwm" "${st[logins]}" "$expected" \
+    "${st[late_max_ms]}" "${problem:-ok}"
+  if [ "$ok" = 0 ]; then
+    mkdir -p "$state/failed" && cp "$w/log" "$state/failed/c5-$tool-r$run.log" 2>/dev/null || true
     tail -n 5 "$w/log" | sed 's/^/    /'
   fi
 }
@@ -280,15 +463,26 @@ wait_load() {
 wait_load
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-u1=$POPGATE_TEST_DOVECOT_USER u2=$POPGATE_TEST_DOVECOT_USER2
+u1=$POPGATE_TEST_DOVECOT_USER
 for c in $cases; do
-  for r in $(seq "$RUNS"); do
+  runs=$RUNS
+  [ "$c" = 5 ] && runs=$IDLE_RUNS
+  for r in $(seq "$runs"); do
     for t in $tools; do
+      # smtp-source is a ceiling for the Postfix cases, not a POP3 client; case 5
+      # needs a daemon mode (getmail6 and mpop have none, refclient is one pass)
+      case $c:$t in
+        2:smtp-source|3:smtp-source) ;;
+        *:smtp-source) continue ;;
+        5:popgate|5:fetchmail) ;;
+        5:*) continue ;;
+      esac
       case $c in
         1) run_one 1 "$t" "$r" sink "$N" "$SIZE" "$u1" ;;
         2) run_one 2 "$t" "$r" postfix "$N" "$SIZE" "$u1" ;;
-        3) run_one 3 "$t" "$r" postfix $((N / 2)) "$SIZE" "$u1" "$u2" ;;
+        3) run_one 3 "$t" "$r" postfix $((N / 4)) "$SIZE" "${extra[@]:0:4}" ;;
         4) run_one 4 "$t" "$r" sink "$BIG_N" "$BIG_SIZE" "$u1" ;;
+        5) run_idle "$t" "$r" "${extra[@]:0:IDLE_ACCOUNTS}" ;;
         6) pop_port=$relay_port
            run_one 6 "$t" "$r" sink "$RTT_N" "$SIZE" "$u1"
            pop_port=$POPGATE_TEST_DOVECOT_PORT ;;
@@ -303,6 +497,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 # --- report --------------------------------------------------------------------
 mkdir -p "$out"
 cp "$csv" "$out/results.csv"
+if [ "$(wc -l < "$idle_csv")" -gt 1 ]; then cp "$idle_csv" "$out/idle.csv"; else rm -f "$out/idle.csv"; fi
 [ -f "$state/filter_bench.txt" ] && cp "$state/filter_bench.txt" "$out/filter_bench.txt"
 {
   echo "date=$started"
@@ -316,7 +511,10 @@ cp "$csv" "$out/results.csv"
   echo "dovecot=$(dpkg-query -W -f='${Version}' dovecot-core)"
   echo "postfix=$(dpkg-query -W -f='${Version}' postfix)"
   echo "python3=$(dpkg-query -W -f='${Version}' python3)"
+  echo "smtp_source=postfix $(dpkg-query -W -f='${Version}' postfix) /usr/sbin/smtp-source"
   echo "sizes=N=$N SIZE=$SIZE BIG_N=$BIG_N BIG_SIZE=$BIG_SIZE RTT_N=$RTT_N RTT_MS=$RTT_MS RUNS=$RUNS"
+  echo "idle=ACCOUNTS=$IDLE_ACCOUNTS SECONDS=$IDLE_SECONDS INTERVAL=$IDLE_INTERVAL WARMUP=$IDLE_WARMUP RUNS=$IDLE_RUNS"
+  echo "postfix_delivery=$rcpt by Postfix's own virtual(8) into a maildir (POPGATE_TEST_POSTFIX_VIRTUAL_USERS=${rcpt%@*}), not the test suites' pipe script"
 } > "$out/meta.txt"
 "$py" "$top/bench/report.py" "$out"
 ( cd "$out" && gnuplot chart.gp )

@@ -11,10 +11,17 @@
 #   POPGATE_TEST_POSTFIX_MILTER        smtpd_milters of both listeners (inet:127.0.0.1:PORT or
 #                                      unix:/abs/path); unset or empty = no milter
 #   POPGATE_TEST_POSTFIX_SLOW_SECONDS  how long the "slow" address stalls the end of DATA (5)
+#   POPGATE_TEST_POSTFIX_VIRTUAL_USERS space-separated lower-case local parts (default empty)
+#                                      delivered by Postfix's own virtual(8) agent instead of the
+#                                      pipe script, in every domain below, into the same
+#                                      maildir/<local part>/ (as nobody:nogroup): what a real mail
+#                                      host costs per message, not a bash fork (the benchmarks);
+#                                      everybody else keeps the pipe script (the tests rely on it)
 # Layout under STATEDIR: etc/ (main.cf, master.cf, lookup tables), queue/ (queue_directory,
 # queue/pid/master.pid), data/ (data_directory), maildir/<local part>/{new,cur,tmp} (one
 # maildir per recipient local part, lower case, created at the first delivery by a pipe(8)
-# service running etc/deliver as nobody:nogroup), maillog (every Postfix log line, via
+# service running etc/deliver as nobody:nogroup, or by virtual(8) for the
+# POPGATE_TEST_POSTFIX_VIRTUAL_USERS), maillog (every Postfix log line, via
 # postlogd), env. chroot is off for every service (no chroot copies of /etc files needed,
 # and test milter sockets are host paths). Start takes 2-3 s, stop 1-2 s.
 # Differences from a production Postfix: see docs/mta-integration.md ("The test instance").
@@ -36,6 +43,9 @@ fail_data_4xx=faildata4@$domain
 fail_data_5xx=faildata5@$domain
 slow_rcpt=slow@$domain
 reinject_daemon_name=POPGATE
+myhostname=popgate-test.localdomain
+# the virtual mailbox domains (main.cf below); virtual users exist in each of them
+mail_domains="$domain localhost $myhostname"
 
 die() { echo "postfix.sh: $*" >&2; exit 1; }
 
@@ -78,7 +88,7 @@ setgid_group = postdrop
 syslog_name = postfix-popgate-test
 maillog_file = $state/maillog
 maillog_file_prefixes = $state
-myhostname = popgate-test.localdomain
+myhostname = $myhostname
 mydomain = localdomain
 myorigin = \$myhostname
 inet_interfaces = 127.0.0.1
@@ -104,15 +114,30 @@ relay_transport = \$default_transport
 # and /var/mail). virtual(8) refuses \$1 substitution from regexp maps, so a
 # pipe(8) service runs etc/deliver, which writes maildir $state/maildir/L/ for
 # local part L (lower case) as nobody:nogroup; etc/vmailbox only validates L.
+# Exception: POPGATE_TEST_POSTFIX_VIRTUAL_USERS, listed one by one, further below.
 mydestination =
 local_recipient_maps =
 alias_maps =
 alias_database =
 virtual_mailbox_domains = $domain, localhost, \$myhostname
-virtual_mailbox_maps = regexp:$conf/vmailbox
+virtual_mailbox_maps = texthash:$conf/vmailbox_virtual, regexp:$conf/vmailbox
 virtual_transport = maildir
 maildir_destination_recipient_limit = 1
 message_size_limit = 52428800
+
+# POPGATE_TEST_POSTFIX_VIRTUAL_USERS: virtual(8) itself, not the pipe script. virtual_transport
+# applies to every recipient, so these addresses are routed per recipient by transport_maps
+# (etc/transport), and etc/vmailbox_virtual (looked up first) gives their maildir, L/ under
+# virtual_mailbox_base: the same files the pipe script writes, owned nobody:nogroup (65534;
+# virtual(8) refuses uids below virtual_minimum_uid). Both tables are empty without virtual users.
+transport_maps = texthash:$conf/transport
+virtual_mailbox_base = $state/maildir
+virtual_uid_maps = static:65534
+virtual_gid_maps = static:65534
+virtual_minimum_uid = 1
+# 0 = no limit; the default (51200000) is below message_size_limit, and virtual(8) refuses
+# to run ("virtual_mailbox_limit is smaller than message_size_limit")
+virtual_mailbox_limit = 0
 
 # Restrictions: loopback may send anywhere; the fault addresses misbehave on both listeners.
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
@@ -191,8 +216,17 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 CF
 }
 
-write_tables() { # write_tables SLOW_SECONDS
-  local conf=$state/etc
+write_tables() { # write_tables SLOW_SECONDS VIRTUAL_USERS
+  local conf=$state/etc u d
+  # virtual(8) users: ADDRESS -> virtual: and ADDRESS -> L/ (maildir), in every domain
+  : > "$conf/transport"
+  : > "$conf/vmailbox_virtual"
+  for u in $2; do
+    for d in $mail_domains; do
+      printf '%s@%s\tvirtual:\n' "$u" "$d" >> "$conf/transport"
+      printf '%s@%s\t%s/\n' "$u" "$d" "$u" >> "$conf/vmailbox_virtual"
+    done
+  done
   # Maildir per local part; the character set keeps "/" and leading dots out of paths.
   cat > "$conf/vmailbox" <<'MAP'
 /^[a-z0-9_+=-][a-z0-9._+=-]*@[^@]+$/	maildir
@@ -244,6 +278,14 @@ start() {
   local milter=${POPGATE_TEST_POSTFIX_MILTER:-} slow=${POPGATE_TEST_POSTFIX_SLOW_SECONDS:-5}
   case $slow in ''|*[!0-9]*) die "POPGATE_TEST_POSTFIX_SLOW_SECONDS must be a number" ;; esac
   case $milter in *[[:space:]]*) die "POPGATE_TEST_POSTFIX_MILTER must not contain spaces" ;; esac
+  # the same character set as etc/vmailbox: no "/", no leading dot, lower case (the
+  # pipe script's maildir names are lower case too)
+  local vusers="" v
+  for v in ${POPGATE_TEST_POSTFIX_VIRTUAL_USERS:-}; do
+    [[ $v =~ ^[a-z0-9_+=-][a-z0-9._+=-]*$ ]] ||
+      die "POPGATE_TEST_POSTFIX_VIRTUAL_USERS: '$v' is not a lower-case local part"
+    vusers="${vusers:+$vusers }$v"
+  done
 
   rm -rf "$state/etc" "$state/queue" "$state/data" "$state/maildir" "$state/maillog" "$state/env"
   mkdir -p "$state/etc" "$state/queue" "$state/data" "$state/maildir"
@@ -260,7 +302,7 @@ start() {
     while [ "$reinject_port" = "$smtp_port" ]; do reinject_port=$(free_port); done
     write_main_cf "$milter"
     write_master_cf "$smtp_port" "$reinject_port"
-    write_tables "$slow"
+    write_tables "$slow" "$vusers"
     : > "$state/maillog"
     # `postfix start` checks the configuration and creates the queue subdirectories
     # (post-install create-missing): about 2 s on a fresh queue directory.
@@ -301,9 +343,10 @@ export POPGATE_TEST_POSTFIX_FAIL_DATA_4XX=$fail_data_4xx
 export POPGATE_TEST_POSTFIX_FAIL_DATA_5XX=$fail_data_5xx
 export POPGATE_TEST_POSTFIX_SLOW_RCPT=$slow_rcpt
 export POPGATE_TEST_POSTFIX_SLOW_SECONDS=$slow
+export POPGATE_TEST_POSTFIX_VIRTUAL_USERS="$vusers"
 ENV
   echo "postfix.sh: SMTP on 127.0.0.1:$smtp_port, reinjection on $reinject_port," \
-    "milter '${milter:-none}'; source $state/env"
+    "milter '${milter:-none}', virtual(8) users '${vusers:-none}'; source $state/env"
 }
 
 set_milter() {
