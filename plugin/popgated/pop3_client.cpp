@@ -828,7 +828,7 @@ namespace
 {
 // RFC 2449 PIPELINING: the client may send many commands at once; a window
 // keeps what we write small enough never to block on a full socket buffer.
-const std::size_t kPipelineWindow = 32;
+const std::size_t kPipelineWindow = 128; // commands in flight: a batch (fetcher.cpp)
 } // namespace
 
 std::vector<Pop3BatchReply>

@@ -271,6 +271,10 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
     }
     st.nextPollAt = next / 1000;
     try {
+        // The status is not worth an fsync per poll (a thousand idle accounts
+        // would make that most of the work): the next synced commit, or the
+        // next poll, takes care of it.
+        store.setCommitSync(false);
         Transaction tx(store.session());
         ms.saveStatus(st);
         if (!idle) {
@@ -282,9 +286,14 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
             ms.log(e);
         }
         tx.commit();
+        store.setCommitSync(true);
     } catch (const std::exception& e) {
         log.error("account=" + account.name +
                   " cannot record its status: " + std::string(e.what()));
+        try {
+            store.setCommitSync(true);
+        } catch (...) {
+        }
     }
     std::lock_guard<std::mutex> lock(shared.mutex);
     shared.nextPoll[account.name] = next;
@@ -454,9 +463,13 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
             shared.wake.wait(lock, [&] { return shared.running.empty() || stopping.load(); });
             break;
         }
-        // Until the next poll is due (a finished poll wakes us too).
+        // Until the next poll is due. Workers share the condition variable:
+        // their wake-ups only re-check the predicate, they do not cost a
+        // pass over every account.
         std::unique_lock<std::mutex> lock(shared.mutex);
-        shared.wake.wait_until(lock, Clock::time_point(Millis(wakeAt)));
+        shared.wake.wait_until(lock, Clock::time_point(Millis(wakeAt)), [&] {
+            return stopping.load() || reload.load() || nowMillis() >= wakeAt;
+        });
     }
     {
         // Under the mutex: a worker between its predicate check and its wait
