@@ -51,24 +51,27 @@ private:
     void load()
     {
         const std::string path = pgsqlModulePath();
-        const std::string hint = std::string(" (database.driver = postgresql needs it; ") +
-                                 kModuleDirEnv + " overrides the directory)";
+        auto fail = [&](std::string why) {
+            if (library_.isLoaded())
+                library_.unload(); // not ours: the next session may find the right one
+            if (why.find(path) == std::string::npos)
+                why = path + ": " + why;
+            throw Poco::LibraryLoadException(why + " (the PostgreSQL driver; $" + kModuleDirEnv +
+                                             " overrides its directory)");
+        };
         try {
             // Never unloaded: the sessions' code lives in the module.
             library_.load(path);
         } catch (const Poco::Exception& e) {
-            throw Poco::LibraryLoadException("PostgreSQL module " + path + ": " + e.message() +
-                                             hint);
+            fail(e.message());
         }
         if (!library_.hasSymbol("popgate_pgsql_version") ||
             !library_.hasSymbol("popgate_pgsql_connector"))
-            throw Poco::LibraryLoadException("PostgreSQL module " + path +
-                                             ": not a popgate module" + hint);
+            fail("not a popgate module");
         auto version = reinterpret_cast<decltype(&popgate_pgsql_version)>(
             library_.getSymbol("popgate_pgsql_version"));
         if (std::strcmp(version(), POPGATE_VERSION) != 0)
-            throw Poco::LibraryLoadException("PostgreSQL module " + path + ": built for popgate " +
-                                             version() + ", this is " POPGATE_VERSION + hint);
+            fail(std::string("built for popgate ") + version() + ", this is " POPGATE_VERSION);
         auto make = reinterpret_cast<decltype(&popgate_pgsql_connector)>(
             library_.getSymbol("popgate_pgsql_connector"));
         real_.reset(make());
