@@ -170,7 +170,8 @@ expected="/usr/sbin/popgated /usr/sbin/popgatectl
 /usr/share/doc/popgate/README.Debian.gz /usr/share/doc/popgate/copyright
 /usr/share/doc/popgate/examples/main.cf.popgate /usr/share/doc/popgate/examples/master.cf.popgate
 /usr/share/doc/popgate/mta-integration.md.gz
-/var/lib/popgate /var/spool/popgate /var/log/popgate"
+/var/lib/popgate /var/spool/popgate /var/log/popgate
+/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/popgate/popgate-pgsql.so"
 missing=""
 for f in $expected; do grep -qx "$f" "$work/contents" || missing="$missing $f"; done
 check "dpkg -c lists the expected files${missing:+ (missing:$missing)}" test -z "$missing"
