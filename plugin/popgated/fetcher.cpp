@@ -103,7 +103,9 @@ namespace
 {
 
 constexpr std::size_t kBatchMessages = 128;          ///< messages per commit pair
-constexpr std::int64_t kBatchOctets = 2 * 1024 * 1024; ///< announced octets per batch
+constexpr std::int64_t kBatchOctets = 1024 * 1024; ///< announced octets per batch
+constexpr std::size_t kOutcomeGroup = 16;           ///< MTA replies per commit, at most
+constexpr std::chrono::milliseconds kOutcomeDelay{10}; ///< and the oldest waits no longer
 
 // Item - one message of a batch, from RETR to the MTA's reply. The streams
 // are stacked: out -> rewriter -> spoolStream -> spool (destroyed in reverse).
@@ -232,9 +234,15 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
             }
         };
 
-        // What this poll has to move; what is done already is only deleted.
+        // What this poll has to move (a few words each: the messages' state
+        // lives in a batch at a time); what is done already is only deleted.
+        struct Candidate {
+            const Pop3Uid* uid;
+            std::int64_t listed;
+            const MessageRecord* row; ///< nullptr: no ledger row yet
+        };
         const std::int64_t now0 = nowSeconds();
-        std::vector<Item> todo;
+        std::vector<Candidate> todo;
         for (const auto& u : uids) {
             auto row = rows.find(u.uid);
             if (row != rows.end()) {
@@ -252,17 +260,9 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                 if (r.state == MessageState::Deferred && r.retryAt > now0)
                     continue;
             }
-            Item it;
-            it.uid = u;
-            it.listed = sizes.count(u.number) ? sizes[u.number] : -1;
-            it.hadRow = row != rows.end();
-            if (it.hadRow)
-                it.original = row->second;
-            it.rec = it.original;
-            it.rec.accountId = account.id;
-            it.rec.uidl = u.uid;
-            it.rec.size = it.listed;
-            todo.push_back(std::move(it));
+            auto size = sizes.find(u.number);
+            todo.push_back({&u, size != sizes.end() ? size->second : -1,
+                            row != rows.end() ? &row->second : nullptr});
         }
 
         bool endSession = false;
@@ -281,32 +281,6 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                 todo.clear();
             }
         }
-        // Size limits: the account's own and the MTA's announced SIZE.
-        {
-            std::vector<Item> fits;
-            for (auto& it : todo) {
-                std::string tooLarge;
-                if (account.maxMessageSize > 0 && it.listed > account.maxMessageSize)
-                    tooLarge = "message too large: " + std::to_string(it.listed) +
-                               " octets, account limit " + std::to_string(account.maxMessageSize);
-                else if (mta.sizeLimit() > 0 && it.listed > mta.sizeLimit())
-                    tooLarge = "message too large: " + std::to_string(it.listed) +
-                               " octets, MTA SIZE " + std::to_string(mta.sizeLimit());
-                if (tooLarge.empty()) {
-                    fits.push_back(std::move(it));
-                    continue;
-                }
-                it.rec.state = MessageState::Failed;
-                it.rec.reason = tooLarge;
-                record("a refusal", [&] {
-                    saveRow(it.rec);
-                    logEntry(it, "failed", "", tooLarge);
-                });
-                logLine(it, "failed", "(" + tooLarge + "; kept on the server)");
-                ++report.failed;
-            }
-            todo.swap(fits);
-        }
 
         std::size_t next = 0;
         while (next < todo.size() && !endSession) {
@@ -317,15 +291,51 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                             "the rest waits for the next poll");
                 break;
             }
-            // The batch: up to kBatchMessages, kBatchOctets announced (at least one).
-            std::vector<Item*> batch;
+            // The batch: up to kBatchMessages, kBatchOctets announced (at least
+            // one). Too large for the account or the MTA: recorded as failed.
+            std::vector<Item> items;
+            items.reserve(kBatchMessages);
             std::int64_t octets = 0;
-            while (next < todo.size() && batch.size() < kBatchMessages &&
-                   (batch.empty() || octets + std::max<std::int64_t>(todo[next].listed, 0) <=
-                                         kBatchOctets)) {
-                octets += std::max<std::int64_t>(todo[next].listed, 0);
-                batch.push_back(&todo[next++]);
+            while (next < todo.size() && items.size() < kBatchMessages &&
+                   (items.empty() ||
+                    octets + std::max<std::int64_t>(todo[next].listed, 0) <= kBatchOctets)) {
+                const Candidate& c = todo[next++];
+                Item it;
+                it.uid = *c.uid;
+                it.listed = c.listed;
+                it.hadRow = c.row != nullptr;
+                if (c.row)
+                    it.original = *c.row;
+                it.rec = it.original;
+                it.rec.accountId = account.id;
+                it.rec.uidl = it.uid.uid;
+                it.rec.size = it.listed;
+                std::string tooLarge;
+                if (account.maxMessageSize > 0 && it.listed > account.maxMessageSize)
+                    tooLarge = "message too large: " + std::to_string(it.listed) +
+                               " octets, account limit " + std::to_string(account.maxMessageSize);
+                else if (mta.sizeLimit() > 0 && it.listed > mta.sizeLimit())
+                    tooLarge = "message too large: " + std::to_string(it.listed) +
+                               " octets, MTA SIZE " + std::to_string(mta.sizeLimit());
+                if (!tooLarge.empty()) {
+                    it.rec.state = MessageState::Failed;
+                    it.rec.reason = tooLarge;
+                    record("a refusal", [&] {
+                        saveRow(it.rec);
+                        logEntry(it, "failed", "", tooLarge);
+                    });
+                    logLine(it, "failed", "(" + tooLarge + "; kept on the server)");
+                    ++report.failed;
+                    continue;
+                }
+                octets += std::max<std::int64_t>(it.listed, 0);
+                items.push_back(std::move(it));
             }
+            if (items.empty())
+                continue;
+            std::vector<Item*> batch;
+            for (auto& it : items)
+                batch.push_back(&it);
 
             // RETR, pipelined, each message through the rewriter into its spool.
             Poco::File(spoolTmp).createDirectories();
@@ -467,11 +477,13 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                 scheduleDelete(it->uid);
             }
 
-            // SMTP, pipelined. Each outcome is committed as soon as the MTA
-            // answered, with its message-log row: a crash of popgated can then
-            // resend (duplicate) at most the one message whose 250 it had not
-            // recorded yet. Those commits are not flushed one by one; the last
-            // of the batch is, before anything depends on them (DELE).
+            // SMTP, pipelined. Outcomes are committed, with their message-log
+            // rows, as the MTA answers: whenever kOutcomeGroup are pending or
+            // the oldest has waited kOutcomeDelay, so that a crash of popgated
+            // resends (duplicates, with the same X-Popgate-Id) only what the
+            // MTA accepted in the last few milliseconds. Those commits are not
+            // flushed one by one; the batch's last one is, before anything
+            // depends on them (DELE).
             std::vector<SmtpMessage> messages;
             for (Item* it : sending) {
                 SmtpMessage m;
@@ -484,74 +496,96 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                 };
                 messages.push_back(std::move(m));
             }
+            struct Outcome {
+                Item* it;
+                std::string status; ///< delivered, deferred, failed, uncertain
+                std::string queueId;
+                std::string detail; ///< the MTA's reply, or what went wrong
+            };
+            std::vector<Outcome> outcomes;
+            auto oldest = std::chrono::steady_clock::now();
             bool relaxed = false;
+            auto flushOutcomes = [&](bool last) {
+                if (last == relaxed) { // the batch's last commit is synced, the others not
+                    store_.setCommitSync(last);
+                    relaxed = !last;
+                }
+                record("the deliveries", [&] {
+                    for (auto& o : outcomes) {
+                        saveRow(o.it->rec);
+                        // A copy that did not get in: the milter must not count it as delivered.
+                        if (o.status == "deferred" || o.status == "failed")
+                            MilterSeen(store_).forget(account.id, o.it->uid.uid);
+                        logEntry(*o.it, o.status, o.queueId, o.detail);
+                    }
+                });
+                for (auto& o : outcomes) {
+                    if (o.status == "delivered") {
+                        logLine(*o.it, "delivered",
+                                "relay=" + mta.relay() +
+                                    " queue-id=" + (o.queueId.empty() ? "-" : o.queueId) + " (" +
+                                    o.detail + ")");
+                        ++report.delivered;
+                        scheduleDelete(o.it->uid);
+                        continue;
+                    }
+                    logLine(*o.it, o.status, "relay=" + mta.relay() + " (" + o.detail + ")");
+                    if (o.status == "deferred")
+                        ++report.deferred;
+                    else if (o.status == "failed")
+                        ++report.failed;
+                }
+                outcomes.clear();
+            };
             auto outcome = [&](std::size_t k, const SmtpResult& r) {
                 Item& it = *sending[k];
-                const bool last = k + 1 == sending.size() ||
-                                  r.kind == SmtpResult::Kind::Unreachable ||
-                                  r.kind == SmtpResult::Kind::Uncertain;
-                if (last && relaxed) {
-                    store_.setCommitSync(true);
-                    relaxed = false;
-                } else if (!last && !relaxed) {
-                    store_.setCommitSync(false);
-                    relaxed = true;
-                }
+                if (outcomes.empty())
+                    oldest = std::chrono::steady_clock::now();
                 if (r.kind == SmtpResult::Kind::Accepted) {
                     it.rec.state = MessageState::Injected;
                     it.rec.queueId = r.queueId;
                     it.rec.reason.clear();
-                    record("the delivery", [&] {
-                        saveRow(it.rec);
-                        logEntry(it, "delivered", r.queueId, r.reply);
-                    });
-                    logLine(it, "delivered",
-                            "relay=" + mta.relay() +
-                                " queue-id=" + (r.queueId.empty() ? "-" : r.queueId) + " (" +
-                                r.reply + ")");
-                    ++report.delivered;
-                    scheduleDelete(it.uid);
-                    return;
+                    outcomes.push_back({&it, "delivered", r.queueId, r.reply});
+                } else {
+                    const Failure f = r.kind == SmtpResult::Kind::Temporary ? Failure::MtaTemporary
+                                      : r.kind == SmtpResult::Kind::Permanent
+                                          ? Failure::MtaPermanent
+                                      : r.kind == SmtpResult::Kind::Uncertain
+                                          ? Failure::MtaUncertain
+                                          : Failure::MtaUnreachable;
+                    const Decision d = decide(f);
+                    const std::string words = r.describe(mta.relay());
+                    switch (d.message) {
+                    case MessageOutcome::RetryLater:
+                        it.rec.state = MessageState::Deferred;
+                        it.rec.retryAt = nowSeconds() + messageRetryDelay(it.rec.attempts);
+                        break;
+                    case MessageOutcome::MarkFailed:
+                        it.rec.state = MessageState::Failed;
+                        break;
+                    case MessageOutcome::Uncertain:
+                    case MessageOutcome::None:
+                        break; // stays "injecting": resent with the same X-Popgate-Id
+                    }
+                    it.rec.reason = words;
+                    outcomes.push_back({&it,
+                                        it.rec.state == MessageState::Injecting
+                                            ? "uncertain"
+                                            : messageStateName(it.rec.state),
+                                        "", words});
+                    if (d.endSession && !endSession) {
+                        endSession = true;
+                        quit = d.quit;
+                        fail(f, words);
+                    }
                 }
-                const Failure f = r.kind == SmtpResult::Kind::Temporary   ? Failure::MtaTemporary
-                                  : r.kind == SmtpResult::Kind::Permanent ? Failure::MtaPermanent
-                                  : r.kind == SmtpResult::Kind::Uncertain ? Failure::MtaUncertain
-                                                                          : Failure::MtaUnreachable;
-                const Decision d = decide(f);
-                const std::string words = r.describe(mta.relay());
-                switch (d.message) {
-                case MessageOutcome::RetryLater:
-                    it.rec.state = MessageState::Deferred;
-                    it.rec.retryAt = nowSeconds() + messageRetryDelay(it.rec.attempts);
-                    break;
-                case MessageOutcome::MarkFailed:
-                    it.rec.state = MessageState::Failed;
-                    break;
-                case MessageOutcome::Uncertain:
-                case MessageOutcome::None:
-                    break; // stays "injecting": resent with the same X-Popgate-Id
-                }
-                it.rec.reason = words;
-                const std::string state = it.rec.state == MessageState::Injecting
-                                              ? "uncertain"
-                                              : messageStateName(it.rec.state);
-                record("the outcome", [&] {
-                    saveRow(it.rec);
-                    // This copy did not get in: the milter must not count it as delivered.
-                    if (it.rec.state != MessageState::Injecting)
-                        MilterSeen(store_).forget(account.id, it.uid.uid);
-                    logEntry(it, state, "", words);
-                });
-                logLine(it, state, "relay=" + mta.relay() + " (" + words + ")");
-                if (it.rec.state == MessageState::Deferred)
-                    ++report.deferred;
-                else if (it.rec.state == MessageState::Failed)
-                    ++report.failed;
-                if (d.endSession && !endSession) {
-                    endSession = true;
-                    quit = d.quit;
-                    fail(f, words);
-                }
+                // The last result of the batch: all of it, or the one that ended the session.
+                const bool last = k + 1 == sending.size() ||
+                                  r.kind == SmtpResult::Kind::Unreachable ||
+                                  r.kind == SmtpResult::Kind::Uncertain;
+                if (last || outcomes.size() >= kOutcomeGroup ||
+                    std::chrono::steady_clock::now() - oldest >= kOutcomeDelay)
+                    flushOutcomes(last);
             };
             std::size_t attempted = 0;
             try {
