@@ -76,6 +76,13 @@ std::string placeholders(std::size_t rows, std::size_t columns, std::size_t firs
     return out;
 }
 
+// inList - "$first, $first+1, ..." for an IN (...) of n values.
+std::string inList(std::size_t n, std::size_t first)
+{
+    const std::string row = placeholders(1, n, first); // "($first, ...)"
+    return row.substr(1, row.size() - 2);
+}
+
 constexpr std::size_t kRowsPerStatement = 16;
 
 } // namespace
@@ -219,9 +226,7 @@ void MessageStore::markDeleted(std::int64_t accountId, const std::vector<std::st
         Transaction tx(store_.session());
         for (std::size_t first = 0; first < uidls.size(); first += kRowsPerStatement) {
             const std::size_t rows = std::min(kRowsPerStatement, uidls.size() - first);
-            std::string in;
-            for (std::size_t i = 0; i < rows; ++i)
-                in += (i ? ", $" : "$") + std::to_string(i + 3);
+            const std::string in = inList(rows, 3);
             Statement update(store_.session());
             update << "UPDATE messages SET deleted = 1, updated_at = $1 "
                       "WHERE account_id = $2 AND uidl IN ("
@@ -266,9 +271,7 @@ MessageStore::duplicatesOf(std::int64_t accountId, const std::vector<std::string
     try {
         for (std::size_t first = 0; first < messageIds.size(); first += kRowsPerStatement) {
             const std::size_t rows = std::min(kRowsPerStatement, messageIds.size() - first);
-            std::string in;
-            for (std::size_t i = 0; i < rows; ++i)
-                in += (i ? ", $" : "$") + std::to_string(i + 3);
+            const std::string in = inList(rows, 3);
             Statement select(store_.session());
             select << "SELECT message_id, uidl FROM messages WHERE account_id = $1 AND "
                       "created_at >= $2 AND state IN ('injecting', 'injected', 'ignored') AND "
