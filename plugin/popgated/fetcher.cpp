@@ -514,7 +514,8 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                     for (auto& o : outcomes) {
                         saveRow(o.it->rec);
                         // A copy that did not get in: the milter must not count it as delivered.
-                        if (o.status == "deferred" || o.status == "failed")
+                        if (o.it->rec.state == MessageState::Deferred ||
+                            o.it->rec.state == MessageState::Failed)
                             MilterSeen(store_).forget(account.id, o.it->uid.uid);
                         logEntry(*o.it, o.status, o.queueId, o.detail);
                     }
@@ -619,13 +620,7 @@ PollReport Fetcher::poll(const Account& account, const std::string& secret, Prot
                     }
                 });
             }
-            for (Item* it : batch) { // spools go now, not at the end of the poll
-                it->out.reset();
-                it->rewriter.reset();
-                it->spoolStream.reset();
-                it->spool.reset();
-            }
-            if (refused)
+            if (refused) // the batch's items (and spools) go with this scope either way
                 std::rethrow_exception(refused);
         }
 
