@@ -1,6 +1,6 @@
-// fetch_crash_test - kill -9 popgated at random points while it moves 300
-// messages from two Dovecot accounts into Postfix, round after round (fixed
-// seed), then let one clean run finish: every message must be in Postfix's
+// fetch_crash_test - kill -9 popgated at random points while it moves mail
+// from two Dovecot accounts into Postfix (5 new messages per account each
+// round), round after round (fixed seed), then let one clean run finish: every message must be in Postfix's
 // maildir (counted by Message-ID), none lost, and the mailboxes empty.
 // A kill between the MTA's 250 and the ledger write may duplicate a message
 // by design (popgate errs toward duplicates; the milter suppresses them, and
@@ -43,9 +43,12 @@ int countOf(const std::string& text, const std::string& what)
 
 BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
 {
-    const int kMinRounds = 40, kMaxRounds = 80;     // rounds with a kill: at least 40, and on
-    const int kMinKills = 30, kMinMidTransfer = 10; // until enough kills landed mid-run
-    const int kFeedRounds = 30;                     // rounds before which new mail arrives
+    // Rounds with a kill: at least 40, and on until enough kills landed
+    // mid-run. How many runs finish before their kill depends on the machine
+    // (a batch of 10 messages may be through in 20 ms), so the count of rounds
+    // is the variable, not the count of kills; every round brings new mail.
+    const int kMinRounds = 40, kMaxRounds = 250;
+    const int kMinKills = 30, kMinMidTransfer = 10;
     const int kPerAccountPerRound = 5;
     // Where a kill lands. Plain delays after exec (0-300 ms) depend on the
     // machine: popgated needs 150-400 ms to its first hand-over (TLS login to
@@ -82,15 +85,14 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
                                                killedMidTransfer < kMinMidTransfer);
          ++round) {
         ++rounds;
-        if (round < kFeedRounds)
-            for (const auto& [account, maildir] : maildirOf)
-                for (int i = 0; i < kPerAccountPerRound; ++i) {
-                    const std::string id = mid(round, account, i);
-                    expected[id] = account;
-                    dropMessage(maildir, message({"From: crash@example.com", "Message-ID: " + id,
-                                                  "Subject: round " + std::to_string(round)},
-                                                 "message " + id + "\r\n"));
-                }
+        for (const auto& [account, maildir] : maildirOf)
+            for (int i = 0; i < kPerAccountPerRound; ++i) {
+                const std::string id = mid(round, account, i);
+                expected[id] = account;
+                dropMessage(maildir, message({"From: crash@example.com", "Message-ID: " + id,
+                                              "Subject: round " + std::to_string(round)},
+                                             "message " + id + "\r\n"));
+            }
         const std::size_t logBefore = readFile(logFile).size();
         const int mode = percent(rng);
         const bool isEarly = mode < kEarlyPercent,
@@ -184,7 +186,6 @@ BOOST_AUTO_TEST_CASE(kill_9_at_random_points_loses_nothing)
            << spoolLeft;
     BOOST_TEST_MESSAGE(report.str());
 
-    BOOST_TEST(expected.size() == 300u);
     BOOST_TEST(killedMidRun >= kMinKills, "at least 30 kills landed while popgated ran");
     BOOST_TEST(killedMidTransfer >= kMinMidTransfer, "kills landed while messages moved");
     BOOST_TEST(losses == 0);
