@@ -141,13 +141,6 @@ void FilterStore::checkAddressFilter(const EmailAddressFilter& filter) const
     refuseDuplicates(filter, filter.exceptions, "exceptions");
 }
 
-void FilterStore::bumpGeneration()
-{
-    store_.session() << "UPDATE config_generation SET generation = generation + 1, updated_at = $1 "
-                        "WHERE id = 1",
-        bind(Poco::Int64(nowSeconds())), now;
-}
-
 std::optional<std::int64_t> FilterStore::idOf(const char* table, const std::string& name)
 {
     Statement select(store_.session());
@@ -269,7 +262,7 @@ void FilterStore::addSystemFilter(SystemAddressFilter& f)
             bind(int(f.isDefault)), bind(f.description), bind(Poco::Int64(at)),
             bind(Poco::Int64(at)), now;
         const auto id = idOf("system_filters", f.name);
-        bumpGeneration();
+        store_.bumpGeneration();
         tx.commit();
         f.id = id.value_or(0);
     } catch (const Poco::Exception& e) {
@@ -296,7 +289,7 @@ void FilterStore::updateSystemFilter(const SystemAddressFilter& f)
             bind(f.description), bind(Poco::Int64(nowSeconds())), bind(f.name);
         if (update.execute() == 0)
             throw InputError(systemName(f.name) + ": no such system filter");
-        bumpGeneration();
+        store_.bumpGeneration();
         tx.commit();
     } catch (const Poco::Exception& e) {
         if (f.isDefault && f.active)
@@ -333,7 +326,7 @@ bool FilterStore::removeSystemFilter(const std::string& name)
         del << "DELETE FROM system_filters WHERE name = $1", bind(name);
         if (del.execute() == 0)
             return false;
-        bumpGeneration();
+        store_.bumpGeneration();
         tx.commit();
         return true;
     } catch (const Poco::Exception& e) {
@@ -420,7 +413,7 @@ void FilterStore::addAddressFilter(EmailAddressFilter& f)
             bind(Poco::Int64(at)), now;
         const std::int64_t id = idOf("address_filters", f.name).value_or(0);
         writePatterns(id, f);
-        bumpGeneration();
+        store_.bumpGeneration();
         tx.commit();
         f.id = id;
     } catch (const Poco::Exception& e) {
@@ -441,7 +434,7 @@ void FilterStore::updateAddressFilter(const EmailAddressFilter& f)
             bind(filterTypeName(f.type)), bind(int(f.active)), bind(Poco::Int64(nowSeconds())),
             bind(Poco::Int64(*id)), now;
         writePatterns(*id, f);
-        bumpGeneration();
+        store_.bumpGeneration();
         tx.commit();
     } catch (const Poco::Exception& e) {
         throw dbError(store_, "cannot update " + addressName(f.name), e);
@@ -478,7 +471,7 @@ bool FilterStore::removeAddressFilter(const std::string& name)
         del << "DELETE FROM address_filters WHERE name = $1", bind(name);
         if (del.execute() == 0)
             return false;
-        bumpGeneration();
+        store_.bumpGeneration();
         tx.commit();
         return true;
     } catch (const Poco::Exception& e) {
@@ -508,7 +501,7 @@ void FilterStore::attach(const std::string& systemFilter, const std::string& add
                "FROM system_filter_members WHERE system_filter_id = $3",
             bind(Poco::Int64(system->id)), bind(Poco::Int64(address->id)),
             bind(Poco::Int64(system->id)), now;
-        bumpGeneration();
+        store_.bumpGeneration();
         tx.commit();
     } catch (const Poco::Exception& e) {
         throw dbError(store_,
@@ -535,7 +528,7 @@ void FilterStore::detach(const std::string& systemFilter, const std::string& add
         if (del.execute() == 0)
             throw InputError(systemName(systemFilter) + ": " + addressName(addressFilterName) +
                              " is not attached");
-        bumpGeneration();
+        store_.bumpGeneration();
         tx.commit();
     } catch (const Poco::Exception& e) {
         throw dbError(store_,
@@ -545,32 +538,32 @@ void FilterStore::detach(const std::string& systemFilter, const std::string& add
     }
 }
 
-std::int64_t FilterStore::generation()
+FilterResolution FilterStore::resolveForAccount(const Account& account)
 {
     try {
-        Poco::Int64 g = 0;
-        store_.session() << "SELECT generation FROM config_generation WHERE id = 1", into(g), now;
-        return g;
-    } catch (const Poco::Exception& e) {
-        throw dbError(store_, "cannot read the config generation", e);
+        FilterResolution r = resolve(account.filter);
+        if (!r.warning.empty())
+            r.warning = "account '" + account.name + "': " + r.warning;
+        return r;
+    } catch (const OperationError& e) {
+        throw OperationError("account '" + account.name + "': " + e.what());
     }
 }
 
-FilterResolution FilterStore::resolveForAccount(const Account& account)
+FilterResolution FilterStore::resolve(const std::string& accountFilter)
 {
     FilterResolution r;
-    if (!account.filter.empty()) {
-        auto f = loadSystemFilter(account.filter);
+    if (!accountFilter.empty()) {
+        auto f = loadSystemFilter(accountFilter);
         if (!f)
-            throw OperationError("account '" + account.name +
-                                 "': filter: " + systemName(account.filter) + " does not exist");
+            throw OperationError("filter: " + systemName(accountFilter) + " does not exist");
         if (!f->active) {
-            r.warning = "account '" + account.name + "': filter: " + systemName(f->name) +
+            r.warning = "filter: " + systemName(f->name) +
                         " is inactive; no filter applies (all mail allowed)";
             return r;
         }
         if (f->direction != Direction::Inbound)
-            r.warning = "account '" + account.name + "': filter: " + systemName(f->name) +
+            r.warning = "filter: " + systemName(f->name) +
                         " is an outbound filter; applied to inbound mail anyway";
         r.filter = std::move(f);
         r.source = FilterSource::Account;

@@ -81,14 +81,18 @@ public:
     /// it was not attached.
     void detach(const std::string& systemFilter, const std::string& addressFilter);
 
-    /// generation - the config generation; it grows with every filter change.
-    std::int64_t generation();
+    /// generation - the config generation (Store::generation): it grows with
+    /// every filter change, and every account change.
+    std::int64_t generation() { return store_.generation(); }
 
     /// resolveForAccount - the account's own filter if set, else the active inbound
     /// default, else none. An inactive account filter counts as none and sets a
     /// warning. Throws OperationError naming account and filter when the account's
     /// filter does not exist.
     FilterResolution resolveForAccount(const Account& account);
+    /// resolve - the same for an account whose filter field is accountFilter;
+    /// the warning and errors do not name an account.
+    FilterResolution resolve(const std::string& accountFilter);
 
 private:
     Store& store_;
@@ -97,7 +101,6 @@ private:
     void checkSystemFilter(const SystemAddressFilter& filter) const;
     void checkAddressFilter(const EmailAddressFilter& filter) const;
     void writePatterns(std::int64_t addressFilterId, const EmailAddressFilter& filter);
-    void bumpGeneration();
     std::optional<std::int64_t> idOf(const char* table, const std::string& name);
     std::optional<std::string> otherActiveDefault(const SystemAddressFilter& filter);
     void loadMembers(SystemAddressFilter& filter);

@@ -272,6 +272,7 @@ void Store::addAccount(Account& a)
             now;
         Poco::Int64 id = 0;
         *session_ << "SELECT id FROM accounts WHERE name = $1", bind(a.name), into(id), now;
+        bumpGeneration();
         tx.commit();
         a.id = id;
     } catch (const Poco::Exception& e) {
@@ -283,6 +284,7 @@ void Store::updateAccount(Account& a)
 {
     a.updatedAt = nowSeconds();
     try {
+        Transaction tx(*session_);
         std::size_t rows = 0;
         Statement update(*session_);
         update
@@ -303,6 +305,8 @@ void Store::updateAccount(Account& a)
         rows = update.execute();
         if (rows == 0)
             throw OperationError("account '" + a.name + "': no longer in the database");
+        bumpGeneration();
+        tx.commit();
     } catch (const Poco::Exception& e) {
         throw dbError(description_, "cannot update account '" + flatten(a.name) + "'", e);
     }
@@ -311,12 +315,35 @@ void Store::updateAccount(Account& a)
 bool Store::removeAccount(const std::string& name)
 {
     try {
+        Transaction tx(*session_);
         Statement del(*session_);
         del << "DELETE FROM accounts WHERE name = $1", bind(name);
-        return del.execute() > 0;
+        if (del.execute() == 0)
+            return false;
+        bumpGeneration();
+        tx.commit();
+        return true;
     } catch (const Poco::Exception& e) {
         throw dbError(description_, "cannot remove account '" + flatten(name) + "'", e);
     }
+}
+
+std::int64_t Store::generation()
+{
+    try {
+        Poco::Int64 g = 0;
+        *session_ << "SELECT generation FROM config_generation WHERE id = 1", into(g), now;
+        return g;
+    } catch (const Poco::Exception& e) {
+        throw dbError(description_, "cannot read the config generation", e);
+    }
+}
+
+void Store::bumpGeneration()
+{
+    *session_ << "UPDATE config_generation SET generation = generation + 1, updated_at = $1 "
+                 "WHERE id = 1",
+        bind(Poco::Int64(nowSeconds())), now;
 }
 
 void Store::setCommitSync(bool sync)

@@ -53,6 +53,13 @@ public:
     /// removeAccount - false when there was no such account.
     bool removeAccount(const std::string& name);
 
+    /// generation - the configuration generation: it grows with every change
+    /// to an account or a filter (each in the change's own transaction), so a
+    /// daemon re-reads its accounts and filters only when it moved.
+    std::int64_t generation();
+    /// bumpGeneration - for writers of configuration, inside their transaction.
+    void bumpGeneration();
+
     Poco::Data::Session& session() { return *session_; }
     /// setCommitSync - true (the default): a commit is on disk when it
     /// returns. false: commits are written but not flushed (SQLite
