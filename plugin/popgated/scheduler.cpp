@@ -23,6 +23,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <queue>
 #include <random>
 #include <set>
 #include <signal.h>
@@ -79,15 +80,30 @@ private:
     std::int64_t polls_ = 0, max_ = 0, over2s_ = 0;
 };
 
+using Due = std::pair<std::int64_t, std::string>; ///< (unix milliseconds, account)
+
 struct Shared {
     std::mutex mutex;
-    std::condition_variable wake;
+    std::condition_variable work; ///< workers: an account is queued, or done
+    std::condition_variable tick; ///< the scheduler: a poll is due sooner, or (once) one ended
     std::deque<std::pair<Account, std::int64_t>> queue; ///< with its due time (ms, 0: unscheduled)
     std::set<std::string> running;
-    std::map<std::string, std::int64_t> nextPoll; ///< unix milliseconds
+    /// Each scheduled account's next poll (unix ms); due holds the same in
+    /// time order, plus entries superseded since, which popping skips.
+    std::map<std::string, std::int64_t> nextPoll;
+    std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due;
+    std::int64_t schedulerWakeAt = 0; ///< when the scheduler looks at due next
+    bool once = false;
     int failedPolls = 0;
     int finishedPolls = 0;
     Lateness lateness;
+
+    /// schedule - the account's next poll at ms; under the mutex.
+    void schedule(const std::string& name, std::int64_t ms)
+    {
+        nextPoll[name] = ms;
+        due.emplace(ms, name);
+    }
 };
 
 FetchSettings fetchSettings(const Config& c)
@@ -127,8 +143,10 @@ std::int64_t firstPollIn(std::int64_t interval)
     return d(rng);
 }
 
-// FilterCache - each worker's compiled filters, rebuilt when the filter
-// configuration generation changes (a filter edit reaches the next poll).
+// FilterCache - each worker's compiled filters, by the account's filter
+// field ("": the inbound default), rebuilt when the configuration generation
+// changes: a filter edit reaches the next poll, and a thousand accounts on
+// one filter compile it once per worker, not once each.
 class FilterCache
 {
 public:
@@ -142,32 +160,42 @@ public:
     std::shared_ptr<const CompiledFilter> get(const Account& account)
     {
         const std::int64_t generation = filters_.generation();
-        auto it = cache_.find(account.name);
-        if (it != cache_.end() && it->second.generation == generation &&
-            it->second.filterName == account.filter)
-            return it->second.filter;
-        FilterResolution r = filters_.resolveForAccount(account);
-        if (!r.warning.empty())
-            log_.warning("account=" + account.name + " " + r.warning);
-        Entry e;
-        e.generation = generation;
-        e.filterName = account.filter;
-        if (r.filter)
-            e.filter = std::make_shared<const CompiledFilter>(*r.filter, options_);
-        cache_[account.name] = e;
-        return e.filter;
+        if (generation != generation_) {
+            cache_.clear();
+            warned_.clear();
+            generation_ = generation;
+        }
+        auto it = cache_.find(account.filter);
+        if (it == cache_.end()) {
+            FilterResolution r;
+            try {
+                r = filters_.resolve(account.filter);
+            } catch (const OperationError& e) {
+                throw OperationError("account '" + account.name + "': " + e.what());
+            }
+            Entry e;
+            e.warning = r.warning;
+            if (r.filter)
+                e.filter = std::make_shared<const CompiledFilter>(*r.filter, options_);
+            it = cache_.emplace(account.filter, std::move(e)).first;
+        }
+        // A warning once per account and generation, as an operator reads it.
+        if (!it->second.warning.empty() && warned_.insert(account.name).second)
+            log_.warning("account=" + account.name + " " + it->second.warning);
+        return it->second.filter;
     }
 
 private:
     struct Entry {
-        std::int64_t generation = 0;
-        std::string filterName;
         std::shared_ptr<const CompiledFilter> filter;
+        std::string warning;
     };
     FilterStore filters_;
     Poco::Logger& log_;
     FilterOptions options_;
-    std::map<std::string, Entry> cache_;
+    std::int64_t generation_ = -1;
+    std::map<std::string, Entry> cache_; ///< by filter field
+    std::set<std::string> warned_;       ///< accounts warned about in this generation
 };
 
 // pollOne - one account, from the worker's own store; updates its status.
@@ -296,12 +324,19 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
         }
     }
     std::lock_guard<std::mutex> lock(shared.mutex);
-    shared.nextPoll[account.name] = next;
     shared.running.erase(account.name);
     ++shared.finishedPolls;
     if (!report.ok)
         ++shared.failedPolls;
-    shared.wake.notify_all();
+    if (shared.once) {
+        shared.tick.notify_one();
+    } else {
+        shared.schedule(account.name, next);
+        if (next < shared.schedulerWakeAt) {
+            shared.schedulerWakeAt = next;
+            shared.tick.notify_one();
+        }
+    }
 }
 
 // sweepSpool - remove spool files a killed popgated left behind: their
@@ -354,6 +389,24 @@ void housekeeping(const Config& config, Store& store, Poco::Logger& log)
     }
 }
 
+// provision - make the store match accounts_dir (at start and on SIGHUP).
+// Throws InputError for a bad file, OperationError for the database.
+void provision(const Config& config, Store& main, Poco::Logger& log)
+{
+    const auto declared = loadProvisioned(config.str("accounts_dir"));
+    if (declared.empty())
+        return;
+    const auto r =
+        applyProvisioned(main, SecretBox::loadOrCreate(config.str("secret_key_file")), declared);
+    for (const auto& n : r.added)
+        log.notice("account=" + n + " provisioned from " + config.str("accounts_dir"));
+    for (const auto& n : r.updated)
+        log.notice("account=" + n + " updated from " + config.str("accounts_dir"));
+    for (const auto& n : r.deactivated)
+        log.warning("account=" + n + " deactivated: its file in " + config.str("accounts_dir") +
+                    " is gone");
+}
+
 } // namespace
 
 int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Logger& log,
@@ -361,20 +414,7 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
 {
     Store main(config);
     main.requireCurrentSchema();
-    {
-        const auto declared = loadProvisioned(config.str("accounts_dir"));
-        if (!declared.empty()) {
-            const auto r = applyProvisioned(
-                main, SecretBox::loadOrCreate(config.str("secret_key_file")), declared);
-            for (const auto& n : r.added)
-                log.notice("account=" + n + " provisioned from " + config.str("accounts_dir"));
-            for (const auto& n : r.updated)
-                log.notice("account=" + n + " updated from " + config.str("accounts_dir"));
-            for (const auto& n : r.deactivated)
-                log.warning("account=" + n + " deactivated: its file in " +
-                            config.str("accounts_dir") + " is gone");
-        }
-    }
+    provision(config, main, log);
     const FetchSettings settings = fetchSettings(config);
     Poco::File(settings.spoolDir + "/tmp").createDirectories();
     sweepSpool(settings.spoolDir + "/tmp", log);
@@ -392,7 +432,7 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                 Account account;
                 {
                     std::unique_lock<std::mutex> lock(shared.mutex);
-                    shared.wake.wait(lock, [&] { return done.load() || !shared.queue.empty(); });
+                    shared.work.wait(lock, [&] { return done.load() || !shared.queue.empty(); });
                     if (shared.queue.empty())
                         return;
                     account = shared.queue.front().first;
@@ -405,10 +445,36 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
         });
     }
 
-    std::vector<Account> accounts;
-    std::int64_t lastLoad = 0, lastHousekeeping = 0, lastStats = nowSeconds();
-    bool dispatchedOnce = false;
-    while (!stopping.load()) {
+    auto wanted = [&](const Account& a) {
+        return a.active && (options.onlyAccount.empty() || a.name == options.onlyAccount);
+    };
+    if (options.once) {
+        // Every active account once, all at the same time (workers permitting).
+        std::vector<Account> accounts;
+        try {
+            accounts = main.accounts();
+        } catch (const std::exception& e) {
+            log.error(std::string("cannot read the accounts: ") + e.what());
+            ++shared.failedPolls;
+        }
+        std::unique_lock<std::mutex> lock(shared.mutex);
+        shared.once = true;
+        for (const auto& a : accounts)
+            if (wanted(a)) {
+                shared.running.insert(a.name);
+                shared.queue.emplace_back(a, 0);
+            }
+        shared.work.notify_all();
+        shared.tick.wait(lock, [&] { return shared.running.empty() || stopping.load(); });
+    }
+
+    // The daemon. Accounts are re-read when the configuration generation
+    // moved (checked every 5 s) or on SIGHUP; due polls come off a heap, so
+    // neither a wake-up nor a finished poll costs a pass over every account.
+    std::map<std::string, Account> active; ///< by name, as last read
+    std::int64_t loadedGeneration = -1, lastCheck = 0, lastHousekeeping = 0,
+                 lastStats = nowSeconds();
+    while (!options.once && !stopping.load()) {
         const std::int64_t now = nowSeconds();
         if (now - lastStats >= 3600) {
             std::lock_guard<std::mutex> lock(shared.mutex);
@@ -417,10 +483,41 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
             shared.lateness = Lateness();
             lastStats = now;
         }
-        if (reload.exchange(false) || now - lastLoad >= 5) {
+        const bool forced = reload.exchange(false);
+        if (forced) {
+            log.notice("SIGHUP: re-reading " + config.str("accounts_dir") +
+                       ", the accounts and the filters");
             try {
-                accounts = main.accounts();
-                lastLoad = now;
+                provision(config, main, log);
+            } catch (const std::exception& e) {
+                // The accounts as they were keep being polled.
+                log.error(config.str("accounts_dir") + ": not applied: " + flatten(e.what()));
+            }
+        }
+        if (forced || now - lastCheck >= 5) {
+            lastCheck = now;
+            try {
+                const std::int64_t generation = main.generation();
+                if (forced || generation != loadedGeneration) {
+                    std::map<std::string, Account> fresh;
+                    for (auto& a : main.accounts())
+                        if (wanted(a))
+                            fresh.emplace(a.name, std::move(a));
+                    std::lock_guard<std::mutex> lock(shared.mutex);
+                    // Gone or inactive: forgotten (their heap entries go stale).
+                    for (auto it = shared.nextPoll.begin(); it != shared.nextPoll.end();)
+                        it = fresh.count(it->first) ? std::next(it) : shared.nextPoll.erase(it);
+                    // First sight: the first polls spread out.
+                    const std::int64_t nowMs = nowMillis();
+                    for (const auto& [name, a] : fresh)
+                        if (!shared.nextPoll.count(name) && !shared.running.count(name))
+                            shared.schedule(name, nowMs + firstPollIn(a.pollInterval));
+                    active.swap(fresh);
+                    loadedGeneration = generation;
+                    log.information("scheduler: configuration generation " +
+                                    std::to_string(generation) + ", " +
+                                    std::to_string(active.size()) + " active account(s)");
+                }
             } catch (const std::exception& e) {
                 log.error(std::string("cannot read the accounts: ") + e.what());
             }
@@ -429,47 +526,29 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
             housekeeping(config, main, log);
             lastHousekeeping = now;
         }
-        std::int64_t wakeAt = nowMillis() + 1000; // accounts are re-read every 5 s
-        {
-            std::lock_guard<std::mutex> lock(shared.mutex);
-            const std::int64_t nowMs = nowMillis();
-            for (const auto& a : accounts) {
-                if (!a.active || (!options.onlyAccount.empty() && a.name != options.onlyAccount))
-                    continue;
-                if (options.once && dispatchedOnce)
-                    break;
-                if (shared.running.count(a.name))
-                    continue;
-                auto it = shared.nextPoll.find(a.name);
-                if (it == shared.nextPoll.end() && !options.once) {
-                    // First sight: spread the first polls out.
-                    shared.nextPoll[a.name] = nowMs + firstPollIn(a.pollInterval);
-                    wakeAt = std::min(wakeAt, shared.nextPoll[a.name]);
-                    continue;
-                }
-                if (!options.once && it->second > nowMs) {
-                    wakeAt = std::min(wakeAt, it->second);
-                    continue;
-                }
-                shared.running.insert(a.name);
-                shared.queue.emplace_back(a, options.once ? 0 : it->second);
-            }
-            if (options.once)
-                dispatchedOnce = true;
-            shared.wake.notify_all();
-        }
-        if (options.once) {
-            std::unique_lock<std::mutex> lock(shared.mutex);
-            shared.wake.wait(lock, [&] { return shared.running.empty() || stopping.load(); });
-            break;
-        }
-        // Until the next poll is due. Workers share the condition variable:
-        // their wake-ups only re-check the predicate, they do not cost a
-        // pass over every account.
         std::unique_lock<std::mutex> lock(shared.mutex);
-        shared.wake.wait_until(lock, Clock::time_point(Millis(wakeAt)), [&] {
-            return stopping.load() || reload.load() || nowMillis() >= wakeAt;
-        });
+        const std::int64_t nowMs = nowMillis();
+        while (!shared.due.empty() && shared.due.top().first <= nowMs) {
+            const Due d = shared.due.top();
+            shared.due.pop();
+            auto next = shared.nextPoll.find(d.second);
+            if (next == shared.nextPoll.end() || next->second != d.first)
+                continue; // superseded
+            shared.nextPoll.erase(next);
+            auto a = active.find(d.second);
+            if (a == active.end())
+                continue; // deactivated or removed while it ran
+            shared.running.insert(d.second);
+            shared.queue.emplace_back(a->second, d.first);
+            shared.work.notify_one();
+        }
+        // Until the next poll is due, and at least once a second (SIGTERM,
+        // SIGHUP and the 5 s generation check are noticed here). A worker
+        // whose account is due sooner lowers schedulerWakeAt and wakes us.
+        shared.schedulerWakeAt =
+            std::min(nowMs + 1000, shared.due.empty() ? nowMs + 1000 : shared.due.top().first);
+        while (!stopping.load() && !reload.load() && nowMillis() < shared.schedulerWakeAt)
+            shared.tick.wait_until(lock, Clock::time_point(Millis(shared.schedulerWakeAt)));
     }
     {
         // Under the mutex: a worker between its predicate check and its wait
@@ -477,13 +556,14 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
         std::lock_guard<std::mutex> lock(shared.mutex);
         done = true;
     }
-    shared.wake.notify_all();
+    shared.work.notify_all();
     for (auto& t : pool)
         t.join();
     if (!options.once)
         log.notice("scheduler: " + shared.lateness.summary() + " (the last " +
                    std::to_string(nowSeconds() - lastStats) + " s)");
-    if (options.once && !options.onlyAccount.empty() && shared.finishedPolls == 0)
+    if (options.once && !options.onlyAccount.empty() && shared.finishedPolls == 0 &&
+        shared.failedPolls == 0)
         throw InputError("account '" + options.onlyAccount + "': no such active account");
     return shared.failedPolls == 0 ? 0 : 1;
 }
