@@ -77,6 +77,8 @@ fi
 
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target popgatectl popgated filter_bench smtp_sink >/dev/null
+# the tree as built (before this run's results make it dirty)
+git_rev=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
 popgated=$build/plugin/popgated/popgated
 popgatectl=$build/popgatectl/popgatectl
 
@@ -506,7 +508,7 @@ if [ "$(wc -l < "$idle_csv")" -gt 1 ]; then cp "$idle_csv" "$out/idle.csv"; else
   echo "date=$started"
   echo "machine=$(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(free -m | awk '/^Mem:/{print $2}') MiB RAM, Linux $(uname -r)"
   echo "load=start $load_start, end $load_end"
-  echo "popgate=$(sed -n 's/^project(popgate VERSION \([0-9.]*\).*/\1/p' "$top/CMakeLists.txt") (git $(git -C "$top" describe --always --dirty 2>/dev/null), RelWithDebInfo)"
+  echo "popgate=$(sed -n 's/^project(popgate VERSION \([0-9.]*\).*/\1/p' "$top/CMakeLists.txt") (git $git_rev, RelWithDebInfo)"
   echo "fetchmail=$(dpkg-query -W -f='${Version}' fetchmail)"
   echo "getmail6=$(dpkg-query -W -f='${Version}' getmail6)"
   echo "mpop=$(dpkg-query -W -f='${Version}' mpop)"
