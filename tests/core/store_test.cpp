@@ -171,6 +171,46 @@ BOOST_AUTO_TEST_CASE(account_round_trip)
     }
 }
 
+// popgated re-reads its accounts only when the generation moved: every
+// account write must move it, in its own transaction, and a refused one not.
+BOOST_AUTO_TEST_CASE(account_writes_move_the_configuration_generation)
+{
+    for (const char* d : test::kDialects) {
+        BOOST_TEST_CONTEXT(d)
+        {
+            test::TestDatabase backend(d);
+            Store store(backend.config(), Store::Open::CreateFile);
+            store.migrate();
+            std::int64_t g = store.generation();
+            auto moved = [&] {
+                const std::int64_t current = store.generation();
+                const bool up = current > g;
+                g = current;
+                return up;
+            };
+            Account a = sample("gen");
+            store.addAccount(a);
+            BOOST_TEST(moved(), "add");
+            Account dup = sample("gen");
+            BOOST_CHECK_THROW(store.addAccount(dup), InputError);
+            BOOST_TEST(!moved(), "a refused add");
+            a.active = false;
+            store.updateAccount(a);
+            BOOST_TEST(moved(), "update");
+            Account gone = a;
+            gone.id = a.id + 1000;
+            BOOST_CHECK_THROW(store.updateAccount(gone), OperationError);
+            BOOST_TEST(!moved(), "an update of no row");
+            BOOST_TEST(store.removeAccount("gen"));
+            BOOST_TEST(moved(), "remove");
+            BOOST_TEST(!store.removeAccount("gen"));
+            BOOST_TEST(!moved(), "a remove of nothing");
+            store.accounts();
+            BOOST_TEST(!moved(), "a read");
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(unreachable_postgresql_names_the_database)
 {
     registerDatabaseDrivers();

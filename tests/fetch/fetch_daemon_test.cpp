@@ -27,6 +27,18 @@ namespace
 
 using Clock = std::chrono::steady_clock;
 
+// within - polls done() every 100 ms for up to limit; true once it holds.
+bool within(std::chrono::seconds limit, const std::function<bool()>& done)
+{
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+        if (done())
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return done();
+}
+
 // Daemon - popgated in the foreground, its log in a file; killed if the test
 // ends without stopping it.
 class Daemon
@@ -46,6 +58,11 @@ public:
         }
     }
     std::string log() const { return readFile(log_); }
+    /// logs - whether text shows up in its log within limit.
+    bool logs(const std::string& text, std::chrono::seconds limit) const
+    {
+        return within(limit, [&] { return log().find(text) != std::string::npos; });
+    }
     bool running() const
     {
         siginfo_t info{};
@@ -76,18 +93,6 @@ public:
     pid_t pid() const { return pid_; }
 };
 
-// within - polls done() every 100 ms for up to limit; true once it holds.
-bool within(std::chrono::seconds limit, const std::function<bool()>& done)
-{
-    const auto deadline = Clock::now() + limit;
-    while (Clock::now() < deadline) {
-        if (done())
-            return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return done();
-}
-
 void writeFile(const std::string& path, const std::string& text)
 {
     std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
@@ -111,11 +116,9 @@ BOOST_AUTO_TEST_CASE(accounts_added_disabled_and_enabled_while_it_runs)
     Gateway gw(s);
     const std::string to = uniqueAddress("daemon");
     Daemon d(gw);
-    BOOST_TEST_REQUIRE(
-        within(std::chrono::seconds(10),
-               [&] { return d.log().find("0 active account(s)") != std::string::npos; }),
-        "the daemon started with no accounts:\n"
-            << d.log());
+    BOOST_TEST_REQUIRE(d.logs("0 active account(s)", std::chrono::seconds(10)),
+                       "the daemon started with no accounts:\n"
+                           << d.log());
 
     // Added while it runs: polled, no restart, no SIGHUP.
     dropMessage(s.maildir,
@@ -168,10 +171,7 @@ BOOST_AUTO_TEST_CASE(sighup_applies_accounts_d)
     Gateway gw(s);
     const std::string to = uniqueAddress("hup");
     Daemon d(gw);
-    BOOST_TEST_REQUIRE(
-        within(std::chrono::seconds(10),
-               [&] { return d.log().find("0 active account(s)") != std::string::npos; }),
-        d.log());
+    BOOST_TEST_REQUIRE(d.logs("0 active account(s)", std::chrono::seconds(10)), d.log());
     dropMessage(s.maildir2,
                 message({"From: a@example.com", "Message-ID: " + mid("hup")}, "hup\r\n"));
     const std::string dir = gw.file("accounts.d");
@@ -183,10 +183,7 @@ BOOST_AUTO_TEST_CASE(sighup_applies_accounts_d)
                   "\nmailbox = hup@example.com\ndeliver-to = " + to +
                   "\npoll-interval = 10s\nsecret_file = " + gw.file("hup.secret") + "\n");
     ::kill(d.pid(), SIGHUP);
-    BOOST_TEST(
-        within(std::chrono::seconds(10),
-               [&] { return d.log().find("account=hup provisioned from") != std::string::npos; }),
-        d.log());
+    BOOST_TEST(d.logs("account=hup provisioned from", std::chrono::seconds(10)), d.log());
     BOOST_TEST(within(std::chrono::seconds(25), [&] { return deliveredCount(to) == 1; }),
                "the account from accounts.d was polled:\n"
                    << d.log());
@@ -194,9 +191,7 @@ BOOST_AUTO_TEST_CASE(sighup_applies_accounts_d)
     // A bad file: refused with its name, the daemon goes on.
     writeFile(dir + "/bad.conf", "server = \nport = seventy\n");
     ::kill(d.pid(), SIGHUP);
-    BOOST_TEST(within(std::chrono::seconds(10),
-                      [&] { return d.log().find(": not applied: ") != std::string::npos; }),
-               d.log());
+    BOOST_TEST(d.logs(": not applied: ", std::chrono::seconds(10)), d.log());
     BOOST_TEST(d.log().find("bad.conf") != std::string::npos, d.log());
     BOOST_TEST(d.running());
     BOOST_TEST(d.stop(std::chrono::seconds(10)) == 0, d.log());
