@@ -85,14 +85,13 @@ using Due = std::pair<std::int64_t, std::string>; ///< (unix milliseconds, accou
 struct Shared {
     std::mutex mutex;
     std::condition_variable work; ///< workers: an account is queued, or done
-    std::condition_variable tick; ///< the scheduler: a poll is due sooner, or (once) one ended
+    std::condition_variable tick; ///< the scheduler, with --once: a poll ended
     std::deque<std::pair<Account, std::int64_t>> queue; ///< with its due time (ms, 0: unscheduled)
     std::set<std::string> running;
     /// Each scheduled account's next poll (unix ms); due holds the same in
     /// time order, plus entries superseded since, which popping skips.
     std::map<std::string, std::int64_t> nextPoll;
     std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due;
-    std::int64_t schedulerWakeAt = 0; ///< when the scheduler looks at due next
     bool once = false;
     int failedPolls = 0;
     int finishedPolls = 0;
@@ -328,15 +327,12 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
     ++shared.finishedPolls;
     if (!report.ok)
         ++shared.failedPolls;
-    if (shared.once) {
+    // The next poll is at least a second away (jittered()), and the
+    // scheduler looks at the heap at least once a second: no need to wake it.
+    if (shared.once)
         shared.tick.notify_one();
-    } else {
+    else
         shared.schedule(account.name, next);
-        if (next < shared.schedulerWakeAt) {
-            shared.schedulerWakeAt = next;
-            shared.tick.notify_one();
-        }
-    }
 }
 
 // sweepSpool - remove spool files a killed popgated left behind: their
@@ -543,12 +539,12 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
             shared.work.notify_one();
         }
         // Until the next poll is due, and at least once a second (SIGTERM,
-        // SIGHUP and the 5 s generation check are noticed here). A worker
-        // whose account is due sooner lowers schedulerWakeAt and wakes us.
-        shared.schedulerWakeAt =
-            std::min(nowMs + 1000, shared.due.empty() ? nowMs + 1000 : shared.due.top().first);
-        while (!stopping.load() && !reload.load() && nowMillis() < shared.schedulerWakeAt)
-            shared.tick.wait_until(lock, Clock::time_point(Millis(shared.schedulerWakeAt)));
+        // SIGHUP and the 5 s generation check are noticed here).
+        const std::int64_t wakeAt =
+            shared.due.empty() ? nowMs + 1000 : std::min(nowMs + 1000, shared.due.top().first);
+        shared.tick.wait_until(lock, Clock::time_point(Millis(wakeAt)), [&] {
+            return stopping.load() || reload.load() || nowMillis() >= wakeAt;
+        });
     }
     {
         // Under the mutex: a worker between its predicate check and its wait

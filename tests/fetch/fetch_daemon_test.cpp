@@ -57,6 +57,7 @@ public:
             waitExit(pid_);
         }
     }
+    pid_t pid() const { return pid_; }
     std::string log() const { return readFile(log_); }
     /// logs - whether text shows up in its log within limit.
     bool logs(const std::string& text, std::chrono::seconds limit) const
@@ -88,9 +89,6 @@ public:
 private:
     std::string log_;
     pid_t pid_ = -1;
-
-public:
-    pid_t pid() const { return pid_; }
 };
 
 void writeFile(const std::string& path, const std::string& text)
