@@ -9,11 +9,15 @@
 #include "core/message.h"
 #include "tests/fetch/fetch_support.h"
 
+#include <Poco/DateTime.h>
+#include <Poco/DateTimeFormat.h>
+#include <Poco/DateTimeParser.h>
 #include <Poco/DigestEngine.h>
 #include <Poco/DirectoryIterator.h>
 #include <Poco/File.h>
 #include <Poco/SHA2Engine.h>
 #include <Poco/String.h>
+#include <Poco/Timestamp.h>
 #include <boost/test/unit_test.hpp>
 #include <map>
 #include <regex>
@@ -111,11 +115,21 @@ void checkPopgateHeaders(const Delivered& d, const std::string& key, const std::
         BOOST_TEST(r.find("(popgate) with POP3 id " + sha16(uidl)) != std::string::npos, r);
         BOOST_TEST(r.find("for <" + recipient + ">") != std::string::npos, r);
         BOOST_TEST(r.find("(account " + account + ");") != std::string::npos, r);
-        BOOST_TEST(
-            std::regex_search(
-                r, std::regex(
-                       "; [A-Z][a-z]{2}, [ 0-9]\\d \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d \\+0000$")),
-            r);
+        // RFC 5322 date-time: the day is 1*2DIGIT ("Thu, 3 Dec 2026"), the zone
+        // UTC; the stamp must read back as a time within minutes of now.
+        std::smatch when;
+        BOOST_TEST_REQUIRE(std::regex_search(r, when,
+                                             std::regex("; ((Mon|Tue|Wed|Thu|Fri|Sat|Sun), "
+                                                        "[1-9][0-9]? (Jan|Feb|Mar|Apr|May|Jun|Jul|"
+                                                        "Aug|Sep|Oct|Nov|Dec) [0-9]{4} "
+                                                        "[0-9]{2}:[0-9]{2}:[0-9]{2} \\+0000)$")),
+                           r);
+        int tzd = 0;
+        const Poco::DateTime stamped =
+            Poco::DateTimeParser::parse(Poco::DateTimeFormat::RFC1123_FORMAT, when[1].str(), tzd);
+        BOOST_TEST(tzd == 0, r);
+        const auto skew = (Poco::Timestamp() - stamped.timestamp()) / Poco::Timestamp::resolution();
+        BOOST_TEST((skew > -60 && skew < 3600), r << " is " << skew << " s from now");
     }
     BOOST_TEST(ours == 1, "one Received line by popgate");
     // popgate's trace comes right below Postfix's own (the newest on top).
