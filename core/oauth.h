@@ -2,7 +2,7 @@
 // client id, sealed client secret, scope, tenant, grant) and each account's
 // token state (sealed refresh and access tokens, expiry, last refresh error),
 // with their store over Store. Pure: no HTTP, no sockets (those live in
-// plugin/popgated/oauth_client.h). Plaintext tokens and secrets never live here.
+// plugin/net/oauth_client.h). Plaintext tokens and secrets never live here.
 #pragma once
 
 #include "core/store.h"

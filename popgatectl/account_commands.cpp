@@ -5,9 +5,9 @@
 #include "core/errors.h"
 #include "core/provisioning.h"
 #include "core/text.h"
-#include "plugin/popgated/conntest.h"
-#include "plugin/popgated/oauth_client.h"
-#include "plugin/popgated/reinject.h"
+#include "plugin/net/conntest.h"
+#include "plugin/net/oauth_client.h"
+#include "plugin/net/reinject.h"
 #include "popgatectl/cli.h"
 
 #include <Poco/File.h>

@@ -4,7 +4,7 @@
 #include "core/errors.h"
 #include "core/message_store.h"
 #include "core/text.h"
-#include "plugin/popgated/reinject.h"
+#include "plugin/net/reinject.h"
 #include "popgatectl/cli.h"
 
 #include <Poco/DateTimeParser.h>

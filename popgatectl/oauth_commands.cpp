@@ -6,7 +6,8 @@
 #include "core/errors.h"
 #include "core/oauth.h"
 #include "core/text.h"
-#include "plugin/popgated/oauth_client.h"
+#include "plugin/net/oauth_client.h"
+#include "popgatectl/oauth_grants.h"
 #include "popgatectl/cli.h"
 
 #include <Poco/JSON/Array.h>

@@ -12,8 +12,8 @@
 #include "core/milter_seen.h"
 #include "core/store.h"
 #include "core/text.h"
-#include "plugin/popgated/oauth_sasl.h"
-#include "plugin/popgated/pop3_client.h"
+#include "plugin/net/oauth_sasl.h"
+#include "plugin/net/pop3_client.h"
 #include "plugin/popgated/spool.h"
 
 #include <Poco/File.h>

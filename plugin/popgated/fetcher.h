@@ -11,7 +11,7 @@
 #include "core/filter.h"
 #include "core/message_store.h"
 #include "core/policy.h"
-#include "plugin/popgated/reinject.h"
+#include "plugin/net/reinject.h"
 
 #include <Poco/Logger.h>
 #include <atomic>

@@ -10,8 +10,8 @@
 #include "core/store.h"
 #include "core/text.h"
 #include "plugin/popgated/fetcher.h"
-#include "plugin/popgated/oauth_client.h"
-#include "plugin/popgated/pop3_trace.h"
+#include "plugin/net/oauth_client.h"
+#include "plugin/net/pop3_trace.h"
 
 #include <Poco/DirectoryIterator.h>
 #include <Poco/Environment.h>

@@ -1,0 +1,144 @@
+// conntest.cpp - Test Connection over Pop3Client: the stage walk, the lines
+// it prints and the mapping from the failing stage to the exit code.
+#include "plugin/net/conntest.h"
+
+#include "core/errors.h"
+#include "plugin/net/oauth_sasl.h"
+
+#include <cstdio>
+#include <memory>
+
+namespace popgate
+{
+
+int exitCodeForStage(Pop3Stage stage)
+{
+    switch (stage) {
+    case Pop3Stage::Resolve:
+        return kTestResolve;
+    case Pop3Stage::Connect:
+        return kTestConnect;
+    case Pop3Stage::Tls:
+        return kTestTls;
+    case Pop3Stage::Greeting:
+    case Pop3Stage::Capa:
+    case Pop3Stage::StartTls:
+        return kTestSession;
+    case Pop3Stage::Auth:
+        return kTestAuth;
+    case Pop3Stage::Quit:
+        return kTestQuit;
+    default:
+        return kTestMailbox;
+    }
+}
+
+std::string formatSize(std::int64_t octets)
+{
+    if (octets < 1000)
+        return std::to_string(octets) + " bytes";
+    const char* units[] = {"kB", "MB", "GB", "TB"};
+    double value = static_cast<double>(octets) / 1000.0;
+    int unit = 0;
+    while (value >= 1000.0 && unit < 3) {
+        value /= 1000.0;
+        ++unit;
+    }
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f %s", value, units[unit]);
+    return text;
+}
+
+ConnectionTestResult runConnectionTest(const ConnectionTestSettings& settings, std::ostream& out)
+{
+    ConnectionTestResult result;
+    Pop3Stage stage = Pop3Stage::Resolve;
+    auto finish = [&](int code, const std::string& stageName, const std::string& words) {
+        result.exitCode = code;
+        result.failedStage = stageName;
+        result.verdict = "Connection failed at " + stageName + ": " + words;
+        out << result.verdict << std::endl;
+        return result;
+    };
+    try {
+        std::unique_ptr<FileProtocolTrace> trace;
+        if (!settings.tracePath.empty())
+            trace = std::make_unique<FileProtocolTrace>(settings.tracePath);
+
+        Pop3Settings pop;
+        pop.host = settings.host;
+        pop.port = settings.port;
+        pop.security = settings.security;
+        pop.tls.verify = settings.verifyTls;
+        pop.tls.caFile = settings.caFile;
+        pop.tls.pinSha256 =
+            settings.pinSha256.empty() ? std::string() : normalizePin(settings.pinSha256);
+        pop.tls.minVersion = settings.minTlsVersion;
+        pop.connectTimeout = settings.connectTimeout;
+        pop.readTimeout = settings.readTimeout;
+        pop.allowPlaintextAuth = settings.allowPlaintextAuth;
+        pop.trace = trace.get();
+
+        Pop3Client client(pop);
+        client.open([&](Pop3Stage passed, const std::string& detail) {
+            out << pop3StageName(passed) << ": " << detail << std::endl;
+            stage = passed;
+        });
+        result.tls = client.tlsInfo();
+
+        stage = Pop3Stage::Auth;
+        if (settings.auth == AuthKind::Password) {
+            client.authenticate(settings.user, settings.secret, settings.mechanism);
+            out << "AUTH: ok (" << pop3MechanismName(client.usedMechanism()) << " as "
+                << settings.user << ")" << std::endl;
+        } else if (settings.auth == AuthKind::None) {
+            out << "AUTH: skipped (no authentication configured)" << std::endl;
+            client.quit();
+            result.exitCode = kTestOk;
+            result.verdict = "Connection successful (not logged in)";
+            out << result.verdict << std::endl;
+            return result;
+        } else {
+            // OAuth: settings.secret holds the access token (popgatectl fetched it).
+            Account a;
+            a.auth = settings.auth;
+            a.user = settings.user;
+            a.server = settings.host;
+            a.port = settings.port;
+            a.security = settings.security;
+            authenticateOAuth(client, a, settings.secret);
+            out << "AUTH: ok (" << (settings.auth == AuthKind::OAuth2 ? "xoauth2" : "oauthbearer")
+                << " as " << settings.user << ")" << std::endl;
+        }
+
+        stage = Pop3Stage::Stat;
+        Pop3Stat s = client.stat();
+        result.messages = s.messages;
+        result.octets = s.octets;
+        out << "STAT: " << s.messages << " messages, " << formatSize(s.octets) << std::endl;
+
+        stage = Pop3Stage::Uidl;
+        std::vector<Pop3Uid> uids = client.uidl();
+        result.uidl = true;
+        out << "UIDL: supported (" << uids.size() << " ids)" << std::endl;
+
+        stage = Pop3Stage::Quit;
+        client.quit();
+        out << "QUIT: ok" << std::endl;
+
+        result.exitCode = kTestOk;
+        result.verdict = "Connection successful: " + std::to_string(s.messages) + " messages, " +
+                         formatSize(s.octets);
+        out << result.verdict << std::endl;
+        return result;
+    } catch (const Pop3Error& e) {
+        const std::string& words = e.serverText().empty() ? e.detail() : e.serverText();
+        return finish(exitCodeForStage(e.stage()), pop3StageName(e.stage()), words);
+    } catch (const InputError& e) {
+        return finish(kTestBadSettings, "SETUP", e.what());
+    } catch (const std::exception& e) {
+        return finish(kTestInternal, pop3StageName(stage), e.what());
+    }
+}
+
+} // namespace popgate
