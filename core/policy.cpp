@@ -40,6 +40,16 @@ std::string failureName(Failure f)
         return "database";
     case Failure::Secret:
         return "secret";
+    case Failure::RetrRefused:
+        return "retr-refused";
+    case Failure::RetrOutOfStep:
+        return "retr-out-of-step";
+    case Failure::OAuthRefused:
+        return "oauth-refused";
+    case Failure::OAuthUnavailable:
+        return "oauth-unavailable";
+    case Failure::Spool:
+        return "spool";
     }
     return "unknown";
 }
@@ -62,7 +72,24 @@ Decision decide(Failure f)
         d = {MessageOutcome::None, true, false, true, false, "needs attention"};
         break;
     case Failure::Pop3Auth:
+    case Failure::OAuthRefused:
         d = {MessageOutcome::None, true, false, true, true, "authentication"};
+        break;
+    case Failure::OAuthUnavailable:
+        d = {MessageOutcome::None, true, false, true, false, "temporary"};
+        break;
+    // One message the server will not hand over: the others go on; after
+    // max attempts it is failed (failedAfterAttempts).
+    case Failure::RetrRefused:
+        d = {MessageOutcome::RetryLater, false, false, false, false, "deferred"};
+        break;
+    // A message that broke the protocol's framing (truncated at an unstuffed
+    // dot): never delivered, failed at once (the server would send it the
+    // same way again). Nothing after it can be trusted, so the session is
+    // dropped without QUIT; what was recorded before it is deleted next time.
+    // Not the account's failure: the next poll skips the failed message.
+    case Failure::RetrOutOfStep:
+        d = {MessageOutcome::MarkFailed, true, false, false, false, "failed"};
         break;
     // MTA side, for one message: the others may still go through.
     case Failure::MtaTemporary:
@@ -88,6 +115,11 @@ Decision decide(Failure f)
     case Failure::Secret:
         d = {MessageOutcome::None, true, false, true, false, "configuration"};
         break;
+    // Our own disk: the message in hand stays on the server; what is recorded
+    // as delivered may be deleted (QUIT), since its record is committed.
+    case Failure::Spool:
+        d = {MessageOutcome::None, true, true, true, false, "local"};
+        break;
     }
     return d;
 }
@@ -100,6 +132,11 @@ std::int64_t accountBackoff(int failures, std::int64_t interval, std::int64_t ca
     for (int i = 1; i < failures && delay < cap; ++i)
         delay *= 2;
     return std::min(delay, cap);
+}
+
+bool failedAfterAttempts(int attempts, int maxAttempts)
+{
+    return maxAttempts > 0 && attempts >= maxAttempts;
 }
 
 std::int64_t messageRetryDelay(int attempts)

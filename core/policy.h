@@ -21,6 +21,8 @@ enum class Failure {
     Pop3Permanent,  ///< [SYS/PERM]
     Pop3Protocol,   ///< the server broke the protocol (lied about sizes, garbage)
     Pop3Refused,    ///< -ERR to a command without a response code
+    RetrRefused,    ///< -ERR to RETR of one message: that message only
+    RetrOutOfStep,  ///< a message ended early (unstuffed "."): the session lost step
     MtaTemporary,   ///< 4xx from the MTA for this message
     MtaPermanent,   ///< 5xx from the MTA for this message
     MtaUnreachable, ///< no SMTP session could be had
@@ -28,6 +30,9 @@ enum class Failure {
     TooLarge,       ///< over the account's or the MTA's size limit
     Database,       ///< the store failed: nothing may be deleted
     Secret,         ///< the account's secret cannot be unsealed
+    OAuthRefused,   ///< the token endpoint refused the grant (invalid_grant, ...)
+    OAuthUnavailable, ///< the token endpoint could not be reached or answered 5xx
+    Spool,          ///< a spool or quarantine file could not be written (disk full)
 };
 
 enum class MessageOutcome {
@@ -54,6 +59,10 @@ Decision decide(Failure failure);
 /// accountBackoff - seconds to wait after `failures` consecutive failed polls:
 /// interval, then doubling, capped at cap.
 std::int64_t accountBackoff(int failures, std::int64_t interval, std::int64_t cap);
+/// failedAfterAttempts - whether a message whose own problem was decided
+/// RetryLater `attempts` times (this one included) is now failed instead;
+/// maxAttempts <= 0 never turns a retry into a failure.
+bool failedAfterAttempts(int attempts, int maxAttempts);
 /// messageRetryDelay - seconds before a deferred message is tried again after
 /// `attempts` tries: 1, 5, 10, 20, 40, 60 minutes, then every 2 hours.
 std::int64_t messageRetryDelay(int attempts);

@@ -37,6 +37,12 @@ struct FetchSettings {
     std::chrono::milliseconds readTimeout{60000};
     std::chrono::seconds timeBudget{600};
     std::string tlsMinVersion = "1.2";
+    /// A message whose own problem (its RETR refused) was retried this many
+    /// times is failed (message_max_attempts; 0: retried for ever).
+    int maxAttempts = 5;
+    /// A failed message is tried again after this many poll intervals
+    /// (failed_retry_polls; 0: only by `popgatectl message retry`).
+    int failedRetryPolls = 0;
 };
 
 struct PollReport {

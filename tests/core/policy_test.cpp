@@ -59,6 +59,16 @@ BOOST_AUTO_TEST_CASE(failure_table)
         // Our own state in doubt: delete nothing.
         {Failure::Database, M::None, true, false, true, false},
         {Failure::Secret, M::None, true, false, true, false},
+        // One message the server refuses: deferred, the others go on.
+        {Failure::RetrRefused, M::RetryLater, false, false, false, false},
+        // A message that broke the framing: failed, the session dropped
+        // (no DELE from it), but not the account's failure.
+        {Failure::RetrOutOfStep, M::MarkFailed, true, false, false, false},
+        // The token endpoint: a refusal counts toward deactivation.
+        {Failure::OAuthRefused, M::None, true, false, true, true},
+        {Failure::OAuthUnavailable, M::None, true, false, true, false},
+        // Our disk: stop; recorded deliveries may be deleted.
+        {Failure::Spool, M::None, true, true, true, false},
     };
     for (const auto& r : rows) {
         BOOST_TEST_CONTEXT(failureName(r.failure))
@@ -95,4 +105,13 @@ BOOST_AUTO_TEST_CASE(message_retry_schedule)
     for (int attempts = 0; attempts < static_cast<int>(expected.size()); ++attempts)
         BOOST_TEST(messageRetryDelay(attempts) == expected[static_cast<std::size_t>(attempts)],
                    attempts);
+}
+
+BOOST_AUTO_TEST_CASE(failed_after_attempts)
+{
+    BOOST_TEST(!failedAfterAttempts(1, 5));
+    BOOST_TEST(!failedAfterAttempts(4, 5));
+    BOOST_TEST(failedAfterAttempts(5, 5));
+    BOOST_TEST(failedAfterAttempts(9, 5));
+    BOOST_TEST(!failedAfterAttempts(100, 0)); // 0: never
 }
