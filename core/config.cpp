@@ -78,6 +78,15 @@ const std::vector<ConfigKey> kKeys = {
     {"auto_deactivate_after", ConfigType::Integer, "0",
      "Deactivate an account after this many consecutive authentication failures (0: never).",
      nullptr, false},
+    {"message_max_attempts", ConfigType::Integer, "5",
+     "A message the POP3 server refuses to hand over (-ERR to RETR) is tried again at the next "
+     "polls; after this many tries it is failed: kept on the server and listed by `popgatectl "
+     "message list --state=failed` (0: tried for ever).",
+     nullptr, false},
+    {"failed_retry_polls", ConfigType::Integer, "0",
+     "A failed message is tried again after this many poll intervals of its account (0: only "
+     "by `popgatectl message retry`).",
+     nullptr, false},
     {"max_hops", ConfigType::Integer, "3",
      "A message that has passed popgate more than this many times is ignored as a mail loop.",
      nullptr, false},
