@@ -8,6 +8,7 @@
 #include "core/errors.h"
 #include "core/message.h"
 #include "core/milter_seen.h"
+#include "core/screen.h"
 #include "core/text.h"
 
 #include <Poco/String.h>
@@ -152,23 +153,14 @@ sfsistat act(SMFICTX* ctx, Connection& c, const std::string& reason)
     return SMFIS_TEMPFAIL;
 }
 
-/// judge - the core's verdict; an address that does not parse counts as blocked,
-/// as in popgated.
+/// judge - the core's verdict (core/screen.h: an address that does not
+/// parse is blocked, the same rule popgated applies).
 Verdict judge(const CompiledFilter& filter, const Envelope& e, bool withHeaderFrom)
 {
-    const std::string sender = e.sender.empty() ? "<>" : e.sender;
-    try {
-        if (withHeaderFrom)
-            return filter.checkInbound(sender, e.haveFrom ? e.headerFrom : "");
-        return filter.checkAddress(sender, AddressField::EnvelopeSender);
-    } catch (const InputError& err) {
-        Verdict v;
-        v.blocked = true;
-        v.systemFilter = filter.name();
-        v.reason = std::string("unreadable sender address: ") + err.what() + " (system filter \"" +
-                   filter.name() + "\")";
-        return v;
-    }
+    Verdict v;
+    const std::string from = e.haveFrom ? e.headerFrom : "";
+    judgeSenders(filter, e.sender, withHeaderFrom ? &from : nullptr, &v);
+    return v;
 }
 
 /// removeForged - delete X-Popgate-* fields other than the valid id (keep < 0: none

@@ -1,0 +1,60 @@
+// screen.h - the checks that decide, without the network, whether a message
+// may enter: the envelope sender it is judged by, a mail loop, a duplicate
+// Message-ID, and the system address filter's verdict, where an address that
+// cannot be read is blocked. popgated (fetched mail) and popgate-milter (mail
+// the MTA receives) both ask these functions, so the rule is written once.
+// Pure: no I/O; the caller looks up duplicates in its ledger.
+#pragma once
+
+#include "core/filter.h"
+#include "core/message.h"
+
+#include <string>
+
+namespace popgate
+{
+
+/// Why a message is kept out (quarantined and recorded `ignored`).
+enum class ScreenReason {
+    None,             ///< it may enter
+    Loop,             ///< it passed popgate more than max_hops times
+    OwnMailbox,       ///< sent by the account's own mailbox and already through popgate
+    Duplicate,        ///< its Message-ID was handed over or ignored before
+    Blocked,          ///< the system address filter blocks a sender
+    SenderUnreadable, ///< a sender address cannot be read: blocked, never let through unjudged
+};
+
+/// screenReasonName - "loop", "own-mailbox", "duplicate", "blocked", "sender-unreadable".
+std::string screenReasonName(ScreenReason reason);
+
+struct ScreenVerdict {
+    ScreenReason reason = ScreenReason::None;
+    std::string detail; ///< one line for people: the log, the ledger, a 550 reply
+    bool admitted() const { return reason == ScreenReason::None; }
+};
+
+/// What the fetch path checks besides the filter.
+struct ScreenRules {
+    int maxHops = 3;
+    std::string ownMailbox;      ///< the account's mailbox; "" skips the own-mailbox rule
+    bool allowDuplicates = false;
+};
+
+/// envelopeSender - the sender a fetched message is reinjected with and judged
+/// by: its Return-Path, else the first From mailbox, else "" (the null sender).
+std::string envelopeSender(const MessageFacts& facts);
+
+/// judgeSenders - the filter's verdict for the envelope sender ("" is <>) and,
+/// if headerFrom is given, every mailbox of the From field; a sender that does
+/// not parse is blocked (reason SenderUnreadable), never let through.
+ScreenVerdict judgeSenders(const CompiledFilter& filter, const std::string& envelopeSender,
+                           const std::string* headerFrom, Verdict* verdict = nullptr);
+
+/// screenFetched - loop, own mailbox, duplicate (duplicateOf: the UIDL of an
+/// earlier message with the same Message-ID, "" if none), then the filter
+/// (nullptr: none applies). The first rule that keeps the message out decides.
+ScreenVerdict screenFetched(const ScreenRules& rules, const MessageFacts& facts,
+                            const std::string& envelopeFrom, const std::string& duplicateOf,
+                            const CompiledFilter* filter);
+
+} // namespace popgate
