@@ -115,10 +115,10 @@ Decision decide(Failure f)
     case Failure::Secret:
         d = {MessageOutcome::None, true, false, true, false, "configuration"};
         break;
-    // Our own disk: the message in hand stays on the server; what is recorded
-    // as delivered may be deleted (QUIT), since its record is committed.
+    // Our own disk: the message in hand stays on the server; the session is
+    // dropped (what was recorded is deleted by the next one).
     case Failure::Spool:
-        d = {MessageOutcome::None, true, true, true, false, "local"};
+        d = {MessageOutcome::None, true, false, true, false, "local"};
         break;
     }
     return d;

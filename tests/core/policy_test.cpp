@@ -67,8 +67,8 @@ BOOST_AUTO_TEST_CASE(failure_table)
         // The token endpoint: a refusal counts toward deactivation.
         {Failure::OAuthRefused, M::None, true, false, true, true},
         {Failure::OAuthUnavailable, M::None, true, false, true, false},
-        // Our disk: stop; recorded deliveries may be deleted.
-        {Failure::Spool, M::None, true, true, true, false},
+        // Our disk: stop, delete nothing in this session.
+        {Failure::Spool, M::None, true, false, true, false},
     };
     for (const auto& r : rows) {
         BOOST_TEST_CONTEXT(failureName(r.failure))
