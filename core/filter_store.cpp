@@ -5,6 +5,7 @@
 #include "core/filter_store.h"
 
 #include "core/errors.h"
+#include "core/rows.h"
 #include "core/text.h"
 
 #include <Poco/Data/RecordSet.h>
@@ -22,26 +23,14 @@ using Poco::Data::Statement;
 namespace popgate
 {
 
+using rows::dbError;
+using rows::number;
+using rows::text;
+
 namespace
 {
 
 const std::size_t kMaxDescription = 1024;
-
-std::string text(RecordSet& rs, const char* col)
-{
-    return rs[col].isEmpty() ? std::string() : rs[col].convert<std::string>();
-}
-
-std::int64_t number(RecordSet& rs, const char* col)
-{
-    return rs[col].isEmpty() ? 0 : rs[col].convert<Poco::Int64>();
-}
-
-OperationError dbError(Store& store, const std::string& what, const Poco::Exception& e)
-{
-    return OperationError("database " + store.describe() + ": " + what + ": " +
-                          flatten(e.displayText()));
-}
 
 std::string systemName(const std::string& name)
 {

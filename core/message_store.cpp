@@ -3,6 +3,7 @@
 #include "core/message_store.h"
 
 #include "core/errors.h"
+#include "core/rows.h"
 #include "core/text.h"
 
 #include <Poco/Data/RecordSet.h>
@@ -17,22 +18,16 @@ using Poco::Data::Statement;
 namespace popgate
 {
 
+using rows::dbError;
+using rows::number;
+using rows::text;
+
 namespace
 {
 
 const char* const kMessageColumns =
     "id, account_id, uidl, state, deleted, message_id, envelope_from, header_from, size, queue_id, "
     "reason, attempts, retry_at, quarantine_path, created_at, updated_at";
-
-std::string text(RecordSet& rs, const char* col)
-{
-    return rs[col].isEmpty() ? std::string() : rs[col].convert<std::string>();
-}
-
-std::int64_t number(RecordSet& rs, const char* col)
-{
-    return rs[col].isEmpty() ? 0 : rs[col].convert<Poco::Int64>();
-}
 
 MessageRecord readMessage(RecordSet& rs)
 {
@@ -54,12 +49,6 @@ MessageRecord readMessage(RecordSet& rs)
     m.createdAt = number(rs, "created_at");
     m.updatedAt = number(rs, "updated_at");
     return m;
-}
-
-OperationError dbError(Store& store, const std::string& what, const Poco::Exception& e)
-{
-    return OperationError("database " + store.describe() + ": " + what + ": " +
-                          flatten(e.displayText()));
 }
 
 // placeholders - "($k, $k+1, ...), (...)" for rows x columns, numbered from first.

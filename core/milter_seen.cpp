@@ -3,6 +3,7 @@
 #include "core/milter_seen.h"
 
 #include "core/errors.h"
+#include "core/rows.h"
 #include "core/text.h"
 
 #include <Poco/Data/Statement.h>
@@ -14,16 +15,7 @@ using Poco::Data::Statement;
 namespace popgate
 {
 
-namespace
-{
-
-OperationError dbError(Store& store, const std::string& what, const Poco::Exception& e)
-{
-    return OperationError("database " + store.describe() + ": " + what + ": " +
-                          flatten(e.displayText()));
-}
-
-} // namespace
+using rows::dbError;
 
 ReinjectedAction judgeReinjected(const std::optional<MessageState>& ledger,
                                  const std::optional<std::string>& seenQueueId)

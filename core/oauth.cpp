@@ -4,6 +4,7 @@
 #include "core/oauth.h"
 
 #include "core/errors.h"
+#include "core/rows.h"
 #include "core/text.h"
 
 #include <Poco/Data/RecordSet.h>
@@ -19,22 +20,16 @@ using Poco::Data::Statement;
 namespace popgate
 {
 
+using rows::dbError;
+using rows::number;
+using rows::text;
+
 namespace
 {
 
 const char* const kProfileColumns =
     "id, name, provider, client_id, client_secret, authorization_url, token_url, "
     "device_authorization_url, scope, tenant, grant_type, created_at, updated_at";
-
-std::string text(RecordSet& rs, const char* col)
-{
-    return rs[col].isEmpty() ? std::string() : rs[col].convert<std::string>();
-}
-
-std::int64_t number(RecordSet& rs, const char* col)
-{
-    return rs[col].isEmpty() ? 0 : rs[col].convert<Poco::Int64>();
-}
 
 OAuthProfile readProfile(RecordSet& rs)
 {
@@ -53,12 +48,6 @@ OAuthProfile readProfile(RecordSet& rs)
     p.createdAt = number(rs, "created_at");
     p.updatedAt = number(rs, "updated_at");
     return p;
-}
-
-OperationError dbError(Store& store, const std::string& what, const Poco::Exception& e)
-{
-    return OperationError("database " + store.describe() + ": " + what + ": " +
-                          flatten(e.displayText()));
 }
 
 bool isLoopbackHost(const std::string& host)

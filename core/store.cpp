@@ -4,6 +4,7 @@
 
 #include "core/errors.h"
 #include "core/migrations.h"
+#include "core/rows.h"
 #include "core/text.h"
 
 #include <Poco/Data/RecordSet.h>
@@ -20,6 +21,10 @@ using Poco::Data::Statement;
 
 namespace popgate
 {
+
+using rows::dbError;
+using rows::number;
+using rows::text;
 
 std::int64_t nowSeconds()
 {
@@ -43,47 +48,35 @@ std::string withoutPassword(const std::string& connect)
     return std::regex_replace(connect, password, "password=(hidden)");
 }
 
-// dbError - an OperationError naming the database and the operation.
-OperationError dbError(const std::string& where, const std::string& what, const Poco::Exception& e)
-{
-    return OperationError("database " + where + ": " + what + ": " + flatten(e.displayText()));
-}
-
 Account readAccount(RecordSet& rs)
 {
     Account a;
-    auto text = [&](const char* col) {
-        return rs[col].isEmpty() ? std::string() : rs[col].convert<std::string>();
-    };
-    auto number = [&](const char* col) -> std::int64_t {
-        return rs[col].isEmpty() ? 0 : rs[col].convert<Poco::Int64>();
-    };
-    a.id = number("id");
-    a.name = text("name");
-    a.type = text("type");
-    a.auth = parseAuth(text("auth"));
-    a.server = text("server");
-    a.port = static_cast<int>(number("port"));
-    a.user = text("username");
-    a.sealedSecret = text("secret");
-    a.security = parseSecurity(text("security"));
-    a.filter = text("filter");
-    a.active = number("active") != 0;
-    a.provisioned = number("provisioned") != 0;
-    a.debugLogging = number("debug_logging") != 0;
-    a.mailbox = text("mailbox");
-    a.deliverTo = text("deliver_to");
-    a.pollInterval = static_cast<int>(number("poll_interval"));
-    a.keepOnServer = number("keep_on_server") != 0;
-    a.maxMessageSize = number("max_message_size");
-    a.tlsCaFile = text("tls_ca_file");
-    a.tlsPin = text("tls_pin");
-    a.oauthProfile = text("oauth_profile");
-    a.authMechanism = text("auth_mechanism");
-    a.plaintextAuth = number("plaintext_auth") != 0;
-    a.tlsMinVersion = text("tls_min_version");
-    a.createdAt = number("created_at");
-    a.updatedAt = number("updated_at");
+    a.id = number(rs, "id");
+    a.name = text(rs, "name");
+    a.type = text(rs, "type");
+    a.auth = parseAuth(text(rs, "auth"));
+    a.server = text(rs, "server");
+    a.port = static_cast<int>(number(rs, "port"));
+    a.user = text(rs, "username");
+    a.sealedSecret = text(rs, "secret");
+    a.security = parseSecurity(text(rs, "security"));
+    a.filter = text(rs, "filter");
+    a.active = number(rs, "active") != 0;
+    a.provisioned = number(rs, "provisioned") != 0;
+    a.debugLogging = number(rs, "debug_logging") != 0;
+    a.mailbox = text(rs, "mailbox");
+    a.deliverTo = text(rs, "deliver_to");
+    a.pollInterval = static_cast<int>(number(rs, "poll_interval"));
+    a.keepOnServer = number(rs, "keep_on_server") != 0;
+    a.maxMessageSize = number(rs, "max_message_size");
+    a.tlsCaFile = text(rs, "tls_ca_file");
+    a.tlsPin = text(rs, "tls_pin");
+    a.oauthProfile = text(rs, "oauth_profile");
+    a.authMechanism = text(rs, "auth_mechanism");
+    a.plaintextAuth = number(rs, "plaintext_auth") != 0;
+    a.tlsMinVersion = text(rs, "tls_min_version");
+    a.createdAt = number(rs, "created_at");
+    a.updatedAt = number(rs, "updated_at");
     return a;
 }
 
