@@ -183,11 +183,11 @@ std::string LoopbackRedirect::awaitCode(const std::string& state, std::chrono::s
     std::unique_lock<std::mutex> lock(impl_->mutex);
     impl_->expectedState = state;
     if (!impl_->arrived.wait_for(lock, timeout, [&] { return impl_->done; }))
-        throw OAuthError(Pop3ErrorKind::Timeout, "authorization",
+        throw OAuthError(OAuthErrorKind::Unavailable, "authorization",
                          "authorization failed: no answer reached " + redirectUri() + " within " +
                              std::to_string(timeout.count()) + " s");
     if (!impl_->error.empty())
-        throw OAuthError(Pop3ErrorKind::Auth, "authorization",
+        throw OAuthError(OAuthErrorKind::Refused, "authorization",
                          "authorization failed: " + impl_->error);
     return impl_->code;
 }

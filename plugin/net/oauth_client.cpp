@@ -124,7 +124,7 @@ HttpAnswer postForm(const std::string& url,
         while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
             body.append(chunk, static_cast<std::size_t>(in.gcount()));
             if (body.size() > kMaxResponse)
-                throw OAuthError(Pop3ErrorKind::Protocol, what,
+                throw OAuthError(OAuthErrorKind::Unavailable, what,
                                  what + " failed: " + endpoint + " sent more than 256 kB");
         }
         HttpAnswer answer;
@@ -140,13 +140,13 @@ HttpAnswer postForm(const std::string& url,
     } catch (const OAuthError&) {
         throw;
     } catch (const Pop3TlsError& e) {
-        throw OAuthError(Pop3ErrorKind::Tls, what,
+        throw OAuthError(OAuthErrorKind::Unavailable, what,
                          what + " failed: " + endpoint + ": " + e.detail());
     } catch (const Poco::TimeoutException&) {
-        throw OAuthError(Pop3ErrorKind::Timeout, what,
+        throw OAuthError(OAuthErrorKind::Unavailable, what,
                          what + " failed: " + endpoint + " did not answer in time");
     } catch (const Poco::Exception& e) {
-        throw OAuthError(Pop3ErrorKind::Network, what,
+        throw OAuthError(OAuthErrorKind::Unavailable, what,
                          what + " failed: " + endpoint + ": " + scrub(e.displayText(), secrets));
     }
 }
@@ -161,13 +161,13 @@ OAuthError failure(const HttpAnswer& answer, const std::string& what, const std:
         // RFC 6749 5.2: errors that say "try later" are temporary; the rest need the operator.
         const bool temporary =
             answer.status >= 500 || error == "temporarily_unavailable" || error == "server_error";
-        return OAuthError(temporary ? Pop3ErrorKind::Network : Pop3ErrorKind::Auth, what,
+        return OAuthError(temporary ? OAuthErrorKind::Unavailable : OAuthErrorKind::Refused, what,
                           what + " failed: " + error +
                               (description.empty() ? "" : " (" + description + ")"),
                           error);
     }
-    return OAuthError(answer.status >= 500 || answer.status == 429 ? Pop3ErrorKind::Network
-                                                                   : Pop3ErrorKind::Auth,
+    return OAuthError(answer.status >= 500 || answer.status == 429 ? OAuthErrorKind::Unavailable
+                                                                   : OAuthErrorKind::Refused,
                       what,
                       what + " failed: " + endpoint + " answered HTTP " +
                           std::to_string(answer.status) + " " + scrub(answer.reason, secrets, 80));
@@ -175,9 +175,20 @@ OAuthError failure(const HttpAnswer& answer, const std::string& what, const std:
 
 } // namespace
 
-OAuthError::OAuthError(Pop3ErrorKind kind, std::string command, std::string message,
+std::string oauthErrorKindName(OAuthErrorKind kind)
+{
+    switch (kind) {
+    case OAuthErrorKind::Refused:
+        return "refused";
+    case OAuthErrorKind::Unavailable:
+        return "unavailable";
+    }
+    return "?";
+}
+
+OAuthError::OAuthError(OAuthErrorKind kind, std::string command, const std::string& message,
                        std::string oauthError)
-    : Pop3Error(kind, Pop3Stage::Auth, std::move(command), message), message_(std::move(message)),
+    : OperationError(message), kind_(kind), command_(std::move(command)),
       oauthError_(std::move(oauthError))
 {
 }
@@ -213,10 +224,10 @@ OAuthClient::tokenRequest(const std::string& what,
     t.scope = stringField(answer.json, "scope");
     t.tokenType = stringField(answer.json, "token_type");
     if (t.accessToken.empty())
-        throw OAuthError(Pop3ErrorKind::Protocol, what,
+        throw OAuthError(OAuthErrorKind::Unavailable, what,
                          what + " failed: " + endpoint + " answered without an access_token");
     if (!t.tokenType.empty() && Poco::icompare(t.tokenType, "bearer") != 0)
-        throw OAuthError(Pop3ErrorKind::Protocol, what,
+        throw OAuthError(OAuthErrorKind::Unavailable, what,
                          what + " failed: token type '" + scrub(t.tokenType, secrets, 40) +
                              "' is not Bearer");
     return t;
@@ -259,7 +270,7 @@ DeviceAuthorization OAuthClient::startDeviceAuthorization()
     d.expiresIn = numberField(answer.json, "expires_in", 900);
     d.interval = std::max<std::int64_t>(1, numberField(answer.json, "interval", 5));
     if (d.deviceCode.empty() || d.userCode.empty() || d.verificationUri.empty())
-        throw OAuthError(Pop3ErrorKind::Protocol, what,
+        throw OAuthError(OAuthErrorKind::Unavailable, what,
                          what + " failed: " + endpoint +
                              " answered without device_code, user_code or verification_uri");
     return d;
@@ -286,7 +297,7 @@ OAuthClient::awaitDeviceAuthorization(const DeviceAuthorization& device,
         }
         if (std::chrono::steady_clock::now() >= deadline)
             throw OAuthError(
-                Pop3ErrorKind::Auth, "device authorization",
+                OAuthErrorKind::Refused, "device authorization",
                 "device authorization failed: the code expired before it was approved");
     }
 }
@@ -339,6 +350,23 @@ OAuthTokenState storeGrantedTokens(Store& store, const SecretBox& box, const Acc
     return st;
 }
 
+namespace
+{
+
+// unseal - box.open, its failure typed: a token that does not open under the
+// key file is the key's problem (Failure::Secret), not the provider's.
+std::string unseal(const SecretBox& box, const std::string& sealed, const std::string& who,
+                   const char* what)
+{
+    try {
+        return box.open(sealed);
+    } catch (const OperationError& e) {
+        throw SecretError(who + ": " + what + ": " + e.what());
+    }
+}
+
+} // namespace
+
 std::string accessTokenFor(Store& store, const SecretBox& box, const Account& account,
                            Poco::Logger& log, bool forceRefresh)
 {
@@ -346,16 +374,18 @@ std::string accessTokenFor(Store& store, const SecretBox& box, const Account& ac
     OAuthStore os(store);
     const auto profile = os.profile(account.oauthProfile);
     if (!profile)
-        throw OAuthError(Pop3ErrorKind::Auth, "token refresh",
+        throw OAuthError(OAuthErrorKind::Refused, "token refresh",
                          who + ": oauth profile '" + flatten(account.oauthProfile) +
                              "' does not exist (see `popgatectl oauth profile list`)");
     OAuthTokenState st = os.tokens(account.id);
     const std::int64_t now = nowSeconds();
     if (!forceRefresh && st.accessTokenFresh(now))
-        return box.open(st.sealedAccessToken);
+        return unseal(box, st.sealedAccessToken, who, "access token");
 
     OAuthClient client(*profile,
-                       profile->hasClientSecret() ? box.open(profile->sealedClientSecret) : "");
+                       profile->hasClientSecret()
+                           ? unseal(box, profile->sealedClientSecret, who, "oauth client secret")
+                           : "");
     OAuthTokens granted;
     std::string how;
     try {
@@ -364,9 +394,9 @@ std::string accessTokenFor(Store& store, const SecretBox& box, const Account& ac
             granted = client.clientCredentials();
         } else if (st.hasRefreshToken()) {
             how = "refresh_token grant";
-            granted = client.refresh(box.open(st.sealedRefreshToken));
+            granted = client.refresh(unseal(box, st.sealedRefreshToken, who, "refresh token"));
         } else {
-            throw OAuthError(Pop3ErrorKind::Auth, "token refresh",
+            throw OAuthError(OAuthErrorKind::Refused, "token refresh",
                              "token refresh failed: no refresh token stored for " + who +
                                  "; run `popgatectl account authorize " + account.name + "`");
         }

@@ -8,10 +8,10 @@
 #pragma once
 
 #include "core/account.h"
+#include "core/errors.h"
 #include "core/oauth.h"
 #include "core/secretbox.h"
 #include "core/store.h"
-#include "plugin/net/pop3_errors.h"
 
 #include <Poco/Logger.h>
 #include <chrono>
@@ -23,23 +23,47 @@
 namespace popgate
 {
 
-/// A failure to obtain a token. Kind Auth: the provider refused the grant
-/// (invalid_grant, invalid_client, ...): the operator must act. Kind Network
-/// or Timeout: the endpoint could not be reached or answered 5xx: retry later.
+/// Whether a failure to obtain a token needs the operator or only time.
+enum class OAuthErrorKind {
+    Refused,     ///< the provider refused the grant (invalid_grant, invalid_client, no
+                 ///< refresh token stored, device code expired): the operator must act
+    Unavailable, ///< the endpoint could not be reached, timed out, failed TLS, answered
+                 ///< 5xx/429 or nonsense: retry later
+};
+
+/// oauthErrorKindName - "refused" | "unavailable".
+std::string oauthErrorKindName(OAuthErrorKind kind);
+
+/// A failure to obtain a token: not a POP3 error (no POP3 server was involved).
 /// what() is the whole sentence, e.g. "token refresh failed: invalid_grant
-/// (Token has been revoked)"; stage() is AUTH, command() "token refresh".
-class OAuthError : public Pop3Error
+/// (Token has been revoked)"; command() says which request ("token refresh").
+/// core/policy.h's Failure::OAuthRefused / OAuthUnavailable say what it means.
+class OAuthError : public OperationError
 {
 public:
-    OAuthError(Pop3ErrorKind kind, std::string command, std::string message,
+    OAuthError(OAuthErrorKind kind, std::string command, const std::string& message,
                std::string oauthError = std::string());
-    const char* what() const noexcept override { return message_.c_str(); }
+    OAuthErrorKind kind() const { return kind_; }
+    /// command - "token refresh", "token request", "device authorization", ...; never a secret.
+    const std::string& command() const { return command_; }
     /// oauthError - the RFC 6749 error code ("invalid_grant"), empty if none.
     const std::string& oauthError() const { return oauthError_; }
 
 private:
-    std::string message_;
+    OAuthErrorKind kind_;
+    std::string command_;
     std::string oauthError_;
+};
+
+/// A secret popgate keeps cannot be used: the key file cannot be loaded, or a
+/// sealed secret (password, token, client secret) does not open under it.
+/// Neither the provider's nor the server's doing (Failure::Secret). SecretBox
+/// itself throws plain OperationError; the callers that must tell the two
+/// apart (accessTokenFor, popgated's scheduler) wrap it in this.
+class SecretError : public OperationError
+{
+public:
+    using OperationError::OperationError;
 };
 
 /// What a token endpoint granted. expiresIn 0: it did not say.
@@ -110,8 +134,9 @@ private:
 /// stored one while it is valid for more than 60 s, else a new one (refresh_token
 /// grant, or client_credentials for an app-only profile), sealed and stored with
 /// its expiry. forceRefresh ignores the stored access token (the server refused it).
-/// Throws OAuthError (kind Auth: refused or no token stored, "run `popgatectl
-/// account authorize NAME`"; kind Network/Timeout: try later), OperationError (database, key).
+/// Throws OAuthError (Refused: refused, no such profile or no token stored, "run
+/// `popgatectl account authorize NAME`"; Unavailable: try later), SecretError (a
+/// stored token or client secret does not open under the key), OperationError (database).
 std::string accessTokenFor(Store& store, const SecretBox& box, const Account& account,
                            Poco::Logger& log, bool forceRefresh = false);
 

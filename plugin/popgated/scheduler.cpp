@@ -122,6 +122,8 @@ FetchSettings fetchSettings(const Config& c)
     s.connectTimeout = std::chrono::seconds(c.integer("pop3.connect_timeout"));
     s.readTimeout = std::chrono::seconds(c.integer("pop3.read_timeout"));
     s.timeBudget = std::chrono::seconds(c.integer("session_time_budget"));
+    s.maxAttempts = static_cast<int>(c.integer("message_max_attempts"));
+    s.failedRetryPolls = static_cast<int>(c.integer("failed_retry_polls"));
     return s;
 }
 
@@ -197,6 +199,36 @@ private:
     std::set<std::string> warned_;       ///< accounts warned about in this generation
 };
 
+// loadSecrets - the key file, its failure typed (SecretBox throws plain
+// OperationError, which would otherwise read as a database failure).
+SecretBox loadSecrets(const Config& config)
+{
+    try {
+        return SecretBox::load(config.str("secret_key_file"));
+    } catch (const OperationError& e) {
+        throw SecretError(e.what());
+    }
+}
+
+// accountSecret - what the account logs in with: its unsealed password, or an
+// access token for oauth/oauth2 (refreshed after a refused login, since the
+// cached token is then not to be trusted); "" for none. Throws SecretError,
+// OAuthError, OperationError (database).
+std::string accountSecret(const Config& config, Store& store, const Account& account,
+                          const AccountStatus& st, Poco::Logger& log)
+{
+    if (account.auth == AuthKind::OAuth || account.auth == AuthKind::OAuth2)
+        return accessTokenFor(store, loadSecrets(config), account, log, st.authFailures > 0);
+    if (!account.hasSecret())
+        return {};
+    const SecretBox box = loadSecrets(config);
+    try {
+        return box.open(account.sealedSecret);
+    } catch (const OperationError& e) {
+        throw SecretError(std::string("password: ") + e.what());
+    }
+}
+
 // pollOne - one account, from the worker's own store; updates its status.
 void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account& account,
              Poco::Logger& log, std::atomic<bool>& stopping, Shared& shared)
@@ -207,13 +239,7 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
     PollReport report;
     try {
         st = ms.status(account.id);
-        std::string secret;
-        if (account.auth == AuthKind::OAuth || account.auth == AuthKind::OAuth2)
-            // After a refused login, do not trust the cached token: refresh it.
-            secret = accessTokenFor(store, SecretBox::load(config.str("secret_key_file")), account,
-                                    log, st.authFailures > 0);
-        else if (account.hasSecret())
-            secret = SecretBox::load(config.str("secret_key_file")).open(account.sealedSecret);
+        const std::string secret = accountSecret(config, store, account, st, log);
         std::unique_ptr<FileProtocolTrace> trace;
         if (account.debugLogging) {
             if (st.debugUntil == 0)
@@ -234,16 +260,18 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
             st.debugUntil = 0;
         }
         report = fetcher.poll(account, secret, trace.get(), stopping);
-    } catch (const Pop3Error& e) { // a token refresh refused or unreachable
+    } catch (const OAuthError& e) { // the token endpoint refused the grant or was unreachable
         report.ok = false;
-        report.failure = classifyPop3(e);
+        report.failure =
+            e.kind() == OAuthErrorKind::Refused ? Failure::OAuthRefused : Failure::OAuthUnavailable;
         report.error = e.what();
-    } catch (const std::exception& e) {
+    } catch (const SecretError& e) {
         report.ok = false;
-        report.failure = std::string(e.what()).find("key file") != std::string::npos ||
-                                 std::string(e.what()).find("stored secret") != std::string::npos
-                             ? Failure::Secret
-                             : Failure::Database;
+        report.failure = Failure::Secret;
+        report.error = e.what();
+    } catch (const std::exception& e) { // the status, the account update, the trace file
+        report.ok = false;
+        report.failure = Failure::Database;
         report.error = e.what();
     }
 

@@ -22,12 +22,17 @@
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
 #include <Poco/URI.h>
 #include <boost/test/unit_test.hpp>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <sstream>
 #include <sys/stat.h>
 #include <thread>
+#include <type_traits>
 
 using namespace popgate;
 
@@ -308,7 +313,7 @@ BOOST_AUTO_TEST_CASE(revoked_refresh_token_gives_the_clear_error)
             } catch (const OAuthError& e) {
                 BOOST_TEST(std::string(e.what()) ==
                            "token refresh failed: invalid_grant (Token has been revoked)");
-                BOOST_TEST((e.kind() == Pop3ErrorKind::Auth));
+                BOOST_TEST((e.kind() == OAuthErrorKind::Refused));
                 BOOST_TEST(e.oauthError() == "invalid_grant");
             }
             const OAuthTokenState st = OAuthStore(*w.store).tokens(a.id);
@@ -326,6 +331,88 @@ BOOST_AUTO_TEST_CASE(revoked_refresh_token_gives_the_clear_error)
         BOOST_TEST(std::string(e.what()).find("popgatectl account authorize never-authorized") !=
                    std::string::npos);
     }
+}
+
+// What popgated's scheduler tells apart by type, never by text: a grant the
+// provider refused (the operator must act), a token endpoint that cannot be
+// reached (retry later), and a stored token that does not open under the key
+// (neither: Failure::Secret). An OAuthError is no POP3 error.
+BOOST_AUTO_TEST_CASE(token_failures_are_typed)
+{
+    World& w = world();
+    w.profile("test", OAuthGrant::AuthorizationCode);
+    int closed = 0;
+    {
+        Poco::Net::ServerSocket s(Poco::Net::SocketAddress("127.0.0.1", 0));
+        closed = s.address().port();
+    }
+    {
+        OAuthProfile p = w.profile("test", OAuthGrant::AuthorizationCode);
+        p.name = "down";
+        p.tokenUrl = "http://127.0.0.1:" + std::to_string(closed) + "/token";
+        OAuthStore(*w.store).addProfile(p);
+    }
+    enum class Expect { Refused, Unavailable, Secret };
+    struct Row {
+        const char* label;
+        std::string account, profile;
+        std::function<void(const Account&)> seed;
+        Expect expect;
+        std::string words;
+    };
+    const std::vector<Row> rows = {
+        {"revoked refresh token", "typed-revoked", "test",
+         [&](const Account& a) {
+             const std::string refresh = w.tokens.issueRefreshToken(w.user());
+             w.tokens.revokeRefreshToken(refresh);
+             seedTokens(w, a, "", 0, refresh);
+         },
+         Expect::Refused, "invalid_grant"},
+        {"no refresh token stored", "typed-never", "test", [](const Account&) {}, Expect::Refused,
+         "popgatectl account authorize typed-never"},
+        {"no such profile", "typed-orphan", "gone", [](const Account&) {}, Expect::Refused,
+         "oauth profile 'gone' does not exist"},
+        {"token endpoint down", "typed-down", "down",
+         [&](const Account& a) { seedTokens(w, a, "", 0, w.tokens.issueRefreshToken(w.user())); },
+         Expect::Unavailable, "token refresh failed: http://127.0.0.1:" + std::to_string(closed)},
+        {"refresh token sealed under another key", "typed-rekeyed", "test",
+         [&](const Account& a) {
+             OAuthTokenState st;
+             st.accountId = a.id;
+             st.sealedRefreshToken =
+                 SecretBox::fromKey(std::vector<unsigned char>(32, 7)).seal("rt-elsewhere");
+             OAuthStore(*w.store).saveTokens(st);
+         },
+         Expect::Secret, "account 'typed-rekeyed': refresh token: "},
+    };
+    for (const auto& row : rows) {
+        BOOST_TEST_CONTEXT(row.label)
+        {
+            const Account a = w.account(row.account, AuthKind::OAuth2, row.profile);
+            row.seed(a);
+            std::optional<Expect> got;
+            std::string what;
+            try {
+                accessTokenFor(*w.store, *w.box, a, w.log);
+            } catch (const OAuthError& e) {
+                got = e.kind() == OAuthErrorKind::Refused ? Expect::Refused : Expect::Unavailable;
+                what = e.what();
+                BOOST_TEST(!e.command().empty());
+                BOOST_TEST(oauthErrorKindName(e.kind()) ==
+                           (row.expect == Expect::Refused ? "refused" : "unavailable"));
+            } catch (const SecretError& e) {
+                got = Expect::Secret;
+                what = e.what();
+            }
+            BOOST_TEST_REQUIRE(got.has_value(), "must throw");
+            BOOST_TEST((*got == row.expect), what);
+            BOOST_TEST(what.find(row.words) != std::string::npos, what);
+        }
+    }
+    // Not a Pop3Error, and an OperationError as every failed piece of work is (exit 1).
+    static_assert(!std::is_base_of<Pop3Error, OAuthError>::value);
+    static_assert(std::is_base_of<OperationError, OAuthError>::value);
+    static_assert(std::is_base_of<OperationError, SecretError>::value);
 }
 
 BOOST_AUTO_TEST_CASE(client_credentials_grant_logs_in)
