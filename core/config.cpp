@@ -3,12 +3,12 @@
 #include "core/config.h"
 
 #include "core/errors.h"
+#include "core/keyvalue.h"
 #include "core/text.h"
 
 #include <Poco/File.h>
 #include <cstdlib>
 #include <fstream>
-#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -186,48 +186,21 @@ Config Config::parse(const std::string& text, const std::string& origin)
     Config c = defaults();
     c.origin_ = origin;
     std::vector<std::string> problems;
-    std::set<std::string> seen;
-    std::istringstream in(text);
-    std::string line;
-    int number = 0;
-    while (std::getline(in, line)) {
-        ++number;
-        const std::string t = trim(line);
-        if (t.empty() || t[0] == '#')
-            continue;
-        const std::string where = origin + ":" + std::to_string(number) + ": ";
-        const auto eq = t.find('=');
-        if (eq == std::string::npos) {
-            problems.push_back(where + "expected 'key = value'");
-            continue;
-        }
-        const std::string name = trim(t.substr(0, eq));
-        const std::string value = trim(t.substr(eq + 1));
-        const ConfigKey* key = findKey(name);
-        if (!key) {
-            problems.push_back(where + "unknown key '" + flatten(name) + "'");
-            continue;
-        }
-        if (!seen.insert(name).second) {
-            problems.push_back(where + name + ": set twice");
-            continue;
-        }
+    readKeyValues(text, origin, "key", problems, [&c](const KeyValue& kv) {
+        const ConfigKey* key = findKey(kv.key);
+        if (!key)
+            throw InputError("unknown key '" + flatten(kv.key) + "'");
         try {
-            checkValue(*key, value);
-            c.values_[name] = value;
+            checkValue(*key, kv.value);
         } catch (const InputError& e) {
-            problems.push_back(where + name + ": " + e.what());
+            throw InputError(kv.key + ": " + e.what());
         }
-    }
+        c.values_[kv.key] = kv.value;
+    });
     if (c.str("database.driver") == "postgresql" && c.str("database.connect").empty())
         problems.push_back(origin +
                            ": database.connect: required with database.driver = postgresql");
-    if (!problems.empty()) {
-        std::string msg;
-        for (const auto& p : problems)
-            msg += (msg.empty() ? "" : "\n") + p;
-        throw InputError(msg);
-    }
+    throwProblems(problems);
     return c;
 }
 

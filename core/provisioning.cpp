@@ -2,6 +2,7 @@
 #include "core/provisioning.h"
 
 #include "core/errors.h"
+#include "core/keyvalue.h"
 #include "core/secretbox.h"
 #include "core/store.h"
 #include "core/text.h"
@@ -47,38 +48,17 @@ ProvisionedAccount loadFile(const std::string& path, const std::string& name,
         problems.push_back(path + ": cannot read");
         return p;
     }
-    std::set<std::string> seen;
-    std::string line;
-    int number = 0;
-    while (std::getline(in, line)) {
-        ++number;
-        const std::string t = trim(line);
-        if (t.empty() || t[0] == '#')
-            continue;
-        const std::string where = path + ":" + std::to_string(number) + ": ";
-        const auto eq = t.find('=');
-        if (eq == std::string::npos) {
-            problems.push_back(where + "expected 'field = value'");
-            continue;
-        }
-        const std::string key = trim(t.substr(0, eq));
-        const std::string value = trim(t.substr(eq + 1));
-        if (!seen.insert(key).second) {
-            problems.push_back(where + key + ": set twice");
-            continue;
-        }
-        try {
-            if (key == "secret_file")
-                p.secret = readSecretFile(value);
-            else if (key == "name" || key == "password" || key == "secret")
-                throw InputError(key + ": not allowed here (the name is the file name; "
-                                       "secrets come from secret_file)");
-            else
-                setAccountField(p.account, key, value);
-        } catch (const InputError& e) {
-            problems.push_back(where + e.what());
-        }
-    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    readKeyValues(text.str(), path, "field", problems, [&p](const KeyValue& kv) {
+        if (kv.key == "secret_file")
+            p.secret = readSecretFile(kv.value);
+        else if (kv.key == "name" || kv.key == "password" || kv.key == "secret")
+            throw InputError(kv.key + ": not allowed here (the name is the file name; "
+                                      "secrets come from secret_file)");
+        else
+            setAccountField(p.account, kv.key, kv.value);
+    });
     // Whole-record rules, with the secret counted as set when one was given.
     Account check = p.account;
     check.sealedSecret = p.secret.empty() ? "" : "set";
@@ -109,12 +89,7 @@ std::vector<ProvisionedAccount> loadProvisioned(const std::string& dir)
         }
         out.push_back(loadFile(f, name, problems));
     }
-    if (!problems.empty()) {
-        std::string msg;
-        for (const auto& p : problems)
-            msg += (msg.empty() ? "" : "\n") + p;
-        throw InputError(msg);
-    }
+    throwProblems(problems);
     return out;
 }
 
