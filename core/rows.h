@@ -39,8 +39,7 @@ inline OperationError dbError(const std::string& where, const std::string& what,
 }
 
 /// dbError - the same, naming the store's database (Store::describe, no password).
-inline OperationError dbError(const Store& store, const std::string& what,
-                              const Poco::Exception& e)
+inline OperationError dbError(const Store& store, const std::string& what, const Poco::Exception& e)
 {
     return dbError(store.describe(), what, e);
 }
