@@ -12,19 +12,13 @@
 #include "core/config.h"
 #include "core/dbdrivers.h"
 #include "core/errors.h"
-#include "core/store.h"
 #include "core/text.h"
+#include "plugin/daemon/daemon.h"
 #include "plugin/popgate-milter/callbacks.h"
 #include "plugin/popgate-milter/snapshot.h"
 
-#include <Poco/AutoPtr.h>
-#include <Poco/FormattingChannel.h>
 #include <Poco/Logger.h>
-#include <Poco/PatternFormatter.h>
-#include <Poco/StreamChannel.h>
-#include <Poco/SyslogChannel.h>
 #include <Poco/Util/Application.h>
-#include <Poco/Util/HelpFormatter.h>
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionSet.h>
 #include <iostream>
@@ -45,124 +39,85 @@ protected:
     void defineOptions(OptionSet& options) override
     {
         Application::defineOptions(options);
-        options.addOption(Option("help", "h", "show this help and exit"));
-        options.addOption(Option("config", "c", "configuration file").argument("FILE"));
-        options.addOption(Option("socket", "p",
-                                 "listen here (overrides milter.socket): unix:/path or "
-                                 "inet:PORT@HOST")
-                              .argument("SPEC"));
-        options.addOption(Option("check-config", "n",
-                                 "check the configuration, the header key and the "
-                                 "filter, then exit"));
-        options.addOption(
-            Option("foreground", "f", "stay in the foreground (always; for systemd units)"));
-        options.addOption(
-            Option("log", "", "where log lines go: syslog (default) or stderr").argument("WHERE"));
+        DaemonOptions::define(
+            options,
+            {Option("socket", "p",
+                    "listen here (overrides milter.socket): unix:/path or inet:PORT@HOST")
+                 .argument("SPEC"),
+             Option("check-config", "n",
+                    "check the configuration, the header key and the filter, then exit"),
+             Option("foreground", "f", "stay in the foreground (always; for systemd units)")});
     }
 
     void handleOption(const std::string& name, const std::string& value) override
     {
         Application::handleOption(name, value);
-        if (name == "help")
-            help_ = true;
-        else if (name == "config")
-            configPath_ = value;
-        else if (name == "socket")
+        if (daemon_.take(name, value))
+            return;
+        if (name == "socket")
             socket_ = value;
         else if (name == "check-config")
             check_ = true;
-        else if (name == "log")
-            logTo_ = value;
     }
 
     int main(const std::vector<std::string>&) override
     {
-        if (help_) {
-            Poco::Util::HelpFormatter help(options());
-            help.setCommand("popgate-milter");
-            help.setUsage("[--config=FILE] [--socket=SPEC] [--check-config] [--log=stderr]");
-            help.setHeader(
-                "Apply popgate's system address filters inside the MTA and drop duplicates "
-                "of fetched mail.");
-            help.format(std::cout);
+        if (daemon_.help) {
+            printHelp(options(), "popgate-milter",
+                      "[--config=FILE] [--socket=SPEC] [--check-config] [--log=stderr]",
+                      "Apply popgate's system address filters inside the MTA and drop duplicates "
+                      "of fetched mail.");
             return 0;
         }
-        try {
-            if (logTo_ != "syslog" && logTo_ != "stderr")
-                throw InputError("--log: expected syslog or stderr (got '" + flatten(logTo_) +
-                                 "')");
-            const Config config = Config::resolve(configPath_);
-            MilterSettings settings = MilterSettings::fromConfig(config);
-            if (!socket_.empty())
-                settings.socket = socket_;
-            registerDatabaseDrivers();
-            Poco::Logger& log = setUpLogging();
-            StorePool pool(config);
-            SnapshotSource source(configPath_, settings, pool, log);
-            const auto snap = source.current();
-
-            if (check_) {
-                if (!snap->error.empty())
-                    throw OperationError(snap->error);
-                std::cout << "popgate-milter: configuration OK: " << config.origin() << "; socket "
-                          << settings.socket << "; filter " << snap->filterName << " (generation "
-                          << snap->generation << "); action " << blockActionName(settings.action)
-                          << "\n";
-                return 0;
-            }
-
-            log.notice("popgate-milter " POPGATE_VERSION " starting (" + config.origin() +
-                       ", socket " + settings.socket + ")");
-            registerMilter(source, pool, log);
-            if (smfi_setconn(const_cast<char*>(settings.socket.c_str())) != MI_SUCCESS)
-                throw InputError("milter.socket: libmilter refuses '" + flatten(settings.socket) +
-                                 "'");
-            ::umask(007); // socket 0770: the MTA reaches it through the popgate group
-            if (smfi_opensocket(true) != MI_SUCCESS)
-                throw OperationError("cannot listen on " + settings.socket +
-                                     " (in use, or the directory is missing or not writable)");
-            std::thread signals([&source] { waitForReload(source); });
-            signals.detach();
-            const int rc = smfi_main();
-            log.notice(std::string("popgate-milter stopped") +
-                       (rc == MI_SUCCESS ? "" : " after an error"));
-            return rc == MI_SUCCESS ? 0 : 1;
-        } catch (const InputError& e) {
-            std::cerr << "popgate-milter: " << e.what() << "\n";
-            return 2;
-        } catch (const std::exception& e) {
-            std::cerr << "popgate-milter: " << e.what() << "\n";
-            return 1;
-        }
+        return exitCodeOf("popgate-milter", [this] { return serve(); });
     }
 
 private:
-    Poco::Logger& setUpLogging()
+    // serve - after the options: check the configuration, or filter until libmilter stops.
+    int serve()
     {
-        Poco::AutoPtr<Poco::Channel> channel;
-        if (logTo_ == "stderr") {
-            Poco::AutoPtr<Poco::PatternFormatter> f(
-                new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S popgate-milter[%P]: %p: %t"));
-            Poco::AutoPtr<Poco::Channel> out(new Poco::StreamChannel(std::cerr));
-            channel = new Poco::FormattingChannel(f, out);
-        } else {
-            Poco::AutoPtr<Poco::SyslogChannel> syslog(
-                new Poco::SyslogChannel("popgate-milter", Poco::SyslogChannel::SYSLOG_PID,
-                                        Poco::SyslogChannel::SYSLOG_MAIL));
-            channel = syslog;
+        checkLogTarget(daemon_.logTo);
+        const Config config = Config::resolve(daemon_.configPath);
+        MilterSettings settings = MilterSettings::fromConfig(config);
+        if (!socket_.empty())
+            settings.socket = socket_;
+        registerDatabaseDrivers();
+        Poco::Logger& log = setUpLogging("popgate-milter", daemon_.logTo);
+        StorePool pool(config);
+        SnapshotSource source(daemon_.configPath, settings, pool, log);
+        const auto snap = source.current();
+
+        if (check_) {
+            if (!snap->error.empty())
+                throw OperationError(snap->error);
+            std::cout << "popgate-milter: configuration OK: " << config.origin() << "; socket "
+                      << settings.socket << "; filter " << snap->filterName << " (generation "
+                      << snap->generation << "); action " << blockActionName(settings.action)
+                      << "\n";
+            return 0;
         }
-        Poco::Logger& log = Poco::Logger::get("popgate-milter");
-        log.setChannel(channel);
-        log.setLevel(Poco::Message::PRIO_INFORMATION);
-        return log;
+
+        log.notice("popgate-milter " POPGATE_VERSION " starting (" + config.origin() + ", socket " +
+                   settings.socket + ")");
+        registerMilter(source, pool, log);
+        if (smfi_setconn(const_cast<char*>(settings.socket.c_str())) != MI_SUCCESS)
+            throw InputError("milter.socket: libmilter refuses '" + flatten(settings.socket) + "'");
+        ::umask(007); // socket 0770: the MTA reaches it through the popgate group
+        if (smfi_opensocket(true) != MI_SUCCESS)
+            throw OperationError("cannot listen on " + settings.socket +
+                                 " (in use, or the directory is missing or not writable)");
+        std::thread signals([&source] { waitForReload(source); });
+        signals.detach();
+        const int rc = smfi_main();
+        log.notice(std::string("popgate-milter stopped") +
+                   (rc == MI_SUCCESS ? "" : " after an error"));
+        return rc == MI_SUCCESS ? 0 : 1;
     }
 
     // waitForReload - takes SIGUSR1 (blocked in every other thread) for the process lifetime.
     static void waitForReload(SnapshotSource& source)
     {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGUSR1);
+        const sigset_t set = signalSet({SIGUSR1});
         for (;;) {
             int sig = 0;
             if (sigwait(&set, &sig) == 0 && sig == SIGUSR1)
@@ -170,10 +125,9 @@ private:
         }
     }
 
-    std::string configPath_;
+    DaemonOptions daemon_;
     std::string socket_;
-    std::string logTo_ = "syslog";
-    bool help_ = false, check_ = false;
+    bool check_ = false;
 };
 
 } // namespace popgate
@@ -182,11 +136,7 @@ int main(int argc, char** argv)
 {
     // Block the signals before any thread starts: libmilter's signal thread takes
     // SIGHUP/SIGTERM/SIGINT, waitForReload takes SIGUSR1; no other thread may die of them.
-    sigset_t set;
-    sigemptyset(&set);
-    for (int s : {SIGUSR1, SIGHUP, SIGTERM, SIGINT})
-        sigaddset(&set, s);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    popgate::blockSignals(popgate::signalSet({SIGUSR1, SIGHUP, SIGTERM, SIGINT}));
     popgate::PopgateMilter app;
     try {
         app.init(argc, argv);
