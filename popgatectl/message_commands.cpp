@@ -3,6 +3,7 @@
 // (each account's poll state and 24-hour counts).
 #include "core/errors.h"
 #include "core/message_store.h"
+#include "core/milter_seen.h"
 #include "core/text.h"
 #include "plugin/net/reinject.h"
 #include "popgatectl/cli.h"
@@ -12,10 +13,14 @@
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/NumberParser.h>
+#include <Poco/String.h>
 #include <Poco/Util/Option.h>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <map>
+#include <optional>
 
 namespace popgate::cli
 {
@@ -41,6 +46,38 @@ std::int64_t parseSince(const std::string& text)
         return dt.timestamp().epochTime() - tz;
     throw InputError("since: expected a duration such as 2h or a date such as 2026-11-28, got '" +
                      flatten(text) + "'");
+}
+
+// headerValue - the first `name:` field of the message in file, trimmed; ""
+// when absent or unreadable (it only helps the operator look).
+std::string headerValue(const std::string& file, const std::string& name)
+{
+    std::ifstream in(file, std::ios::binary);
+    const std::string prefix = Poco::toLower(name) + ":";
+    for (std::string line; std::getline(in, line);) {
+        if (!line.empty() && line.back() == '\r')
+            line.pop_back();
+        if (line.empty())
+            break; // end of the header section
+        if (Poco::toLower(line.substr(0, prefix.size())) == prefix)
+            return flatten(Poco::trim(line.substr(prefix.size())));
+    }
+    return {};
+}
+
+// howToCheck - what an operator looks at when a release's outcome is unknown,
+// and how to send the message again.
+std::string howToCheck(const MessageRecord& m, const std::string& account)
+{
+    const std::string id = headerValue(m.quarantinePath, "X-Popgate-Id");
+    return "Look in the MTA's log for " +
+           (m.messageId.empty() ? std::string("the message")
+                                : "message-id=" + flatten(m.messageId)) +
+           " and in popgate-milter's for account=" + account + " uidl=" + flatten(m.uidl) +
+           ", or in the recipients' mailboxes for " +
+           (id.empty() ? std::string("its X-Popgate-Id header") : "X-Popgate-Id: " + id) +
+           "; if it did not arrive, run `popgatectl message release " + std::to_string(m.id) +
+           " --force` (popgate-milter, where in place, drops a second copy)";
 }
 
 std::int64_t accountId(Context& ctx, const std::string& name)
@@ -117,55 +154,175 @@ int list(Context& ctx, const std::vector<std::string>& rest)
     return 0;
 }
 
-// release - hand a quarantined (ignored) message to the MTA after all.
+// release - hand a quarantined (ignored) message to the MTA after all, with
+// the ledger states popgated uses: the row says "injecting" (committed) before
+// the MTA sees the message, "injected" with the queue id after its 250, and
+// "ignored" again after a refusal. No reply after the final dot leaves it
+// "injecting": the outcome is unknown, and a second release refuses until the
+// operator has looked (--force sends again). The quarantined copy carries the
+// X-Popgate-Id it was fetched with, so popgate-milter drops a second copy.
 int release(Context& ctx, const std::vector<std::string>& rest)
 {
-    const ParsedArgs args = parseArgs(rest, OptionSet());
-    requirePositional(args, 1, "message release ID");
+    OptionSet opts;
+    opts.addOption(
+        Option("force", "", "send again a message whose earlier release has an unknown outcome"));
+    const ParsedArgs args = parseArgs(rest, opts);
+    requirePositional(args, 1, "message release ID [--force]");
+    const bool force = args.has("force");
     MessageStore ms(ctx.store());
+    const std::string subject = "message " + flatten(args.positional[0]).substr(0, 40);
     MessageRecord m = requireMessage(ms, args.positional[0]);
-    if (m.state != MessageState::Ignored || m.quarantinePath.empty())
-        throw InputError("message " + std::to_string(m.id) + ": not in quarantine (state " +
-                         messageStateName(m.state) + ")");
-    Account account;
-    for (const auto& a : ctx.store().accounts())
+    std::optional<Account> account;
+    for (auto& a : ctx.store().accounts())
         if (a.id == m.accountId)
-            account = a;
-    std::ifstream in(m.quarantinePath, std::ios::binary);
-    if (!in)
-        throw OperationError("message " + std::to_string(m.id) + ": quarantined copy " +
-                             m.quarantinePath + " cannot be read");
+            account = std::move(a);
+    if (!account)
+        throw OperationError(subject + ": its account (id " + std::to_string(m.accountId) +
+                             ") no longer exists");
+    const std::string who =
+        subject + " (account '" + account->name + "', uidl " + flatten(m.uidl).substr(0, 80) + ")";
+
+    // Claim the row: re-read and write it in one transaction, so that two
+    // releases at once do not both go ahead (SQLite refuses the second writer).
+    bool again = false; // an earlier release left it "injecting" (--force)
+    std::ifstream in;
+    {
+        Transaction tx(ctx.store().session());
+        m = requireMessage(ms, args.positional[0]);
+        switch (m.state) {
+        case MessageState::Injected:
+            throw InputError(who + ": already delivered (" +
+                             (m.queueId.empty() ? std::string("no queue id recorded")
+                                                : "MTA queue id " + m.queueId) +
+                             "); not sent again");
+        case MessageState::Injecting:
+            if (m.quarantinePath.empty())
+                throw InputError(who + ": being handed to the MTA by popgated, not in quarantine");
+            if (!force)
+                throw InputError(who + ": an earlier release (" + isoTime(m.updatedAt) +
+                                 ") has an unknown outcome: the MTA may have it already. " +
+                                 howToCheck(m, account->name));
+            break;
+        case MessageState::Ignored:
+            if (m.quarantinePath.empty())
+                throw InputError(who + ": ignored, but no quarantined copy was kept");
+            break;
+        case MessageState::Failed:
+        case MessageState::Deferred:
+            throw InputError(who + ": not in quarantine (state " + messageStateName(m.state) +
+                             "; see `popgatectl message retry`)");
+        }
+        in.open(m.quarantinePath, std::ios::binary);
+        if (!in)
+            throw OperationError(who + ": quarantined copy " + m.quarantinePath +
+                                 " cannot be read: " + std::strerror(errno));
+        again = m.state == MessageState::Injecting;
+        m.state = MessageState::Injecting;
+        ++m.attempts;
+        m.reason = again ? "released from quarantine (forced; an earlier release had an unknown "
+                           "outcome)"
+                         : "released from quarantine";
+        ms.save(m);
+        tx.commit();
+    }
+
+    // From here on the row says "injecting": every way out decides it.
+    LogEntry e;
+    e.account = account->name;
+    e.uidl = m.uidl;
+    e.messageId = m.messageId;
+    e.sender = m.envelopeFrom;
+    e.size = m.size;
+    // back - nothing was handed over: the row says "ignored" again. Throws
+    // OperationError saying both why and that the row could not be put back.
+    auto back = [&](const std::string& why) {
+        m.state = MessageState::Ignored;
+        m.reason = "release refused: " + why;
+        try {
+            Transaction tx(ctx.store().session());
+            ms.save(m);
+            // A copy the MTA refused must not look delivered to the milter.
+            MilterSeen(ctx.store()).forget(m.accountId, m.uidl);
+            e.status = "ignored";
+            e.detail = m.reason;
+            ms.log(e);
+            tx.commit();
+        } catch (const std::exception& ex) {
+            throw OperationError(who + ": not released: " + why +
+                                 "; and the ledger still says injecting (" + ex.what() +
+                                 "): the MTA does not have it, `popgatectl message release " +
+                                 std::to_string(m.id) + " --force` is safe");
+        }
+    };
     SmtpTarget target;
     target.host = ctx.config.str("reinject.host");
     target.port = static_cast<int>(ctx.config.integer("reinject.port"));
     target.helo = ctx.config.str("reinject.helo");
     target.timeout = std::chrono::seconds(ctx.config.integer("reinject.timeout"));
     SmtpReinjector mta(target);
-    const SmtpResult r = mta.deliver(m.envelopeFrom, account.recipients(), in, m.size);
+    e.relay = mta.relay();
+    SmtpResult r;
+    try {
+        r = mta.deliver(m.envelopeFrom, account->recipients(), in, m.size);
+    } catch (const std::exception& ex) {
+        r.kind = SmtpResult::Kind::Uncertain; // not known to have stopped before the dot
+        r.reply = flatten(ex.what());
+        r.command = "DATA";
+    }
     mta.close();
     in.close();
-    if (r.kind != SmtpResult::Kind::Accepted)
-        throw OperationError("message " + std::to_string(m.id) +
-                             ": not released: " + r.describe(mta.relay()));
-    m.state = MessageState::Injected;
-    m.queueId = r.queueId;
-    m.reason = "released from quarantine";
-    ms.save(m);
-    Poco::File(m.quarantinePath).remove();
-    LogEntry e;
-    e.account = account.name;
-    e.uidl = m.uidl;
-    e.messageId = m.messageId;
-    e.sender = m.envelopeFrom;
-    e.size = m.size;
-    e.status = "released";
-    e.relay = mta.relay();
-    e.queueId = r.queueId;
-    e.detail = r.reply;
-    ms.log(e);
-    *ctx.out << "message " << m.id << " released: " << mta.relay() << " queued it as "
-             << (r.queueId.empty() ? "-" : r.queueId) << "\n";
-    return 0;
+    const std::string words = r.describe(mta.relay());
+
+    switch (r.kind) {
+    case SmtpResult::Kind::Accepted: {
+        const std::string copy = m.quarantinePath;
+        m.state = MessageState::Injected;
+        m.queueId = r.queueId;
+        m.quarantinePath.clear(); // removed below: the MTA has the message now
+        try {
+            Transaction tx(ctx.store().session());
+            ms.save(m);
+            e.status = "released";
+            e.queueId = r.queueId;
+            e.detail = r.reply;
+            ms.log(e);
+            tx.commit();
+        } catch (const std::exception& ex) {
+            throw OperationError(who + ": delivered (" + mta.relay() + " queued it as " +
+                                 (r.queueId.empty() ? "-" : r.queueId) +
+                                 "), but the ledger still says injecting: " + ex.what() +
+                                 "; do not release it again");
+        }
+        try {
+            Poco::File(copy).remove();
+        } catch (const Poco::Exception& ex) {
+            *ctx.err << "popgatectl: warning: " << who << ": delivered, but the quarantined copy "
+                     << copy << " cannot be removed: " << flatten(ex.displayText()) << "\n";
+        }
+        *ctx.out << "message " << m.id << " released: " << mta.relay() << " queued it as "
+                 << (r.queueId.empty() ? "-" : r.queueId) << "\n";
+        return 0;
+    }
+    case SmtpResult::Kind::Temporary:
+    case SmtpResult::Kind::Permanent:
+    case SmtpResult::Kind::Unreachable:
+        back(words);
+        throw OperationError(who + ": not released (still in quarantine): " + words);
+    case SmtpResult::Kind::Uncertain:
+        break;
+    }
+    // No reply after the final dot: the MTA may or may not have it. The row
+    // stays "injecting"; say what to look for.
+    e.status = "uncertain";
+    e.detail = "release: " + words;
+    try {
+        ms.log(e);
+    } catch (const std::exception& ex) {
+        *ctx.err << "popgatectl: warning: cannot write the message log: " << ex.what() << "\n";
+    }
+    throw OperationError(who + ": outcome unknown: " + words +
+                         ". The MTA may have queued it; the ledger says injecting. " +
+                         howToCheck(m, account->name));
 }
 
 // retry - a failed or deferred message is fetched again at the next poll.
