@@ -1,7 +1,8 @@
 // pop3_client.cpp - the POP3 session: line reading with caps and timeouts,
 // replies, multi-line data with dot-unstuffing, STLS, authentication and the
-// pipelined batches. Reads go through our own buffer (not DialogSocket) so the
-// line caps, the timeouts and the STLS buffer discard are ours to decide.
+// pipelined batches with their step check. Reads go through our own buffer (not
+// DialogSocket) so the line caps, the timeouts and the STLS buffer discard are
+// ours to decide.
 #include "plugin/net/pop3_client.h"
 
 #include <Poco/Base64Decoder.h>
@@ -14,6 +15,7 @@
 #include <Poco/Net/IPAddress.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SocketAddress.h>
+#include <Poco/SHA2Engine.h>
 #include <Poco/Timespan.h>
 #include <algorithm>
 #include <sstream>
@@ -21,18 +23,13 @@
 namespace popgate
 {
 
-namespace
-{
-
 // sizeDiffers - RETR did not deliver what LIST announced. A server may add
 // the CRLF a stored message lacks before the final dot (Dovecot counts it in
 // RETR, not in LIST): two octets more is not a lie.
-bool sizeDiffers(std::int64_t listed, std::int64_t delivered)
+bool Pop3BatchReply::sizeDiffers() const
 {
-    return delivered != listed && delivered != listed + 2;
+    return listed >= 0 && octets != listed && octets != listed + 2;
 }
-
-} // namespace
 
 namespace
 {
@@ -104,14 +101,40 @@ bool isServerCondition(const std::string& code)
     return code == "IN-USE" || code == "LOGIN-DELAY" || code == "SYS/TEMP" || code == "SYS/PERM";
 }
 
+/// endsAuthentication - a server condition no other mechanism can get past
+/// (the mailbox is locked, logins must wait, the server is in trouble now).
+/// [SYS/PERM] is not one: a server may say it of one mechanism only.
+bool endsAuthentication(const std::string& code)
+{
+    return code == "IN-USE" || code == "LOGIN-DELAY" || code == "SYS/TEMP";
+}
+
+/// validUid - RFC 1939's printable ASCII; any length (the line cap bounds it).
 bool validUid(const std::string& uid)
 {
-    if (uid.empty() || uid.size() > 70)
+    if (uid.empty())
         return false;
     for (unsigned char c : uid)
         if (c < 0x21 || c > 0x7e)
             return false;
     return true;
+}
+
+/// uidKey - the UIDL itself, or "sha256:<hex>" of it when longer than kMaxPlainUid.
+std::string uidKey(const std::string& uidl)
+{
+    if (uidl.size() <= kMaxPlainUid)
+        return uidl;
+    Poco::SHA2Engine sha(Poco::SHA2Engine::SHA_256);
+    sha.update(uidl);
+    return "sha256:" + Poco::DigestEngine::digestToHex(sha.digest());
+}
+
+/// shortServerText - at most 80 bytes of a line that may be someone's message
+/// body (a stream out of step): enough to tell what it was, not to read the mail.
+std::string shortServerText(const std::string& line)
+{
+    return line.size() <= 80 ? line : line.substr(0, 80) + "...";
 }
 
 } // namespace
@@ -169,49 +192,53 @@ std::vector<std::string> Pop3Capabilities::saslMechanisms() const
     return {};
 }
 
-Pop3Mechanism chooseMechanism(Pop3Mechanism wanted, const Pop3Capabilities& caps, bool apopOffered,
-                              bool tlsActive, bool plaintextAllowed)
+std::vector<Pop3Mechanism> chooseMechanisms(Pop3Mechanism wanted, const Pop3Capabilities& caps,
+                                            bool apopOffered, bool tlsActive, bool plaintextAllowed)
 {
     std::vector<std::string> sasl = caps.saslMechanisms();
     auto offers = [&](const char* m) {
         return std::find(sasl.begin(), sasl.end(), m) != sasl.end();
     };
     bool userOffered = !caps.known || caps.has("USER"); // RFC 1939 servers without CAPA do USER
+    const bool secure = tlsActive || plaintextAllowed;
     const char* const clear = "refusing to send the password in clear: the connection is not "
                               "encrypted (allowed only with security none and allowPlaintextAuth)";
     switch (wanted) {
-    case Pop3Mechanism::Auto:
-        if (!tlsActive && apopOffered)
-            return Pop3Mechanism::Apop;
-        if (tlsActive || plaintextAllowed) {
+    case Pop3Mechanism::Auto: {
+        // APOP first: where it works, the password never leaves this host.
+        std::vector<Pop3Mechanism> order;
+        if (apopOffered)
+            order.push_back(Pop3Mechanism::Apop);
+        if (secure) {
             if (offers("PLAIN"))
-                return Pop3Mechanism::Plain;
+                order.push_back(Pop3Mechanism::Plain);
             if (offers("LOGIN"))
-                return Pop3Mechanism::Login;
-            if (apopOffered)
-                return Pop3Mechanism::Apop;
+                order.push_back(Pop3Mechanism::Login);
             if (userOffered)
-                return Pop3Mechanism::User;
-            throw Pop3AuthError(Pop3Stage::Auth, "AUTH",
-                                "server offers none of SASL PLAIN, SASL LOGIN, APOP, USER");
+                order.push_back(Pop3Mechanism::User);
         }
-        throw Pop3AuthError(Pop3Stage::Auth, "AUTH", clear);
+        if (order.empty())
+            throw Pop3AuthError(Pop3Stage::Auth, "AUTH",
+                                secure ? "server offers none of APOP, SASL PLAIN, SASL LOGIN, USER"
+                                       : clear);
+        return order;
+    }
     case Pop3Mechanism::Apop:
         if (!apopOffered)
             throw Pop3AuthError(Pop3Stage::Auth, "APOP", "server greeting has no APOP timestamp");
-        return wanted;
+        return {wanted};
     case Pop3Mechanism::User:
     case Pop3Mechanism::Plain:
     case Pop3Mechanism::Login:
-        if (!tlsActive && !plaintextAllowed)
+        if (!secure)
             throw Pop3AuthError(Pop3Stage::Auth, "AUTH", clear);
         if (wanted == Pop3Mechanism::Plain && caps.known && !offers("PLAIN"))
             throw Pop3AuthError(Pop3Stage::Auth, "AUTH PLAIN", "server does not offer SASL PLAIN");
         if (wanted == Pop3Mechanism::Login && caps.known && !offers("LOGIN"))
             throw Pop3AuthError(Pop3Stage::Auth, "AUTH LOGIN", "server does not offer SASL LOGIN");
-        return wanted;
+        return {wanted};
     }
-    return wanted;
+    return {wanted};
 }
 
 // --- connection ------------------------------------------------------------
@@ -251,6 +278,8 @@ void Pop3Client::fail(const Pop3Error& error)
     connected_ = false;
     if (settings_.trace)
         settings_.trace->received("[session aborted: " + std::string(error.what()) + "]");
+    if (const auto* lost = dynamic_cast<const Pop3OutOfStepError*>(&error))
+        throw *lost;
     switch (error.kind()) {
     case Pop3ErrorKind::Timeout:
         throw Pop3TimeoutError(error.stage(), error.command(), error.detail());
@@ -434,31 +463,44 @@ void Pop3Client::fill(Pop3Stage stage, const std::string& command)
     buffer_.append(chunk, static_cast<std::size_t>(n));
 }
 
-std::size_t Pop3Client::readLine(Pop3Stage stage, const std::string& command, std::size_t max,
-                                 std::string& line)
+bool Pop3Client::tryReadLine(Pop3Stage stage, const std::string& command, std::size_t max,
+                             std::string& line, std::size_t& raw)
 {
     std::size_t searched = bufferPos_;
     for (;;) {
         std::size_t nl = buffer_.find('\n', searched);
         if (nl != std::string::npos) {
-            std::size_t raw = nl + 1 - bufferPos_;
+            raw = nl + 1 - bufferPos_;
             if (raw > max)
-                break;
+                return false;
             std::size_t end = nl;
             if (end > bufferPos_ && buffer_[end - 1] == '\r')
                 --end;
             line.assign(buffer_, bufferPos_, end - bufferPos_);
             bufferPos_ = nl + 1;
-            return raw;
+            return true;
         }
         if (buffer_.size() - bufferPos_ > max)
-            break;
+            return false;
         std::size_t scanned = buffer_.size() - bufferPos_; // fill() may move the buffer
         fill(stage, command);
         searched = bufferPos_ + scanned;
     }
-    fail(Pop3ProtocolError(stage, command,
-                           "server sent a line longer than " + std::to_string(max) + " bytes"));
+}
+
+std::size_t Pop3Client::readLine(Pop3Stage stage, const std::string& command, std::size_t max,
+                                 std::string& line)
+{
+    std::size_t raw = 0;
+    if (!tryReadLine(stage, command, max, line, raw))
+        fail(Pop3ProtocolError(stage, command,
+                               "server sent a line longer than " + std::to_string(max) + " bytes"));
+    return raw;
+}
+
+std::string Pop3Client::pendingLineStart() const
+{
+    return buffer_.substr(bufferPos_, 32);
 }
 
 void Pop3Client::sendRaw(Pop3Stage stage, const std::string& command, const std::string& bytes)
@@ -492,11 +534,11 @@ void Pop3Client::sendLine(Pop3Stage stage, const std::string& line, bool saslCon
 }
 
 Pop3Client::Reply Pop3Client::readReply(Pop3Stage stage, const std::string& command,
-                                        bool allowContinuation)
+                                        bool allowContinuation, std::size_t max)
 {
     requireUsable(stage, command);
     Reply reply;
-    readLine(stage, command, kMaxStatusLine, reply.line);
+    readLine(stage, command, max, reply.line);
     if (settings_.trace) {
         bool challenge = allowContinuation && !reply.line.empty() && reply.line[0] == '+' &&
                          reply.line.compare(0, 3, "+OK") != 0;
@@ -527,11 +569,17 @@ std::string Pop3Client::expectOk(Pop3Stage stage, const std::string& command)
 }
 
 void Pop3Client::readMultiLine(Pop3Stage stage, const std::string& command, std::size_t max,
-                               const std::function<void(const std::string&, std::size_t)>& onLine)
+                               const std::function<void(const std::string&, std::size_t)>& onLine,
+                               const std::function<std::string()>& overlong)
 {
     std::string line;
     for (;;) {
-        std::size_t raw = readLine(stage, command, max, line);
+        std::size_t raw = 0;
+        if (!tryReadLine(stage, command, max, line, raw))
+            fail(Pop3ProtocolError(stage, command,
+                                   overlong ? overlong()
+                                            : "server sent a line longer than " +
+                                                  std::to_string(max) + " bytes"));
         if (!line.empty() && line[0] == '.') {
             if (line.size() == 1)
                 return;
@@ -552,13 +600,14 @@ std::int64_t Pop3Client::readMessage(Pop3Stage stage, const std::string& command
     std::int64_t octets = 0;
     TraceBodyCutter cutter;
     ProtocolTrace* trace = settings_.trace;
-    readMultiLine(stage, command, kMaxDataLine, [&](const std::string& line, std::size_t raw) {
+    readMultiLine(stage, command, kMaxDataLine, [&](const std::string& line, std::size_t) {
+        // Every line ends in CRLF, also from a server that sends bare LF: the
+        // MTA and the milter see RFC 5322 line ends only.
         out.write(line.data(), static_cast<std::streamsize>(line.size()));
-        // keep the server's own line end (CRLF, or LF from a sloppy server)
-        out.write(raw - line.size() == 2 ? "\r\n" : "\n",
-                  static_cast<std::streamsize>(raw - line.size()));
-        octets += static_cast<std::int64_t>(raw);
-        if (cutter.line(line, raw) && trace)
+        out.write("\r\n", 2);
+        const std::size_t written = line.size() + 2;
+        octets += static_cast<std::int64_t>(written);
+        if (cutter.line(line, written) && trace)
             trace->received(line);
     });
     if (trace) {
@@ -585,9 +634,73 @@ void Pop3Client::authenticate(const std::string& user, const std::string& secret
                               Pop3Mechanism mechanism)
 {
     requireUsable(Pop3Stage::Auth, "AUTH");
-    used_ =
-        chooseMechanism(mechanism, caps_, !apopTimestamp_.empty(), tlsActive_, plaintextAllowed());
-    switch (used_) {
+    attempts_.clear();
+    used_ = Pop3Mechanism::Auto;
+    const std::vector<Pop3Mechanism> order =
+        chooseMechanisms(mechanism, caps_, !apopTimestamp_.empty(), tlsActive_, plaintextAllowed());
+    std::exception_ptr refusal;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        const Pop3Mechanism m = order[i];
+        // A server may hang up after a refusal: one new session per mechanism
+        // left. The hang-up shows either now or as this try's first read.
+        bool reconnected = false;
+        if (i > 0 && !connected_) {
+            reconnect();
+            reconnected = true;
+        }
+        for (;;) {
+            try {
+                authenticateWith(m, user, secret);
+                used_ = m;
+                return;
+            } catch (const Pop3NetworkError&) {
+                if (i == 0 || reconnected)
+                    throw;
+                reconnect();
+                reconnected = true;
+            } catch (const Pop3AuthError& e) {
+                attempts_.push_back({m, false, e.serverText()});
+                refusal = std::current_exception();
+                break;
+            } catch (const Pop3ServerError& e) {
+                attempts_.push_back({m, false, e.serverText()});
+                if (e.stage() != Pop3Stage::Auth || endsAuthentication(e.responseCode()))
+                    throw;
+                refusal = std::current_exception(); // [SYS/PERM]: maybe this mechanism only
+                break;
+            }
+        }
+    }
+    std::rethrow_exception(refusal);
+}
+
+void Pop3Client::reconnect()
+{
+    try {
+        if (connected_)
+            socket_.close();
+    } catch (...) {
+    }
+    if (settings_.trace)
+        settings_.trace->received("[reconnecting: the server closed the connection after a "
+                                  "refused login]");
+    socket_ = Poco::Net::StreamSocket();
+    connected_ = false;
+    broken_ = false;
+    buffer_.clear();
+    bufferPos_ = 0;
+    greeting_.clear();
+    apopTimestamp_.clear();
+    caps_ = Pop3Capabilities();
+    tlsActive_ = false;
+    tlsInfo_ = TlsInfo();
+    open();
+}
+
+void Pop3Client::authenticateWith(Pop3Mechanism mechanism, const std::string& user,
+                                  const std::string& secret)
+{
+    switch (mechanism) {
     case Pop3Mechanism::User: {
         sendLine(Pop3Stage::Auth, "USER " + user);
         Reply reply = readReply(Pop3Stage::Auth, "USER");
@@ -597,9 +710,12 @@ void Pop3Client::authenticate(const std::string& user, const std::string& secret
         reply = readReply(Pop3Stage::Auth, "PASS");
         if (!reply.ok)
             authFailed("PASS", reply.line);
+        attempts_.push_back({mechanism, true, flattenServerText(reply.line)});
         return;
     }
     case Pop3Mechanism::Apop: {
+        if (apopTimestamp_.empty()) // a new session after a hang-up may not offer it
+            throw Pop3AuthError(Pop3Stage::Auth, "APOP", "server greeting has no APOP timestamp");
         Poco::MD5Engine md5;
         md5.update(apopTimestamp_ + secret);
         sendLine(Pop3Stage::Auth,
@@ -607,25 +723,37 @@ void Pop3Client::authenticate(const std::string& user, const std::string& secret
         Reply reply = readReply(Pop3Stage::Auth, "APOP");
         if (!reply.ok)
             authFailed("APOP", reply.line);
+        attempts_.push_back({mechanism, true, flattenServerText(reply.line)});
         return;
     }
     case Pop3Mechanism::Plain:
-        authSasl("PLAIN", std::string() + '\0' + user + '\0' + secret);
+        attempts_.push_back(
+            {mechanism, true,
+             saslExchange("PLAIN", std::string() + '\0' + user + '\0' + secret, SaslStep())});
         return;
     case Pop3Mechanism::Login: {
         int round = 0;
-        authSasl("LOGIN", std::nullopt, [&](const std::string&) {
-            return ++round == 1 ? user : secret; // "Username:" then "Password:"
-        });
+        attempts_.push_back(
+            {mechanism, true, saslExchange("LOGIN", std::nullopt, [&](const std::string&) {
+                 return ++round == 1 ? user : secret; // "Username:" then "Password:"
+             })});
         return;
     }
     case Pop3Mechanism::Auto:
         break;
     }
+    throw Pop3AuthError(Pop3Stage::Auth, "AUTH", "no mechanism chosen");
 }
 
 void Pop3Client::authSasl(const std::string& mechanism,
                           const std::optional<std::string>& initialResponse, const SaslStep& step)
+{
+    saslExchange(mechanism, initialResponse, step);
+}
+
+std::string Pop3Client::saslExchange(const std::string& mechanism,
+                                     const std::optional<std::string>& initialResponse,
+                                     const SaslStep& step)
 {
     const std::string command = "AUTH " + upper(mechanism);
     requireUsable(Pop3Stage::Auth, command);
@@ -646,7 +774,7 @@ void Pop3Client::authSasl(const std::string& mechanism,
     for (int round = 0; round < 16; ++round) {
         Reply reply = readReply(Pop3Stage::Auth, command, true);
         if (reply.ok)
-            return;
+            return flattenServerText(reply.line);
         if (reply.line.compare(0, 4, "-ERR") == 0)
             authFailed(command, reply.line);
         // "+ challenge"
@@ -729,6 +857,7 @@ Pop3Listing Pop3Client::list(int number)
     return l;
 }
 
+/// parseUid - "n uidl" into a number and the uidl's key (uidKey); false when malformed.
 static bool parseUid(const std::string& text, Pop3Uid& uid)
 {
     std::vector<std::string> w = words(text);
@@ -736,7 +865,7 @@ static bool parseUid(const std::string& text, Pop3Uid& uid)
         !validUid(w[1]))
         return false;
     uid.number = static_cast<int>(parseNumber(w[0]));
-    uid.uid = w[1];
+    uid.uid = uidKey(w[1]);
     return true;
 }
 
@@ -745,16 +874,29 @@ std::vector<Pop3Uid> Pop3Client::uidl()
     sendLine(Pop3Stage::Uidl, "UIDL");
     expectOk(Pop3Stage::Uidl, "UIDL");
     std::vector<Pop3Uid> out;
-    readMultiLine(Pop3Stage::Uidl, "UIDL", kMaxStatusLine,
-                  [&](const std::string& line, std::size_t) {
-                      Pop3Uid uid;
-                      if (!parseUid(line, uid))
-                          fail(Pop3ProtocolError(Pop3Stage::Uidl, "UIDL",
-                                                 "malformed UIDL line (RFC 1939: 1-70 "
-                                                 "printable ASCII characters)",
-                                                 line));
-                      out.push_back(uid);
-                  });
+    const std::string cap = "the " + std::to_string(kMaxUidlLine) + "-byte cap";
+    readMultiLine(
+        Pop3Stage::Uidl, "UIDL", kMaxUidlLine,
+        [&](const std::string& line, std::size_t) {
+            Pop3Uid uid;
+            if (!parseUid(line, uid))
+                fail(Pop3ProtocolError(Pop3Stage::Uidl, "UIDL",
+                                       "malformed UIDL line (RFC 1939: a message number and "
+                                       "printable ASCII characters)",
+                                       shortServerText(line)));
+            out.push_back(uid);
+        },
+        [&] {
+            // Name the message: the number that opens the line, else the one before it.
+            const std::string start = pendingLineStart();
+            const std::string number = start.substr(0, start.find_first_not_of("0123456789"));
+            if (!number.empty() && number.size() <= 10)
+                return "the UIDL line of message " + number + " is longer than " + cap;
+            return "a UIDL line " +
+                   (out.empty() ? std::string("before any message")
+                                : "after message " + std::to_string(out.back().number)) +
+                   " is longer than " + cap;
+        });
     return out;
 }
 
@@ -762,10 +904,14 @@ Pop3Uid Pop3Client::uidl(int number)
 {
     std::string command = "UIDL " + std::to_string(number);
     sendLine(Pop3Stage::Uidl, command);
-    std::string line = expectOk(Pop3Stage::Uidl, command);
+    Reply reply = readReply(Pop3Stage::Uidl, command, false, kMaxUidlLine);
+    if (!reply.ok)
+        throw Pop3ServerError(Pop3Stage::Uidl, command, reply.line);
     Pop3Uid uid;
-    if (!parseUid(line.size() > 4 ? line.substr(4) : std::string(), uid) || uid.number != number)
-        fail(Pop3ProtocolError(Pop3Stage::Uidl, command, "malformed UIDL reply", line));
+    if (!parseUid(reply.line.size() > 4 ? reply.line.substr(4) : std::string(), uid) ||
+        uid.number != number)
+        fail(Pop3ProtocolError(Pop3Stage::Uidl, command, "malformed UIDL reply",
+                               shortServerText(reply.line)));
     return uid;
 }
 
@@ -775,11 +921,53 @@ std::int64_t Pop3Client::retrieve(int number, std::ostream& out, std::int64_t ex
     sendLine(Pop3Stage::Retr, command);
     expectOk(Pop3Stage::Retr, command);
     std::int64_t octets = readMessage(Pop3Stage::Retr, command, out);
-    if (settings_.strictSizes && expectedOctets >= 0 && sizeDiffers(expectedOctets, octets))
-        throw Pop3ProtocolError(Pop3Stage::Retr, command,
-                                "size mismatch: LIST said " + std::to_string(expectedOctets) +
-                                    " octets, RETR delivered " + std::to_string(octets));
+    Pop3BatchReply r;
+    r.octets = octets;
+    r.listed = expectedOctets;
+    if (r.sizeDiffers())
+        checkStep({number, expectedOctets, std::string()}, octets);
     return octets;
+}
+
+// --- the step check --------------------------------------------------------
+//
+// LIST sizes are advisory, so a message whose size differs may be whole or
+// may have been cut short at an unstuffed "." line, its rest still in the
+// stream. "UIDL n" tells the two apart: in step, the very next line is its
+// answer; out of step, it is the rest of the message or a later reply.
+
+void Pop3Client::outOfStep(int suspect, const std::string& command, const std::string& detail,
+                           const std::string& serverLine)
+{
+    fail(
+        Pop3OutOfStepError(suspect, Pop3Stage::Retr, command, detail, shortServerText(serverLine)));
+}
+
+void Pop3Client::checkStep(const Pop3Listing& message, std::int64_t delivered)
+{
+    const std::string n = std::to_string(message.number);
+    const std::string command = "UIDL " + n;
+    const std::string sizes = "RETR " + n + " delivered " + std::to_string(delivered) +
+                              " octets, LIST said " + std::to_string(message.octets);
+    sendLine(Pop3Stage::Retr, command);
+    std::string line;
+    std::size_t raw = 0;
+    if (!tryReadLine(Pop3Stage::Retr, command, kMaxUidlLine, line, raw))
+        outOfStep(message.number, command,
+                  sizes + "; the stream lost step: the line after " + command + " is longer than " +
+                      std::to_string(kMaxUidlLine) + " bytes",
+                  std::string());
+    if (settings_.trace)
+        settings_.trace->received(shortServerText(line));
+    Pop3Uid uid;
+    const bool inStep = line.compare(0, 4, "+OK ") == 0 && parseUid(line.substr(4), uid) &&
+                        uid.number == message.number &&
+                        (message.uid.empty() || uid.uid == message.uid);
+    if (!inStep)
+        outOfStep(message.number, command,
+                  sizes + "; the stream lost step: " + command + " was not answered with \"+OK " +
+                      n + " " + (message.uid.empty() ? "<uid>" : message.uid) + "\"",
+                  line);
 }
 
 std::int64_t Pop3Client::top(int number, int lines, std::ostream& out)
@@ -837,38 +1025,72 @@ Pop3Client::retrieveMany(const std::vector<Pop3Listing>& messages,
                          const std::function<void(const Pop3BatchReply&)>& done)
 {
     std::vector<Pop3BatchReply> replies;
-    std::size_t window = pipelining() ? kPipelineWindow : 1;
-    for (std::size_t first = 0; first < messages.size(); first += window) {
-        std::size_t last = std::min(messages.size(), first + window);
-        std::string batch;
-        for (std::size_t i = first; i < last; ++i) {
-            std::string command = "RETR " + std::to_string(messages[i].number);
-            if (settings_.trace)
-                settings_.trace->sent(command);
-            batch += command + "\r\n";
-        }
-        sendRaw(Pop3Stage::Retr, "RETR", batch);
-        for (std::size_t i = first; i < last; ++i) {
-            const Pop3Listing& m = messages[i];
-            std::string command = "RETR " + std::to_string(m.number);
-            Pop3BatchReply r;
-            r.number = m.number;
-            Reply reply = readReply(Pop3Stage::Retr, command);
-            if (!reply.ok) {
-                r.problem = flattenServerText(reply.line);
-            } else {
-                r.octets = readMessage(Pop3Stage::Retr, command, sinkFor(m.number));
-                r.ok = true;
-                if (settings_.strictSizes && m.octets >= 0 && sizeDiffers(m.octets, r.octets)) {
-                    r.ok = false;
-                    r.problem = "size mismatch: LIST said " + std::to_string(m.octets) +
-                                " octets, RETR delivered " + std::to_string(r.octets);
-                }
+    const std::size_t window = pipelining() ? kPipelineWindow : 1;
+    try {
+        for (std::size_t first = 0; first < messages.size(); first += window) {
+            std::size_t last = std::min(messages.size(), first + window);
+            std::string batch;
+            for (std::size_t i = first; i < last; ++i) {
+                std::string command = "RETR " + std::to_string(messages[i].number);
+                if (settings_.trace)
+                    settings_.trace->sent(command);
+                batch += command + "\r\n";
             }
-            if (done)
-                done(r);
-            replies.push_back(r);
+            sendRaw(Pop3Stage::Retr, "RETR", batch);
+            // The first message of this window whose size differed from LIST:
+            // nothing after it is good before the step check has passed.
+            const Pop3Listing* unchecked = nullptr;
+            for (std::size_t i = first; i < last; ++i) {
+                const Pop3Listing& m = messages[i];
+                const std::string command = "RETR " + std::to_string(m.number);
+                Pop3BatchReply r;
+                r.number = m.number;
+                r.listed = m.octets;
+                bool statusDue = true;
+                try {
+                    Reply reply = readReply(Pop3Stage::Retr, command);
+                    statusDue = false;
+                    if (!reply.ok) {
+                        r.problem = flattenServerText(reply.line);
+                    } else {
+                        r.octets = readMessage(Pop3Stage::Retr, command, sinkFor(m.number));
+                        r.ok = true;
+                    }
+                } catch (const Pop3ProtocolError& e) {
+                    // Garbage where a status line was due is the stream out of
+                    // step; any framing error is, after an unchecked message.
+                    if (!statusDue && !unchecked)
+                        throw;
+                    const int suspect = unchecked ? unchecked->number : m.number;
+                    throw Pop3OutOfStepError(
+                        suspect, Pop3Stage::Retr, e.command(),
+                        std::string(unchecked ? "the stream lost step after RETR " +
+                                                    std::to_string(suspect) +
+                                                    " (its size differed from LIST): "
+                                              : "the stream lost step: ") +
+                            (statusDue ? "the reply is neither +OK nor -ERR" : e.detail()),
+                        shortServerText(e.serverText()));
+                }
+                if (!unchecked && r.ok && r.sizeDiffers())
+                    unchecked = &m;
+                if (done)
+                    done(r);
+                replies.push_back(r);
+            }
+            if (unchecked)
+                checkStep(*unchecked,
+                          replies[static_cast<std::size_t>(unchecked - messages.data())].octets);
         }
+    } catch (...) {
+        // Replies may still be in flight: nothing more can be read in step.
+        broken_ = true;
+        try {
+            if (connected_)
+                socket_.close();
+        } catch (...) {
+        }
+        connected_ = false;
+        throw;
     }
     return replies;
 }

@@ -3,7 +3,9 @@
 // POP3ClientSession has no CAPA/STLS/UIDL/APOP/SASL and hides its socket.
 // SECURITY: starttls never falls back to plaintext; a password leaves in clear
 // only with security none AND allowPlaintextAuth; the trace sees redacted lines.
-// Limits: status and list lines 8 KiB, message data lines 1 MiB (kMax* below).
+// Limits: status and list lines 8 KiB, UIDL lines 64 KiB, message data lines
+// 1 MiB (kMax* below). LIST sizes are advisory: a message whose size differs is
+// delivered once the client has checked (UIDL n) that the stream is still in step.
 #pragma once
 
 #include "core/account.h"
@@ -23,7 +25,7 @@
 namespace popgate
 {
 
-/// How to send the credentials; Auto picks the strongest the server offers.
+/// How to send the credentials; Auto tries what the server offers (chooseMechanisms).
 enum class Pop3Mechanism { Auto, User, Apop, Plain, Login };
 
 /// pop3MechanismName - "auto" | "user" | "apop" | "plain" | "login".
@@ -43,12 +45,15 @@ struct Pop3Settings {
     std::chrono::milliseconds connectTimeout{30000};
     std::chrono::milliseconds readTimeout{60000}; ///< each read and write
     bool allowPlaintextAuth = false;              ///< honoured only with Security::None
-    bool strictSizes = true;                      ///< RETR size differing from LIST is an error
     ProtocolTrace* trace = nullptr;               ///< not owned; must outlive the client
 };
 
-constexpr std::size_t kMaxStatusLine = 8 * 1024;  ///< status, CAPA, LIST, UIDL lines
+constexpr std::size_t kMaxStatusLine = 8 * 1024;  ///< status, CAPA, LIST lines (CRLF included)
+constexpr std::size_t kMaxUidlLine = 64 * 1024;   ///< UIDL lines, "+OK n uid" too (CRLF included)
 constexpr std::size_t kMaxDataLine = 1024 * 1024; ///< RETR/TOP lines (RFC 5322 allows 998)
+/// A UIDL longer than this is kept as its SHA-256 key (see Pop3Uid). RFC 1939
+/// says 70; servers send more.
+constexpr std::size_t kMaxPlainUid = 200;
 
 /// The server's CAPA reply (RFC 2449); known is false when CAPA was refused.
 struct Pop3Capabilities {
@@ -67,28 +72,65 @@ struct Pop3Stat {
 
 struct Pop3Listing {
     int number = 0;
-    std::int64_t octets = -1; ///< -1: unknown (no size check)
+    std::int64_t octets = -1; ///< what LIST announced; -1: unknown (no step check)
+    std::string uid;          ///< its Pop3Uid::uid key, for the step check; may be empty
 };
 
 struct Pop3Uid {
     int number = 0;
+    /// The message's key: the UIDL itself when it has at most kMaxPlainUid
+    /// octets, else "sha256:" + 64 lower-case hex of SHA-256(the whole UIDL), so
+    /// memory stays bounded and two long UIDLs sharing a prefix never collide.
     std::string uid;
 };
 
-/// One message's outcome in a batch: ok, or the server's -ERR / the size problem.
+/// One message's outcome in a batch.
 struct Pop3BatchReply {
     int number = 0;
-    bool ok = false;
-    std::string problem; ///< server words or "size mismatch: ..."; empty when ok
-    std::int64_t octets = 0;
+    bool ok = false;          ///< +OK and the whole message read (RETR) / +OK (DELE)
+    std::string problem;      ///< the server's -ERR words, flattened; for people only
+    std::int64_t octets = 0;  ///< octets written to the sink
+    std::int64_t listed = -1; ///< what LIST announced (-1 unknown)
+    /// sizeDiffers - listed >= 0 and octets is neither listed nor listed + 2 (a
+    /// server may add the CRLF a stored message lacks before the final dot).
+    bool sizeDiffers() const;
 };
 
-/// chooseMechanism - pure policy: Auto over TLS -> PLAIN, LOGIN, APOP, USER;
-/// without TLS -> APOP, then (only if plaintextAllowed) PLAIN, LOGIN, USER.
-/// Throws Pop3AuthError when nothing acceptable is offered or the wanted
-/// mechanism would send the password in clear.
-Pop3Mechanism chooseMechanism(Pop3Mechanism wanted, const Pop3Capabilities& caps, bool apopOffered,
-                              bool tlsActive, bool plaintextAllowed);
+/// The server's stream lost step during RETR (a message cut short at an unstuffed "."):
+/// suspect() is the number of the first message that cannot be trusted; it and every
+/// message after it in this call are not good; those before it are.
+class Pop3OutOfStepError : public Pop3ProtocolError
+{
+public:
+    Pop3OutOfStepError(int suspect, Pop3Stage stage, std::string command, std::string detail,
+                       std::string serverText = std::string())
+        : Pop3ProtocolError(stage, std::move(command), std::move(detail), std::move(serverText)),
+          suspect_(suspect)
+    {
+    }
+    int suspect() const { return suspect_; }
+
+private:
+    int suspect_;
+};
+
+/// One authentication try: the mechanism, whether the server accepted it and
+/// its reply, flattened (never the password).
+struct Pop3AuthAttempt {
+    Pop3Mechanism mechanism = Pop3Mechanism::Auto;
+    bool ok = false;
+    std::string reply;
+};
+
+/// chooseMechanisms - pure policy, the ordered list authenticate() may try.
+/// Auto over TLS or with plaintextAllowed: APOP (greeting timestamp), SASL
+/// PLAIN, SASL LOGIN (offered in CAPA), USER/PASS; Auto otherwise: APOP only
+/// (never a mechanism that sends the password in clear). A specific wanted
+/// mechanism: a one-element list. Throws Pop3AuthError when the list would be
+/// empty or the wanted mechanism is not offered or would send the password in clear.
+std::vector<Pop3Mechanism> chooseMechanisms(Pop3Mechanism wanted, const Pop3Capabilities& caps,
+                                            bool apopOffered, bool tlsActive,
+                                            bool plaintextAllowed);
 
 /// SaslStep - given the decoded server challenge, returns the decoded response.
 using SaslStep = std::function<std::string(const std::string& challenge)>;
@@ -107,8 +149,11 @@ public:
     /// open - resolve, connect, TLS (ssl-tls), greeting, CAPA, and for starttls
     /// STLS + handshake + CAPA again. Throws Pop3Error; stage() says where.
     void open(const StageObserver& onStage = StageObserver());
-    /// authenticate - log in with mechanism (Auto: see chooseMechanism);
-    /// throws Pop3AuthError (refused), Pop3ServerError ([IN-USE], [SYS/TEMP]...).
+    /// authenticate - log in, trying each of chooseMechanisms() in order: a
+    /// refusal moves on to the next (after open() again if the server hung up);
+    /// [IN-USE], [LOGIN-DELAY] and [SYS/TEMP] end it at once (Pop3ServerError).
+    /// When all were refused, throws the last refusal: Pop3AuthError, or
+    /// Pop3ServerError for [SYS/PERM]. Each try is in authAttempts().
     void authenticate(const std::string& user, const std::string& secret,
                       Pop3Mechanism mechanism = Pop3Mechanism::Auto);
     /// authSasl - any SASL mechanism (hook for XOAUTH2/OAUTHBEARER): sends the
@@ -123,15 +168,17 @@ public:
     std::vector<Pop3Listing> list();
     /// list - LIST n; throws Pop3ServerError on -ERR (no such message).
     Pop3Listing list(int number);
-    /// uidl - UIDL of all messages; throws Pop3ServerError on -ERR (UIDL unsupported).
+    /// uidl - UIDL of all messages (keys as in Pop3Uid); throws Pop3ServerError on
+    /// -ERR (UIDL unsupported), Pop3ProtocolError on a line over kMaxUidlLine.
     std::vector<Pop3Uid> uidl();
     /// uidl - UIDL n; throws Pop3ServerError on -ERR.
     Pop3Uid uidl(int number);
-    /// retrieve - RETR n streamed, dot-unstuffed, to out; returns the octets
-    /// written. expectedOctets >= 0 (from LIST) is checked: Pop3ProtocolError on
-    /// a difference when strictSizes. Throws Pop3ServerError on -ERR.
+    /// retrieve - RETR n streamed, dot-unstuffed, bare LF made CRLF, to out;
+    /// returns the octets written. When expectedOctets >= 0 (from LIST) and the
+    /// size differs, checks the stream with UIDL n first: Pop3OutOfStepError
+    /// (suspect n) if it lost step. Throws Pop3ServerError on -ERR.
     std::int64_t retrieve(int number, std::ostream& out, std::int64_t expectedOctets = -1);
-    /// top - TOP n lines streamed to out; returns octets written.
+    /// top - TOP n lines streamed to out (bare LF made CRLF); returns octets written.
     std::int64_t top(int number, int lines, std::ostream& out);
     /// dele / rset / noop - throw Pop3ServerError on -ERR.
     void dele(int number);
@@ -142,9 +189,20 @@ public:
     void quit();
 
     /// retrieveMany - RETR each message into sinkFor(number); commands are
-    /// pipelined when the server offers PIPELINING, else sent one at a time.
-    /// A -ERR or size mismatch is a reply with ok false; I/O failures throw.
-    /// done, if given, is told each reply as soon as its message is complete.
+    /// pipelined when the server offers PIPELINING (128 at a time),
+    /// else sent one at a time. A -ERR is a reply with ok false and the batch
+    /// goes on. A size that differs from LIST is no failure, but before anything
+    /// after it counts the stream is checked (UIDL n must answer "+OK n uid"):
+    /// after the window for its first such message, or at once without
+    /// pipelining. done, if given, is told each reply, in order, as soon as its
+    /// message is complete. Throws Pop3OutOfStepError when the stream lost step
+    /// (the check failed, a reply line was neither +OK nor -ERR, or a protocol
+    /// error came while a message whose size differed was unchecked): every
+    /// reply from suspect() on is not good, those before it are. Other failures
+    /// (network, timeout, a protocol error with nothing unchecked) throw as
+    /// they are: the replies passed to done are good, except from the first
+    /// with sizeDiffers() in the window (128 commands) that failed, which was
+    /// never checked. After any throw the client is unusable.
     std::vector<Pop3BatchReply>
     retrieveMany(const std::vector<Pop3Listing>& messages,
                  const std::function<std::ostream&(int)>& sinkFor,
@@ -156,8 +214,10 @@ public:
     const std::string& greeting() const { return greeting_; }
     bool tlsActive() const { return tlsActive_; }
     const TlsInfo& tlsInfo() const { return tlsInfo_; }
-    /// usedMechanism - what authenticate() chose; Auto before it ran.
+    /// usedMechanism - the mechanism authenticate() logged in with; Auto before.
     Pop3Mechanism usedMechanism() const { return used_; }
+    /// authAttempts - every try of the last authenticate(), in order.
+    const std::vector<Pop3AuthAttempt>& authAttempts() const { return attempts_; }
     bool pipelining() const { return caps_.has("PIPELINING"); }
 
 private:
@@ -179,12 +239,26 @@ private:
                          std::string& line);
     void sendRaw(Pop3Stage stage, const std::string& command, const std::string& bytes);
     void sendLine(Pop3Stage stage, const std::string& line, bool saslContinuation = false);
-    Reply readReply(Pop3Stage stage, const std::string& command, bool allowContinuation = false);
+    Reply readReply(Pop3Stage stage, const std::string& command, bool allowContinuation = false,
+                    std::size_t max = kMaxStatusLine);
     std::string expectOk(Pop3Stage stage, const std::string& command);
     void readMultiLine(Pop3Stage stage, const std::string& command, std::size_t max,
-                       const std::function<void(const std::string&, std::size_t)>& onLine);
+                       const std::function<void(const std::string&, std::size_t)>& onLine,
+                       const std::function<std::string()>& overlong = nullptr);
     std::int64_t readMessage(Pop3Stage stage, const std::string& command, std::ostream& out);
     [[noreturn]] void authFailed(const std::string& command, const std::string& serverLine);
+    void authenticateWith(Pop3Mechanism mechanism, const std::string& user,
+                          const std::string& secret);
+    std::string saslExchange(const std::string& mechanism,
+                             const std::optional<std::string>& initialResponse,
+                             const SaslStep& step);
+    void reconnect();
+    bool tryReadLine(Pop3Stage stage, const std::string& command, std::size_t max,
+                     std::string& line, std::size_t& raw);
+    std::string pendingLineStart() const;
+    [[noreturn]] void outOfStep(int suspect, const std::string& command, const std::string& detail,
+                                const std::string& serverLine);
+    void checkStep(const Pop3Listing& message, std::int64_t delivered);
 
     Pop3Settings settings_;
     Poco::Net::StreamSocket socket_;
@@ -198,6 +272,7 @@ private:
     bool tlsActive_ = false;
     TlsInfo tlsInfo_;
     Pop3Mechanism used_ = Pop3Mechanism::Auto;
+    std::vector<Pop3AuthAttempt> attempts_;
 };
 
 } // namespace popgate
