@@ -1,5 +1,6 @@
 // conntest.cpp - Test Connection over Pop3Client: the stage walk, the lines
-// it prints and the mapping from the failing stage to the exit code.
+// it prints (one per authentication try) and the mapping from the failing
+// stage to the exit code.
 #include "plugin/net/conntest.h"
 
 #include "core/errors.h"
@@ -32,6 +33,42 @@ int exitCodeForStage(Pop3Stage stage)
         return kTestMailbox;
     }
 }
+
+namespace
+{
+
+/// mechanismLabel - how a try is shown: "APOP", "USER/PASS", "SASL PLAIN", "SASL LOGIN".
+std::string mechanismLabel(Pop3Mechanism mechanism)
+{
+    switch (mechanism) {
+    case Pop3Mechanism::User:
+        return "USER/PASS";
+    case Pop3Mechanism::Apop:
+        return "APOP";
+    case Pop3Mechanism::Plain:
+        return "SASL PLAIN";
+    case Pop3Mechanism::Login:
+        return "SASL LOGIN";
+    case Pop3Mechanism::Auto:
+        break;
+    }
+    return "AUTH";
+}
+
+/// printAttempts - "AUTH: APOP: refused: -ERR [AUTH] ..." then "AUTH: USER/PASS: ok (as u)".
+void printAttempts(const Pop3Client& client, const std::string& user, std::ostream& out)
+{
+    for (const Pop3AuthAttempt& a : client.authAttempts()) {
+        out << "AUTH: " << mechanismLabel(a.mechanism) << ": ";
+        if (a.ok)
+            out << "ok (as " << user << ")";
+        else
+            out << "refused: " << (a.reply.empty() ? std::string("(no reply)") : a.reply);
+        out << std::endl;
+    }
+}
+
+} // namespace
 
 std::string formatSize(std::int64_t octets)
 {
@@ -88,9 +125,13 @@ ConnectionTestResult runConnectionTest(const ConnectionTestSettings& settings, s
 
         stage = Pop3Stage::Auth;
         if (settings.auth == AuthKind::Password) {
-            client.authenticate(settings.user, settings.secret, settings.mechanism);
-            out << "AUTH: ok (" << pop3MechanismName(client.usedMechanism()) << " as "
-                << settings.user << ")" << std::endl;
+            try {
+                client.authenticate(settings.user, settings.secret, settings.mechanism);
+            } catch (const Pop3Error&) {
+                printAttempts(client, settings.user, out);
+                throw;
+            }
+            printAttempts(client, settings.user, out);
         } else if (settings.auth == AuthKind::None) {
             out << "AUTH: skipped (no authentication configured)" << std::endl;
             client.quit();

@@ -1,6 +1,7 @@
 // conntest.h - "Test Connection": one read-only POP3 session that walks the
 // stages resolve, connect, TLS, greeting, CAPA (STLS), AUTH, STAT, UIDL, QUIT,
-// prints each as it passes and ends with one verdict line. Never sends DELE.
+// prints each as it passes (AUTH: one line per mechanism tried, refused ones
+// with the server's words) and ends with one verdict line. Never sends DELE.
 // Takes plain settings; popgatectl maps an Account (and its unsealed secret) in.
 //
 // Exit codes (ConnectionTestResult::exitCode):

@@ -1,12 +1,15 @@
 // conntest_test.cpp - Test Connection: its printed stages, verdict line and
 // exit code for each way a connection can go, against the real Dovecot of
 // scripts/servers/dovecot.sh, plus a scripted fake for STLS refused, UIDL
-// missing and QUIT -ERR. Checks that it never deletes and never prints the secret.
+// missing, QUIT -ERR and a refused APOP before USER/PASS (one line per try).
+// Checks that it never deletes and never prints the secret.
 #define BOOST_TEST_MODULE conntest
 #include "plugin/net/conntest.h"
 #include "tests/support/dovecot_env.h"
 #include "tests/support/fake_pop3_server.h"
 
+#include <Poco/DigestEngine.h>
+#include <Poco/MD5Engine.h>
 #include <Poco/TemporaryFile.h>
 #include <boost/test/unit_test.hpp>
 #include <fstream>
@@ -74,7 +77,7 @@ BOOST_AUTO_TEST_CASE(stages_verdicts_and_exit_codes_against_dovecot)
          "Connection successful: 2 messages, 3.4 MB",
          {"RESOLVE: 127.0.0.1 -> 127.0.0.1\n", "CONNECT: 127.0.0.1:", "TLS: TLSv1.",
           ", certificate CN=localhost, expires 2040-01-01 00:00:00 UTC\n", "GREETING: +OK Dovecot",
-          "CAPA: ", "AUTH: ok (plain as popgate2)\n", "STAT: 2 messages, 3.4 MB\n",
+          "CAPA: ", "AUTH: APOP: ok (as popgate2)\n", "STAT: 2 messages, 3.4 MB\n",
           "UIDL: supported (2 ids)\n", "QUIT: ok\n"}},
         {"starttls, login",
          [](auto& s, auto& e) {
@@ -84,7 +87,7 @@ BOOST_AUTO_TEST_CASE(stages_verdicts_and_exit_codes_against_dovecot)
          },
          kTestOk,
          "Connection successful: 2 messages",
-         {"TLS: TLSv1.", "AUTH: ok (login"}},
+         {"TLS: TLSv1.", "AUTH: SASL LOGIN: ok (as popgate2)\n"}},
         {"plain, apop chosen without plaintext",
          [](auto& s, auto& e) {
              s.security = Security::None;
@@ -92,7 +95,7 @@ BOOST_AUTO_TEST_CASE(stages_verdicts_and_exit_codes_against_dovecot)
          },
          kTestOk,
          "Connection successful",
-         {"AUTH: ok (apop as popgate2)\n"}},
+         {"AUTH: APOP: ok (as popgate2)\n"}},
         {"plain, user with plaintext allowed",
          [](auto& s, auto& e) {
              s.security = Security::None;
@@ -102,7 +105,7 @@ BOOST_AUTO_TEST_CASE(stages_verdicts_and_exit_codes_against_dovecot)
          },
          kTestOk,
          "Connection successful",
-         {"AUTH: ok (user"}},
+         {"AUTH: USER/PASS: ok (as popgate2)\n"}},
         {"plain, user without plaintext allowed",
          [](auto& s, auto& e) {
              s.security = Security::None;
@@ -116,7 +119,11 @@ BOOST_AUTO_TEST_CASE(stages_verdicts_and_exit_codes_against_dovecot)
          [](auto& s, auto&) { s.secret = "wrong"; },
          kTestAuth,
          "Connection failed at AUTH: -ERR [AUTH] Authentication failed.",
-         {"CAPA: "}},
+         {"CAPA: ", "AUTH: APOP: refused: -ERR [AUTH] Authentication failed.\n"
+                    "AUTH: SASL PLAIN: refused: -ERR [AUTH] Authentication failed.\n"
+                    "AUTH: SASL LOGIN: refused: -ERR [AUTH] Authentication failed.\n"
+                    "AUTH: USER/PASS: refused: -ERR [AUTH] Authentication failed.\n"
+                    "Connection failed at AUTH"}},
         {"expired certificate",
          [](auto& s, auto& e) { s.port = e.expiredPort; },
          kTestTls,
@@ -188,6 +195,7 @@ BOOST_AUTO_TEST_CASE(test_connection_never_deletes_and_can_trace)
     Poco::TemporaryFile dir;
     dir.createDirectories();
     ConnectionTestSettings s = settingsFor(env);
+    s.mechanism = Pop3Mechanism::Plain; // the password goes over the wire: the trace hides it
     s.tracePath = dir.path() + "/trace.log";
     for (int i = 0; i < 2; ++i) {
         std::ostringstream out;
@@ -210,12 +218,16 @@ BOOST_AUTO_TEST_CASE(session_stages_from_a_scripted_server)
 {
     const std::string ready = "+OK fake\r\n";
     const std::string caps = "+OK\r\nUSER\r\nSTLS\r\n.\r\n";
+    Poco::MD5Engine md5;
+    md5.update(std::string("<1.2@fake>p"));
+    const std::string apop = Poco::DigestEngine::digestToHex(md5.digest());
     struct FakeCase {
         const char* label;
         Security security;
         std::vector<Step> script;
         int exitCode;
         std::string verdict;
+        std::string lines; ///< must appear in the output; may be empty
     };
     const std::vector<FakeCase> rows = {
         {"STLS refused",
@@ -223,31 +235,45 @@ BOOST_AUTO_TEST_CASE(session_stages_from_a_scripted_server)
          {send(ready), expect("CAPA"), send(caps), expect("STLS"), send("-ERR not today\r\n"),
           awaitClose()},
          kTestSession,
-         "Connection failed at STLS: -ERR not today"},
+         "Connection failed at STLS: -ERR not today",
+         ""},
         {"greeting -ERR",
          Security::None,
          {send("-ERR [SYS/TEMP] overloaded\r\n")},
          kTestSession,
-         "Connection failed at GREETING: -ERR [SYS/TEMP] overloaded"},
+         "Connection failed at GREETING: -ERR [SYS/TEMP] overloaded",
+         ""},
         {"UIDL missing",
          Security::None,
          {send(ready), expect("CAPA"), send("-ERR\r\n"), expect("USER u"), send("+OK\r\n"),
           expect("PASS p"), send("+OK\r\n"), expect("STAT"), send("+OK 0 0\r\n"), expect("UIDL"),
           send("-ERR unknown command\r\n"), awaitClose()},
          kTestMailbox,
-         "Connection failed at UIDL: -ERR unknown command"},
+         "Connection failed at UIDL: -ERR unknown command",
+         ""},
         {"QUIT -ERR",
          Security::None,
          {send(ready), expect("CAPA"), send("-ERR\r\n"), expect("USER u"), send("+OK\r\n"),
           expect("PASS p"), send("+OK\r\n"), expect("STAT"), send("+OK 0 0\r\n"), expect("UIDL"),
           send("+OK\r\n.\r\n"), expect("QUIT"), send("-ERR [SYS/TEMP] could not update\r\n")},
          kTestQuit,
-         "Connection failed at QUIT: -ERR [SYS/TEMP] could not update"},
+         "Connection failed at QUIT: -ERR [SYS/TEMP] could not update",
+         ""},
         {"stall after greeting",
          Security::None,
          {send(ready), awaitClose()},
          kTestSession,
-         "Connection failed at CAPA: no data from server within 300 ms"},
+         "Connection failed at CAPA: no data from server within 300 ms",
+         ""},
+        {"APOP refused, USER/PASS accepted",
+         Security::None,
+         {send("+OK fake <1.2@fake>\r\n"), expect("CAPA"), send("+OK\r\nUSER\r\n.\r\n"),
+          expect("APOP u " + apop), send("-ERR [AUTH] Bad login\r\n"), expect("USER u"),
+          send("+OK\r\n"), expect("PASS p"), send("+OK\r\n"), expect("STAT"), send("+OK 0 0\r\n"),
+          expect("UIDL"), send("+OK\r\n.\r\n"), expect("QUIT"), send("+OK\r\n")},
+         kTestOk,
+         "Connection successful: 0 messages, 0 bytes",
+         "AUTH: APOP: refused: -ERR [AUTH] Bad login\nAUTH: USER/PASS: ok (as u)\n"},
     };
     for (const FakeCase& row : rows) {
         BOOST_TEST_CONTEXT(row.label)
@@ -265,6 +291,7 @@ BOOST_AUTO_TEST_CASE(session_stages_from_a_scripted_server)
             ConnectionTestResult r = runConnectionTest(s, out);
             BOOST_TEST(r.exitCode == row.exitCode);
             BOOST_TEST(r.verdict == row.verdict);
+            BOOST_TEST(out.str().find(row.lines) != std::string::npos, "output:\n" << out.str());
             BOOST_TEST(server.finish() == "");
         }
     }
