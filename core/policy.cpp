@@ -44,6 +44,8 @@ std::string failureName(Failure f)
         return "retr-refused";
     case Failure::RetrOutOfStep:
         return "retr-out-of-step";
+    case Failure::RetrMalformed:
+        return "retr-malformed";
     case Failure::OAuthRefused:
         return "oauth-refused";
     case Failure::OAuthUnavailable:
@@ -90,6 +92,11 @@ Decision decide(Failure f)
     // Not the account's failure: the next poll skips the failed message.
     case Failure::RetrOutOfStep:
         d = {MessageOutcome::MarkFailed, true, false, false, false, "failed"};
+        break;
+    // A message that broke a limit while the stream kept step: failed (it
+    // would come the same way again); the others go on.
+    case Failure::RetrMalformed:
+        d = {MessageOutcome::MarkFailed, false, false, false, false, "failed"};
         break;
     // MTA side, for one message: the others may still go through.
     case Failure::MtaTemporary:

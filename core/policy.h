@@ -23,6 +23,7 @@ enum class Failure {
     Pop3Refused,    ///< -ERR to a command without a response code
     RetrRefused,    ///< -ERR to RETR of one message: that message only
     RetrOutOfStep,  ///< a message ended early (unstuffed "."): the session lost step
+    RetrMalformed,  ///< a message broke a limit (a line over 1 MiB); the session kept step
     MtaTemporary,   ///< 4xx from the MTA for this message
     MtaPermanent,   ///< 5xx from the MTA for this message
     MtaUnreachable, ///< no SMTP session could be had

@@ -64,6 +64,8 @@ BOOST_AUTO_TEST_CASE(failure_table)
         // A message that broke the framing: failed, the session dropped
         // (no DELE from it), but not the account's failure.
         {Failure::RetrOutOfStep, M::MarkFailed, true, false, false, false},
+        // A message over a limit, the stream in step: failed, the others go on.
+        {Failure::RetrMalformed, M::MarkFailed, false, false, false, false},
         // The token endpoint: a refusal counts toward deactivation.
         {Failure::OAuthRefused, M::None, true, false, true, true},
         {Failure::OAuthUnavailable, M::None, true, false, true, false},
