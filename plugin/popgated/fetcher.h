@@ -1,10 +1,10 @@
-// fetcher.h - one poll of one account: POP3 in, SMTP to the local MTA out.
-// connect + authenticate -> UIDL/LIST -> for each message not yet handled:
-// RETR streamed through MessageRewriter into a spool file -> loop, duplicate
-// and address-filter checks -> ledger row "injecting" -> SMTP -> ledger row
-// "injected" with the queue id -> after the loop DELE (unless kept) and QUIT.
-// No DELE is ever sent for a message whose ledger row does not say injected
-// or ignored. What each failure means comes from core/policy.h.
+// fetcher.h - one poll of one account: POP3 in, SMTP to the local MTA out,
+// as named stages (poll.h): open, plan, then per batch retrieve, screen,
+// record, deliver, and at the end expunge. Every message ends the poll in
+// exactly one state: delivered, ignored, deferred, failed or not reached; a
+// problem of one message never keeps the others from being delivered. No
+// DELE is ever sent for a message whose ledger row does not say injected or
+// ignored. What each failure means comes from core/policy.h.
 #pragma once
 
 #include "core/account.h"
@@ -18,6 +18,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace popgate
@@ -52,9 +53,12 @@ struct PollReport {
     int deferred = 0;
     int failed = 0;
     int deleted = 0;
-    bool ok = true;                         ///< the poll ended as planned
+    bool ok = true;                         ///< no failure of the account's (policy)
     Failure failure = Failure::Pop3Network; ///< when !ok
     std::string error;                      ///< when !ok: command and the peer's words
+    std::optional<Failure> endedBy;         ///< the session ended early, for this reason
+    std::string endWords;                   ///< and these words (also when ok)
+    std::string mechanism;                  ///< how it logged in ("user", "apop", ...)
 };
 
 /// The compiled system address filter for an account (nullptr: allow all).

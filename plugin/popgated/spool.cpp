@@ -28,7 +28,7 @@ void syncPath(const std::string& path, int flags)
         const std::string e = why();
         if (fd >= 0)
             ::close(fd);
-        throw OperationError("spool " + path + ": cannot sync it: " + e);
+        throw SpoolError("spool " + path + ": cannot sync it: " + e);
     }
     ::close(fd);
 }
@@ -53,7 +53,7 @@ void Spool::spill()
 {
     file_ = std::fopen(path_.c_str(), "w+xbe"); // x: O_EXCL, e: O_CLOEXEC
     if (!file_)
-        throw OperationError("spool " + path_ + ": cannot create it: " + why());
+        throw SpoolError("spool " + path_ + ": cannot create it: " + why());
     spilled_ = true;
     std::setvbuf(file_, nullptr, _IOFBF, 64 * 1024);
     if (!memory_.empty() && std::fwrite(memory_.data(), 1, memory_.size(), file_) != memory_.size())
@@ -69,7 +69,7 @@ std::streamsize Spool::xsputn(const char* s, std::streamsize n)
     if (!file_ && memory_.size() + count > kMemoryLimit) {
         try {
             spill();
-        } catch (const OperationError& e) { // std::ostream would swallow it
+        } catch (const SpoolError& e) { // std::ostream would swallow it
             failed_ = true;
             error_ = e.what();
             return 0;
@@ -102,7 +102,7 @@ void Spool::finishWriting()
         failed_ = true;
     writing_ = false;
     if (failed_)
-        throw OperationError(!error_.empty() ? error_
+        throw SpoolError(!error_.empty() ? error_
                                              : "spool " + path_ + ": write failed (disk full?)");
     rewind();
 }
@@ -111,7 +111,7 @@ void Spool::rewind()
 {
     readPos_ = 0;
     if (file_ && std::fseek(file_, 0, SEEK_SET) != 0)
-        throw OperationError("spool " + path_ + ": cannot read it back: " + why());
+        throw SpoolError("spool " + path_ + ": cannot read it back: " + why());
 }
 
 std::size_t Spool::read(char* buffer, std::size_t capacity)
@@ -124,7 +124,7 @@ std::size_t Spool::read(char* buffer, std::size_t capacity)
     }
     const std::size_t n = std::fread(buffer, 1, capacity, file_);
     if (n == 0 && std::ferror(file_))
-        throw OperationError("spool " + path_ + ": cannot read it back: " + why());
+        throw SpoolError("spool " + path_ + ": cannot read it back: " + why());
     return n;
 }
 
@@ -132,17 +132,17 @@ void Spool::keep(const std::string& target)
 {
     if (file_) {
         if (std::fflush(file_) != 0 || ::fsync(fileno(file_)) != 0)
-            throw OperationError("spool " + path_ + ": cannot sync it: " + why());
+            throw SpoolError("spool " + path_ + ": cannot sync it: " + why());
         std::fclose(file_);
         file_ = nullptr;
         if (::rename(path_.c_str(), target.c_str()) != 0)
-            throw OperationError("spool " + path_ + ": cannot move it to " + target + ": " +
+            throw SpoolError("spool " + path_ + ": cannot move it to " + target + ": " +
                                  why());
         spilled_ = false;
     } else {
         const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
         if (fd < 0)
-            throw OperationError("quarantine " + target + ": cannot create it: " + why());
+            throw SpoolError("quarantine " + target + ": cannot create it: " + why());
         const char* p = memory_.data();
         std::size_t left = memory_.size();
         while (left > 0) {
@@ -153,7 +153,7 @@ void Spool::keep(const std::string& target)
                 const std::string e = why();
                 ::close(fd);
                 ::unlink(target.c_str());
-                throw OperationError("quarantine " + target + ": write failed: " + e);
+                throw SpoolError("quarantine " + target + ": write failed: " + e);
             }
             p += n;
             left -= static_cast<std::size_t>(n);
@@ -161,7 +161,7 @@ void Spool::keep(const std::string& target)
         if (::fsync(fd) != 0 || ::close(fd) != 0) {
             const std::string e = why();
             ::unlink(target.c_str());
-            throw OperationError("quarantine " + target + ": write failed: " + e);
+            throw SpoolError("quarantine " + target + ": write failed: " + e);
         }
         std::string().swap(memory_);
     }

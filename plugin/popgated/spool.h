@@ -6,6 +6,8 @@
 // copy kept for good (quarantine, keep()).
 #pragma once
 
+#include "core/errors.h"
+
 #include <cstdint>
 #include <cstdio>
 #include <ostream>
@@ -14,6 +16,14 @@
 
 namespace popgate
 {
+
+/// A spool or quarantine file could not be written, synced or read back
+/// (disk full, I/O error): our own disk, not the database (policy: Spool).
+class SpoolError : public OperationError
+{
+public:
+    using OperationError::OperationError;
+};
 
 class Spool : public std::streambuf
 {
@@ -27,19 +37,19 @@ public:
     Spool(const Spool&) = delete;
     Spool& operator=(const Spool&) = delete;
 
-    /// finishWriting - flush; throws OperationError naming the file when a
+    /// finishWriting - flush; throws SpoolError naming the file when a
     /// write failed (disk full). Afterwards the spool is read-only.
     void finishWriting();
     std::int64_t size() const { return size_; }
     bool inMemory() const { return file_ == nullptr && !spilled_; }
 
     /// read - sequential reads from the start (after finishWriting); rewind()
-    /// starts over. Returns 0 at the end; throws OperationError on I/O errors.
+    /// starts over. Returns 0 at the end; throws SpoolError on I/O errors.
     std::size_t read(char* buffer, std::size_t capacity);
     void rewind();
 
     /// keep - store the message durably at target (written or renamed, then
-    /// fsync'd with its directory); the spool is empty afterwards.
+    /// fsync'd with its directory); the spool is empty afterwards. Throws SpoolError.
     void keep(const std::string& target);
 
 protected:

@@ -1,0 +1,137 @@
+// poll.h - one poll of one account as named stages (internal to popgated;
+// Fetcher::poll is the only caller). Each stage has its own file:
+//   open      connect, TLS, log in                          fetcher.cpp
+//   plan      UIDL/LIST against the ledger: what to move,   poll_plan.cpp
+//             what only to delete; the next batch
+//   retrieve  RETR a batch, pipelined, into spools          poll_retrieve.cpp
+//   screen    loop, duplicate, filter (core/screen.h)       poll_screen.cpp
+//   record    one commit: quarantined rows `ignored`, the   poll_record.cpp
+//             rest `injecting`; RETR problems `deferred`/`failed`
+//   deliver   SMTP; each outcome committed before the next  poll_deliver.cpp
+//             message's end of data is sent
+//   expunge   DELE what the ledger says is done, QUIT       poll_expunge.cpp
+// Every message the plan takes ends the poll in exactly one state: delivered
+// (`injected`), ignored, deferred, failed, or not reached (its row as it was).
+// What each failure means comes from core/policy.h.
+#pragma once
+
+#include "core/message.h"
+#include "core/message_store.h"
+#include "core/policy.h"
+#include "core/screen.h"
+#include "plugin/net/pop3_client.h"
+#include "plugin/net/reinject.h"
+#include "plugin/popgated/fetcher.h"
+#include "plugin/popgated/spool.h"
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace popgate
+{
+
+/// How far one message of a batch got in retrieve.
+enum class Retrieval {
+    Pending,   ///< not (yet) reached: its row stays as it was
+    Retrieved, ///< whole, in step: in its spool, facts known
+    Refused,   ///< the server answered -ERR to its RETR
+    OutOfStep, ///< it broke the framing: never delivered
+};
+
+/// Item - one message of a batch, from RETR to the MTA's reply. The streams
+/// are stacked: out -> rewriter -> spoolStream -> spool (destroyed in reverse).
+struct Item {
+    Pop3Uid uid;
+    std::int64_t listed = -1; ///< LIST octets, -1 unknown
+    MessageRecord rec;
+    MessageRecord original; ///< the row before this poll touched it
+    bool hadRow = false;
+    std::unique_ptr<Spool> spool;
+    std::unique_ptr<std::ostream> spoolStream;
+    std::unique_ptr<MessageRewriter> rewriter;
+    std::unique_ptr<std::ostream> out;
+    Retrieval retrieval = Retrieval::Pending;
+    std::string problem;  ///< Refused / OutOfStep: the server's words or what broke
+    std::string sizeNote; ///< LIST and RETR disagreed (a warning, both numbers)
+    ScreenVerdict verdict;
+};
+
+/// A batch: up to kBatchMessages, kBatchOctets announced (at least one).
+struct Batch {
+    std::vector<Item> items;
+    /// Set by retrieve when the session cannot go on after this batch: the
+    /// failure and its words (an out-of-step stream, a dropped connection).
+    std::optional<Failure> endsSession;
+    std::string endWords;
+};
+
+class Poll
+{
+public:
+    Poll(Store& store, MessageStore& ledger, const FetchSettings& settings, Poco::Logger& log,
+         const Account& account, ProtocolTrace* trace, const std::atomic<bool>& stopping);
+
+    /// run - the whole poll; never throws for server, MTA, disk or database trouble.
+    PollReport run(const std::string& secret, const FilterFor& filterFor);
+
+private:
+    // The stages, in order.
+    void open(const std::string& secret);
+    void plan();
+    bool nextBatch(Batch& batch);
+    void retrieve(Batch& batch);
+    void screen(Batch& batch);
+    void record(Batch& batch);
+    void deliver(Batch& batch);
+    void expunge();
+
+    // Shared by the stages.
+    void fail(Failure failure, const std::string& words);
+    void endSession(Failure failure, const std::string& words);
+    void commit(const std::string& what, const std::function<void()>& stage);
+    void stageRow(MessageRecord& row) { pendingRows_.push_back(&row); }
+    void stageLog(const Item& it, const std::string& status, const std::string& queueId,
+                  const std::string& detail);
+    void logLine(const Item& it, const std::string& status, const std::string& tail);
+    /// markFailed - the row failed with reason; retried after failed_retry_polls intervals.
+    void markFailed(Item& it, const std::string& reason);
+    void scheduleDelete(const Pop3Uid& uid);
+
+    Store& store_;
+    MessageStore& ledger_;
+    const FetchSettings& settings_;
+    Poco::Logger& log_;
+    const Account& account_;
+    ProtocolTrace* trace_;
+    const std::atomic<bool>& stopping_;
+    const std::chrono::steady_clock::time_point started_;
+    const std::string who_; ///< "account=NAME"
+
+    PollReport report_;
+    std::shared_ptr<const CompiledFilter> filter_;
+    std::unique_ptr<Pop3Client> pop_;
+    SmtpReinjector mta_;
+    std::vector<std::string> recipients_;
+
+    struct Candidate {
+        Pop3Uid uid;
+        std::int64_t listed = -1;
+        std::optional<MessageRecord> row; ///< none: no ledger row yet
+    };
+    std::vector<Candidate> todo_; ///< what this poll has to move, in server order
+    std::size_t next_ = 0;
+    std::vector<std::pair<int, std::string>> toDelete_; ///< (number, uidl)
+    bool ended_ = false; ///< the session ends after the current stage
+    bool quit_ = true;   ///< end with QUIT (apply DELEs) rather than drop
+
+    std::vector<MessageRecord*> pendingRows_; ///< staged for commit()
+    std::vector<LogEntry> pendingLog_;
+};
+
+} // namespace popgate
