@@ -206,13 +206,16 @@ std::vector<Pop3Mechanism> chooseMechanisms(Pop3Mechanism wanted, const Pop3Capa
     switch (wanted) {
     case Pop3Mechanism::Auto: {
         // APOP first: where it works, the password never leaves this host.
+        // One SASL mechanism only: PLAIN and LOGIN send the same credentials,
+        // so a second one adds nothing but a failed login that counts towards
+        // a lockout where the provider counts them.
         std::vector<Pop3Mechanism> order;
         if (apopOffered)
             order.push_back(Pop3Mechanism::Apop);
         if (secure) {
             if (offers("PLAIN"))
                 order.push_back(Pop3Mechanism::Plain);
-            if (offers("LOGIN"))
+            else if (offers("LOGIN"))
                 order.push_back(Pop3Mechanism::Login);
             if (userOffered)
                 order.push_back(Pop3Mechanism::User);
@@ -570,24 +573,27 @@ std::string Pop3Client::expectOk(Pop3Stage stage, const std::string& command)
 
 void Pop3Client::readMultiLine(Pop3Stage stage, const std::string& command, std::size_t max,
                                const std::function<void(const std::string&, std::size_t)>& onLine,
-                               const std::function<std::string()>& overlong)
+                               const std::function<std::string()>& overlong,
+                               const std::function<void(std::size_t)>& onDiscarded)
 {
     std::string line;
     for (;;) {
         std::size_t raw = 0;
-        if (!tryReadLine(stage, command, max, line, raw))
-            fail(Pop3ProtocolError(stage, command,
-                                   overlong ? overlong()
-                                            : "server sent a line longer than " +
-                                                  std::to_string(max) + " bytes"));
+        if (!tryReadLine(stage, command, max, line, raw)) {
+            if (!onDiscarded)
+                fail(Pop3ProtocolError(stage, command,
+                                       overlong ? overlong()
+                                                : "server sent a line longer than " +
+                                                      std::to_string(max) + " bytes"));
+            onDiscarded(discardLine(stage, command)); // too long to be the end mark
+            continue;
+        }
         if (!line.empty() && line[0] == '.') {
             if (line.size() == 1)
                 return;
-            if (line[1] != '.')
-                fail(Pop3ProtocolError(stage, command,
-                                       "invalid multi-line reply: a line starts with '.' but is "
-                                       "neither the end mark nor dot-stuffed",
-                                       line));
+            // RFC 1939 section 3: the receiver strips the first "." of any other
+            // line. Leniently also when the next octet is not "." (".bad", ". "):
+            // a server that forgot to stuff a line must not block the mailbox.
             line.erase(0, 1);
             --raw;
         }
@@ -595,21 +601,57 @@ void Pop3Client::readMultiLine(Pop3Stage stage, const std::string& command, std:
     }
 }
 
-std::int64_t Pop3Client::readMessage(Pop3Stage stage, const std::string& command, std::ostream& out)
+std::size_t Pop3Client::discardLine(Pop3Stage stage, const std::string& command)
 {
-    std::int64_t octets = 0;
+    // Drop what is buffered as it is scanned: memory stays at one read chunk
+    // beyond the cap however long the line is.
+    std::size_t dropped = 0;
+    for (;;) {
+        const std::size_t nl = buffer_.find('\n', bufferPos_);
+        if (nl != std::string::npos) {
+            dropped += nl + 1 - bufferPos_;
+            bufferPos_ = nl + 1;
+            return dropped;
+        }
+        dropped += buffer_.size() - bufferPos_;
+        bufferPos_ = buffer_.size();
+        fill(stage, command);
+    }
+}
+
+Pop3Client::MessageRead Pop3Client::readMessage(Pop3Stage stage, const std::string& command,
+                                                std::ostream& out, bool discardOverlong)
+{
+    MessageRead read;
     TraceBodyCutter cutter;
     ProtocolTrace* trace = settings_.trace;
-    readMultiLine(stage, command, kMaxDataLine, [&](const std::string& line, std::size_t) {
-        // Every line ends in CRLF, also from a server that sends bare LF: the
-        // MTA and the milter see RFC 5322 line ends only.
-        out.write(line.data(), static_cast<std::streamsize>(line.size()));
-        out.write("\r\n", 2);
-        const std::size_t written = line.size() + 2;
-        octets += static_cast<std::int64_t>(written);
-        if (cutter.line(line, written) && trace)
-            trace->received(line);
-    });
+    std::function<void(std::size_t)> onDiscarded;
+    if (discardOverlong)
+        onDiscarded = [&](std::size_t dropped) {
+            // Nothing more reaches the sink: the message is malformed, and a
+            // part of it must never look like the whole.
+            read.overlong = true;
+            read.received += static_cast<std::int64_t>(dropped);
+            if (trace)
+                trace->received("[line dropped: " + std::to_string(dropped) +
+                                " octets, longer than " + std::to_string(kMaxDataLine) + "]");
+        };
+    readMultiLine(
+        stage, command, kMaxDataLine,
+        [&](const std::string& line, std::size_t) {
+            // Every line ends in CRLF, also from a server that sends bare LF: the
+            // MTA and the milter see RFC 5322 line ends only.
+            const std::size_t written = line.size() + 2;
+            read.received += static_cast<std::int64_t>(written);
+            if (!read.overlong) {
+                out.write(line.data(), static_cast<std::streamsize>(line.size()));
+                out.write("\r\n", 2);
+                read.written += static_cast<std::int64_t>(written);
+            }
+            if (cutter.line(line, written) && trace)
+                trace->received(line);
+        },
+        nullptr, onDiscarded);
     if (trace) {
         std::string summary = cutter.summary();
         if (!summary.empty())
@@ -618,7 +660,7 @@ std::int64_t Pop3Client::readMessage(Pop3Stage stage, const std::string& command
     }
     if (!out)
         throw OperationError(command + ": writing the message failed");
-    return octets;
+    return read;
 }
 
 // --- authentication --------------------------------------------------------
@@ -920,7 +962,7 @@ std::int64_t Pop3Client::retrieve(int number, std::ostream& out, std::int64_t ex
     std::string command = "RETR " + std::to_string(number);
     sendLine(Pop3Stage::Retr, command);
     expectOk(Pop3Stage::Retr, command);
-    std::int64_t octets = readMessage(Pop3Stage::Retr, command, out);
+    std::int64_t octets = readMessage(Pop3Stage::Retr, command, out).written;
     Pop3BatchReply r;
     r.octets = octets;
     r.listed = expectedOctets;
@@ -975,7 +1017,7 @@ std::int64_t Pop3Client::top(int number, int lines, std::ostream& out)
     std::string command = "TOP " + std::to_string(number) + " " + std::to_string(lines);
     sendLine(Pop3Stage::Top, command);
     expectOk(Pop3Stage::Top, command);
-    return readMessage(Pop3Stage::Top, command, out);
+    return readMessage(Pop3Stage::Top, command, out).written;
 }
 
 void Pop3Client::dele(int number)
@@ -1040,12 +1082,15 @@ Pop3Client::retrieveMany(const std::vector<Pop3Listing>& messages,
             // The first message of this window whose size differed from LIST:
             // nothing after it is good before the step check has passed.
             const Pop3Listing* unchecked = nullptr;
+            std::int64_t uncheckedOctets = 0; // its size as received
             for (std::size_t i = first; i < last; ++i) {
                 const Pop3Listing& m = messages[i];
                 const std::string command = "RETR " + std::to_string(m.number);
                 Pop3BatchReply r;
                 r.number = m.number;
                 r.listed = m.octets;
+                Pop3BatchReply asReceived; // sizeDiffers() of all it sent, dropped lines too
+                asReceived.listed = m.octets;
                 bool statusDue = true;
                 try {
                     Reply reply = readReply(Pop3Stage::Retr, command);
@@ -1053,8 +1098,18 @@ Pop3Client::retrieveMany(const std::vector<Pop3Listing>& messages,
                     if (!reply.ok) {
                         r.problem = flattenServerText(reply.line);
                     } else {
-                        r.octets = readMessage(Pop3Stage::Retr, command, sinkFor(m.number));
-                        r.ok = true;
+                        // A line over the cap is dropped and the message read
+                        // to its end mark: that message fails, the batch goes on.
+                        const MessageRead read =
+                            readMessage(Pop3Stage::Retr, command, sinkFor(m.number), true);
+                        r.octets = read.written;
+                        asReceived.octets = read.received;
+                        r.ok = !read.overlong;
+                        r.malformed = read.overlong;
+                        if (r.malformed)
+                            r.problem = "a line of message " + std::to_string(m.number) +
+                                        " is longer than " + std::to_string(kMaxDataLine) +
+                                        " octets";
                     }
                 } catch (const Pop3ProtocolError& e) {
                     // Garbage where a status line was due is the stream out of
@@ -1071,15 +1126,18 @@ Pop3Client::retrieveMany(const std::vector<Pop3Listing>& messages,
                             (statusDue ? "the reply is neither +OK nor -ERR" : e.detail()),
                         shortServerText(e.serverText()));
                 }
-                if (!unchecked && r.ok && r.sizeDiffers())
+                // A malformed message is framed like any other: when its size
+                // differs, it may have been cut short too.
+                if (!unchecked && (r.ok || r.malformed) && asReceived.sizeDiffers()) {
                     unchecked = &m;
+                    uncheckedOctets = asReceived.octets;
+                }
                 if (done)
                     done(r);
                 replies.push_back(r);
             }
             if (unchecked)
-                checkStep(*unchecked,
-                          replies[static_cast<std::size_t>(unchecked - messages.data())].octets);
+                checkStep(*unchecked, uncheckedOctets);
         }
     } catch (...) {
         // Replies may still be in flight: nothing more can be read in step.

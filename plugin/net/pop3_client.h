@@ -6,6 +6,10 @@
 // Limits: status and list lines 8 KiB, UIDL lines 64 KiB, message data lines
 // 1 MiB (kMax* below). LIST sizes are advisory: a message whose size differs is
 // delivered once the client has checked (UIDL n) that the stream is still in step.
+// No single message can block a mailbox: a data line that starts with "." and is
+// not the end mark loses that dot (RFC 1939's receiver rule, also for ".bad"),
+// and in a batch a message with a line over kMaxDataLine is read to its end mark,
+// the rest of it dropped, and reported malformed while the session goes on.
 #pragma once
 
 #include "core/account.h"
@@ -87,8 +91,11 @@ struct Pop3Uid {
 /// One message's outcome in a batch.
 struct Pop3BatchReply {
     int number = 0;
-    bool ok = false;          ///< +OK and the whole message read (RETR) / +OK (DELE)
-    std::string problem;      ///< the server's -ERR words, flattened; for people only
+    bool ok = false;        ///< +OK and the whole message read (RETR) / +OK (DELE)
+    bool malformed = false; ///< ok false, in step: the message broke a limit (a line over
+                            ///< kMaxDataLine); problem says which
+    /// The server's -ERR words, flattened, or the limit broken; for people only.
+    std::string problem;
     std::int64_t octets = 0;  ///< octets written to the sink
     std::int64_t listed = -1; ///< what LIST announced (-1 unknown)
     /// sizeDiffers - listed >= 0 and octets is neither listed nor listed + 2 (a
@@ -123,11 +130,15 @@ struct Pop3AuthAttempt {
 };
 
 /// chooseMechanisms - pure policy, the ordered list authenticate() may try.
-/// Auto over TLS or with plaintextAllowed: APOP (greeting timestamp), SASL
-/// PLAIN, SASL LOGIN (offered in CAPA), USER/PASS; Auto otherwise: APOP only
-/// (never a mechanism that sends the password in clear). A specific wanted
-/// mechanism: a one-element list. Throws Pop3AuthError when the list would be
-/// empty or the wanted mechanism is not offered or would send the password in clear.
+/// Auto over TLS or with plaintextAllowed: APOP (greeting timestamp), then ONE
+/// SASL mechanism offered in CAPA (PLAIN, else LOGIN), then USER/PASS: at most
+/// three tries. PLAIN and LOGIN carry the same user and password, so trying
+/// both only adds a refusal when the password is wrong, and a wrong password
+/// must not cost a lockout at providers that count failed logins. Auto
+/// otherwise: APOP only (never a mechanism that sends the password in clear).
+/// A specific wanted mechanism: a one-element list. Throws Pop3AuthError when
+/// the list would be empty or the wanted mechanism is not offered or would
+/// send the password in clear.
 std::vector<Pop3Mechanism> chooseMechanisms(Pop3Mechanism wanted, const Pop3Capabilities& caps,
                                             bool apopOffered, bool tlsActive,
                                             bool plaintextAllowed);
@@ -176,7 +187,8 @@ public:
     /// retrieve - RETR n streamed, dot-unstuffed, bare LF made CRLF, to out;
     /// returns the octets written. When expectedOctets >= 0 (from LIST) and the
     /// size differs, checks the stream with UIDL n first: Pop3OutOfStepError
-    /// (suspect n) if it lost step. Throws Pop3ServerError on -ERR.
+    /// (suspect n) if it lost step. Throws Pop3ServerError on -ERR,
+    /// Pop3ProtocolError (session ended) on a line over kMaxDataLine.
     std::int64_t retrieve(int number, std::ostream& out, std::int64_t expectedOctets = -1);
     /// top - TOP n lines streamed to out (bare LF made CRLF); returns octets written.
     std::int64_t top(int number, int lines, std::ostream& out);
@@ -191,18 +203,21 @@ public:
     /// retrieveMany - RETR each message into sinkFor(number); commands are
     /// pipelined when the server offers PIPELINING (128 at a time),
     /// else sent one at a time. A -ERR is a reply with ok false and the batch
-    /// goes on. A size that differs from LIST is no failure, but before anything
-    /// after it counts the stream is checked (UIDL n must answer "+OK n uid"):
-    /// after the window for its first such message, or at once without
-    /// pipelining. done, if given, is told each reply, in order, as soon as its
+    /// goes on. A message with a line over kMaxDataLine is read to its end mark
+    /// (nothing more written to its sink after that line) and is a reply with ok
+    /// false and malformed true; the batch goes on. A size that differs from
+    /// LIST (a malformed message's dropped octets counted) is no failure, but
+    /// before anything after it counts the stream is checked (UIDL n must
+    /// answer "+OK n uid"): after the window for its first such message, or at
+    /// once without pipelining. done, if given, is told each reply, in order, as soon as its
     /// message is complete. Throws Pop3OutOfStepError when the stream lost step
     /// (the check failed, a reply line was neither +OK nor -ERR, or a protocol
     /// error came while a message whose size differed was unchecked): every
     /// reply from suspect() on is not good, those before it are. Other failures
     /// (network, timeout, a protocol error with nothing unchecked) throw as
     /// they are: the replies passed to done are good, except from the first
-    /// with sizeDiffers() in the window (128 commands) that failed, which was
-    /// never checked. After any throw the client is unusable.
+    /// with sizeDiffers() or malformed in the window (128 commands) that
+    /// failed, which was never checked. After any throw the client is unusable.
     std::vector<Pop3BatchReply>
     retrieveMany(const std::vector<Pop3Listing>& messages,
                  const std::function<std::ostream&(int)>& sinkFor,
@@ -242,10 +257,25 @@ private:
     Reply readReply(Pop3Stage stage, const std::string& command, bool allowContinuation = false,
                     std::size_t max = kMaxStatusLine);
     std::string expectOk(Pop3Stage stage, const std::string& command);
+    /// MessageRead - what readMessage saw of one message.
+    struct MessageRead {
+        std::int64_t written = 0;  ///< octets written to the sink
+        std::int64_t received = 0; ///< its size as received, dropped lines included
+        bool overlong = false;     ///< a line over kMaxDataLine: dropped, nothing written after
+    };
+
+    /// readMultiLine - each line up to the end mark, dot-unstuffed, to onLine. A
+    /// line over max: when onDiscarded is set, it is dropped (told its octets)
+    /// and reading goes on; else fail() with overlong() or a generic detail.
     void readMultiLine(Pop3Stage stage, const std::string& command, std::size_t max,
                        const std::function<void(const std::string&, std::size_t)>& onLine,
-                       const std::function<std::string()>& overlong = nullptr);
-    std::int64_t readMessage(Pop3Stage stage, const std::string& command, std::ostream& out);
+                       const std::function<std::string()>& overlong = nullptr,
+                       const std::function<void(std::size_t)>& onDiscarded = nullptr);
+    std::size_t discardLine(Pop3Stage stage, const std::string& command);
+    /// readMessage - a RETR/TOP body to out; a line over kMaxDataLine fails the
+    /// session unless discardOverlong (then MessageRead::overlong).
+    MessageRead readMessage(Pop3Stage stage, const std::string& command, std::ostream& out,
+                            bool discardOverlong = false);
     [[noreturn]] void authFailed(const std::string& command, const std::string& serverLine);
     void authenticateWith(Pop3Mechanism mechanism, const std::string& user,
                           const std::string& secret);

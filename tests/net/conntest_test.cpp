@@ -121,7 +121,6 @@ BOOST_AUTO_TEST_CASE(stages_verdicts_and_exit_codes_against_dovecot)
          "Connection failed at AUTH: -ERR [AUTH] Authentication failed.",
          {"CAPA: ", "AUTH: APOP: refused: -ERR [AUTH] Authentication failed.\n"
                     "AUTH: SASL PLAIN: refused: -ERR [AUTH] Authentication failed.\n"
-                    "AUTH: SASL LOGIN: refused: -ERR [AUTH] Authentication failed.\n"
                     "AUTH: USER/PASS: refused: -ERR [AUTH] Authentication failed.\n"
                     "Connection failed at AUTH"}},
         {"expired certificate",

@@ -1,8 +1,9 @@
 // pop3_client_test.cpp - Pop3Client against a scripted fake server for what
 // Dovecot will not do: missing or refused STLS, stalls, drops, lying sizes,
-// bare LF, messages cut short at an unstuffed ".", long UIDLs, overlong and
-// 8-bit lines, bad multi-line ends, RFC 2449 codes, pipelining, the fallback
-// from one login mechanism to the next (with a reconnect through a relay).
+// bare LF, messages cut short at an unstuffed ".", lines starting with a lone
+// ".", long UIDLs, overlong and 8-bit lines (a message with a line over 1 MiB
+// in a batch), RFC 2449 codes, pipelining, the fallback from one login
+// mechanism to the next (with a reconnect through a relay).
 // Also the pure mechanism choice. Real-server cases: pop3_dovecot_test.cpp.
 #define BOOST_TEST_MODULE pop3_client
 #include "plugin/net/pop3_client.h"
@@ -194,20 +195,6 @@ std::vector<BrokenCase> brokenCases()
              retr(c, 1);
          },
          K::Timeout, S::Retr, "RETR 1: no data", ""},
-        {"line starting with a lone dot",
-         loggedIn() + Steps{expect("RETR 1"), send("+OK\r\nSubject: x\r\n\r\n.bad\r\n.\r\n")},
-         [](Pop3Client& c) {
-             login(c);
-             retr(c, 1);
-         },
-         K::Protocol, S::Retr, "neither the end mark nor dot-stuffed", ""},
-        {"end mark with trailing space",
-         loggedIn() + Steps{expect("RETR 1"), send("+OK\r\nbody\r\n. \r\n")},
-         [](Pop3Client& c) {
-             login(c);
-             retr(c, 1);
-         },
-         K::Protocol, S::Retr, "end mark", ""},
         {"RETR cut short at an unstuffed dot",
          loggedIn() + Steps{expect("LIST 1"), send("+OK 1 500\r\n"), expect("RETR 1"),
                             send("+OK\r\nshort\r\n.\r\nrest of it\r\n.\r\n"), expect("UIDL 1")},
@@ -324,6 +311,40 @@ BOOST_AUTO_TEST_CASE(retr_unstuffs_dots_keeps_8bit_and_makes_bare_lf_crlf)
     BOOST_TEST(server.finish() == "");
 }
 
+BOOST_AUTO_TEST_CASE(a_line_starting_with_a_lone_dot_loses_the_dot)
+{
+    // RFC 1939's receiver rule, leniently: a line that starts with "." and is
+    // not the end mark loses that dot even when the server forgot to stuff it
+    // (".bad", ". "); the message and the session go on.
+    const std::string wire = "Subject: x\r\n\r\n.bad\r\n. \r\n.\t\r\n..ok\r\nend\r\n";
+    const std::string body = "Subject: x\r\n\r\nbad\r\n \r\n\t\r\n.ok\r\nend\r\n";
+    FakePop3Server server(loggedIn(kCapaPipelining) +
+                          Steps{expect("RETR 1"), send("+OK\r\n" + wire + ".\r\n"),
+                                expect("RETR 1"), expect("RETR 2"),
+                                send("+OK\r\n" + wire + ".\r\n+OK\r\n.lone\r\n.\r\n"),
+                                expect("TOP 1 0"), send("+OK\r\n.Subject: y\r\n\r\n.\r\n"),
+                                expect("QUIT"), send("+OK\r\n")});
+    const auto size = static_cast<std::int64_t>(body.size());
+    Pop3Client client(settingsFor(server.port()));
+    login(client);
+    std::ostringstream out;
+    BOOST_TEST(client.retrieve(1, out, size) == size);
+    BOOST_TEST(out.str() == body);
+    std::map<int, std::ostringstream> sinks;
+    auto replies = client.retrieveMany({{1, size, "u1"}, {2, 6, "u2"}},
+                                       [&](int n) -> std::ostream& { return sinks[n]; });
+    BOOST_TEST_REQUIRE(replies.size() == 2u);
+    BOOST_TEST((replies[0].ok && replies[1].ok));
+    BOOST_TEST((!replies[0].malformed && !replies[1].malformed));
+    BOOST_TEST(sinks[1].str() == body);
+    BOOST_TEST(sinks[2].str() == "lone\r\n");
+    std::ostringstream head;
+    client.top(1, 0, head);
+    BOOST_TEST(head.str() == "Subject: y\r\n\r\n");
+    client.quit();
+    BOOST_TEST(server.finish() == "");
+}
+
 BOOST_AUTO_TEST_CASE(pipelining_advertised_sends_commands_together)
 {
     FakePop3Server server(loggedIn(kCapaPipelining) +
@@ -431,12 +452,18 @@ BOOST_AUTO_TEST_CASE(mechanism_choice)
     const std::vector<std::string> userOnly = {"USER"};
     const std::vector<std::string> loginOnly = {"SASL LOGIN"};
     const std::vector<std::string> saslOnly = {"SASL PLAIN"};
+    const std::vector<std::string> loginFirst = {"USER", "SASL LOGIN XOAUTH2 PLAIN"};
+    const std::vector<std::string> loginAndUser = {"SASL LOGIN", "USER"};
     const std::vector<MechanismCase> rows = {
-        {"auto over TLS: APOP, PLAIN, LOGIN, USER", Pop3Mechanism::Auto, all, true, true, false,
-         "apop plain login user"},
-        {"auto over TLS without APOP", Pop3Mechanism::Auto, all, false, true, false,
-         "plain login user"},
+        // One SASL mechanism only (PLAIN, else LOGIN): at most three tries.
+        {"auto over TLS: APOP, PLAIN, USER", Pop3Mechanism::Auto, all, true, true, false,
+         "apop plain user"},
+        {"auto over TLS without APOP", Pop3Mechanism::Auto, all, false, true, false, "plain user"},
+        {"auto over TLS, PLAIN listed after LOGIN", Pop3Mechanism::Auto, loginFirst, true, true,
+         false, "apop plain user"},
         {"auto over TLS, only LOGIN", Pop3Mechanism::Auto, loginOnly, false, true, false, "login"},
+        {"auto over TLS, LOGIN and USER", Pop3Mechanism::Auto, loginAndUser, true, true, false,
+         "apop login user"},
         {"auto over TLS, no SASL", Pop3Mechanism::Auto, userOnly, true, true, false, "apop user"},
         {"auto over TLS, USER only", Pop3Mechanism::Auto, userOnly, false, true, false, "user"},
         {"auto over TLS, no CAPA: USER", Pop3Mechanism::Auto, {}, false, true, false, "user"},
@@ -445,8 +472,7 @@ BOOST_AUTO_TEST_CASE(mechanism_choice)
         {"auto in clear: APOP only", Pop3Mechanism::Auto, all, true, false, false, "apop"},
         {"auto in clear without APOP refused", Pop3Mechanism::Auto, all, false, false, false,
          "error"},
-        {"auto in clear, allowed", Pop3Mechanism::Auto, all, true, false, true,
-         "apop plain login user"},
+        {"auto in clear, allowed", Pop3Mechanism::Auto, all, true, false, true, "apop plain user"},
         {"auto over TLS, nothing offered",
          Pop3Mechanism::Auto,
          {"TOP"},
@@ -743,6 +769,63 @@ BOOST_AUTO_TEST_CASE(retr_err_mid_pipeline_concerns_that_message_only)
     BOOST_TEST(sinks[4].str() == "four\r\n");
     client.quit(); // still in step
     BOOST_TEST(server.finish() == "");
+}
+
+namespace
+{
+
+struct OverlongCase {
+    const char* label;
+    bool listRight; ///< LIST gives message 2's true size; else a wrong one (checked with UIDL 2)
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_line_over_1_mib_fails_that_message_only)
+{
+    // Message 2 holds a 1.5 MiB line: it is dropped, message 2 is read to its
+    // end mark with nothing more written, reported malformed; 1 and 3 are
+    // good, and the session is still in step for QUIT.
+    const std::string head = "Subject: big\r\n\r\nbefore\r\n";
+    const std::string big(kMaxDataLine + kMaxDataLine / 2, 'x');
+    const std::string two = head + big + "\r\nafter\r\n.dotted\r\n";
+    const std::string twoWire = head + big + "\r\nafter\r\n..dotted\r\n";
+    for (const OverlongCase& row :
+         {OverlongCase{"LIST right", true}, OverlongCase{"LIST wrong: step checked", false}}) {
+        BOOST_TEST_CONTEXT(row.label)
+        {
+            Steps script =
+                loggedIn(kCapaPipelining) +
+                Steps{expect("RETR 1"), expect("RETR 2"), expect("RETR 3"),
+                      send("+OK\r\none\r\n.\r\n+OK\r\n" + twoWire + ".\r\n+OK\r\nthree\r\n.\r\n")};
+            if (!row.listRight)
+                script = script + Steps{expect("UIDL 2"), send("+OK 2 uid-2\r\n")};
+            script = script + Steps{expect("QUIT"), send("+OK\r\n")};
+            FakePop3Server server(script);
+            Pop3Client client(settingsFor(server.port()));
+            login(client);
+            std::map<int, std::ostringstream> sinks;
+            std::vector<int> done;
+            const std::int64_t listed2 = row.listRight ? static_cast<std::int64_t>(two.size()) : 99;
+            auto replies = client.retrieveMany(
+                {{1, 5, "uid-1"}, {2, listed2, "uid-2"}, {3, 7, "uid-3"}},
+                [&](int n) -> std::ostream& { return sinks[n]; },
+                [&](const Pop3BatchReply& r) { done.push_back(r.number); });
+            BOOST_TEST_REQUIRE(replies.size() == 3u);
+            BOOST_TEST((replies[0].ok && !replies[0].malformed));
+            BOOST_TEST(sinks[1].str() == "one\r\n");
+            BOOST_TEST(!replies[1].ok);
+            BOOST_TEST(replies[1].malformed);
+            BOOST_TEST(replies[1].problem == "a line of message 2 is longer than 1048576 octets");
+            BOOST_TEST(sinks[2].str() == head); // nothing after the long line
+            BOOST_TEST(replies[1].octets == static_cast<std::int64_t>(head.size()));
+            BOOST_TEST((replies[2].ok && !replies[2].malformed));
+            BOOST_TEST(sinks[3].str() == "three\r\n");
+            BOOST_TEST((done == std::vector<int>{1, 2, 3}));
+            client.quit(); // still in step
+            BOOST_TEST(server.finish() == "");
+        }
+    }
 }
 
 // --- UIDLs of any length ---------------------------------------------------
