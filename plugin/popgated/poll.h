@@ -42,6 +42,7 @@ enum class Retrieval {
     Retrieved, ///< whole, in step: in its spool, facts known
     Refused,   ///< the server answered -ERR to its RETR
     OutOfStep, ///< it broke the framing: never delivered
+    Malformed, ///< it broke a limit (a line over 1 MiB) in step: never delivered
 };
 
 /// Item - one message of a batch, from RETR to the MTA's reply. The streams
@@ -57,7 +58,7 @@ struct Item {
     std::unique_ptr<MessageRewriter> rewriter;
     std::unique_ptr<std::ostream> out;
     Retrieval retrieval = Retrieval::Pending;
-    std::string problem;  ///< Refused / OutOfStep: the server's words or what broke
+    std::string problem;  ///< Refused / OutOfStep / Malformed: the server's words or what broke
     std::string sizeNote; ///< LIST and RETR disagreed (a warning, both numbers)
     ScreenVerdict verdict;
 };

@@ -3,7 +3,7 @@
 // quarantine (fsync'd) and their rows say `ignored`; every message that goes
 // to the MTA is `injecting`; a RETR the server refused is `deferred` (the
 // next poll tries again) or, after message_max_attempts, `failed`; a message
-// that broke the framing is `failed`. A message not reached keeps its row.
+// that broke the framing or a limit is `failed`. A message not reached keeps its row.
 #include "core/text.h"
 #include "plugin/popgated/poll.h"
 
@@ -52,9 +52,11 @@ void Poll::record(Batch& batch)
                 }
                 break;
             case Retrieval::Refused:
-            case Retrieval::OutOfStep: {
-                const Failure f = it.retrieval == Retrieval::Refused ? Failure::RetrRefused
-                                                                     : Failure::RetrOutOfStep;
+            case Retrieval::OutOfStep:
+            case Retrieval::Malformed: {
+                const Failure f = it.retrieval == Retrieval::Refused     ? Failure::RetrRefused
+                                  : it.retrieval == Retrieval::OutOfStep ? Failure::RetrOutOfStep
+                                                                         : Failure::RetrMalformed;
                 ++it.rec.attempts;
                 const Decision d = decide(f);
                 if (d.message == MessageOutcome::MarkFailed ||
@@ -81,7 +83,8 @@ void Poll::record(Batch& batch)
             logLine(it, "ignored", "(" + it.verdict.detail + ")");
             ++report_.ignored;
             scheduleDelete(it.uid);
-        } else if (it.retrieval == Retrieval::Refused || it.retrieval == Retrieval::OutOfStep) {
+        } else if (it.retrieval == Retrieval::Refused || it.retrieval == Retrieval::OutOfStep ||
+                   it.retrieval == Retrieval::Malformed) {
             const bool failed = it.rec.state == MessageState::Failed;
             logLine(it, messageStateName(it.rec.state),
                     "(" + it.rec.reason + (failed ? "" : "; kept on the server, tried again") +

@@ -2,7 +2,8 @@
 // pipelined when the server offers it, each message streamed through
 // MessageRewriter into its spool. LIST sizes are advisory: a message that
 // ended in step is good whatever LIST said (a warning with both numbers).
-// A -ERR to one RETR concerns that message only. A stream that lost step
+// A -ERR to one RETR, or a message over a limit (a line over 1 MiB) read
+// to its end in step, concerns that message only. A stream that lost step
 // (a message cut short at an unstuffed ".") fails the message that broke
 // it; nothing after it is trusted, and the session ends after this batch.
 #include "core/text.h"
@@ -51,8 +52,11 @@ void Poll::retrieve(Batch& batch)
     auto done = [&](const Pop3BatchReply& r) {
         Item& it = batch.items[cursor++];
         if (!r.ok) {
-            it.retrieval = Retrieval::Refused;
-            it.problem = "RETR " + std::to_string(r.number) + ": server said: " + r.problem;
+            it.retrieval = r.malformed ? Retrieval::Malformed : Retrieval::Refused;
+            it.problem = "RETR " + std::to_string(r.number) +
+                         (r.malformed ? ": " : ": server said: ") + r.problem;
+            if (r.malformed && r.sizeDiffers())
+                it.sizeNote = "LIST said " + std::to_string(r.listed) + " octets";
             return;
         }
         it.out->flush();
@@ -90,11 +94,12 @@ void Poll::retrieve(Batch& batch)
         // yet checked for step, so it and what follows wait.
         bool unchecked = false;
         for (Item& it : batch.items) {
-            if (!it.sizeNote.empty())
+            if (!it.sizeNote.empty() || it.retrieval == Retrieval::Malformed)
                 unchecked = true;
             if (unchecked || it.retrieval != Retrieval::Retrieved)
-                it.retrieval = it.retrieval == Retrieval::Refused ? Retrieval::Refused
-                                                                  : Retrieval::Pending;
+                it.retrieval = it.retrieval == Retrieval::Refused && !unchecked
+                                   ? Retrieval::Refused
+                                   : Retrieval::Pending;
         }
         batch.endsSession = classifyPop3(e);
         batch.endWords = e.what();

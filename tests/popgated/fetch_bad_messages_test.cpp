@@ -165,8 +165,11 @@ BOOST_AUTO_TEST_CASE(bare_lf_cr_and_nul_on_the_pop3_wire_pass_through)
          expect("USER u"), send("+OK\r\n"), expect("PASS p"), send("+OK\r\n"), expect("UIDL"),
          send("+OK\r\n1 wire-1\r\n.\r\n"), expect("LIST"),
          send("+OK\r\n1 " + std::to_string(bytes.size() + 2) + "\r\n.\r\n"), expect("RETR 1"),
-         // the last line gets its CRLF on the wire, as servers do
-         send("+OK\r\n" + bytes + "\r\n.\r\n"), expect("DELE 1"), send("+OK\r\n"), expect("QUIT"),
+         // the last line gets its CRLF on the wire, as servers do; the bare LF
+         // become CRLF, so the size differs from LIST and the client checks it
+         // is still in step before it trusts the message
+         send("+OK\r\n" + bytes + "\r\n.\r\n"), expect("UIDL 1"), send("+OK 1 wire-1\r\n"),
+         expect("DELE 1"), send("+OK\r\n"), expect("QUIT"),
          send("+OK\r\n")});
     gw.addFakeAccount("wire", server.port(), to);
     const RunResult r = gw.once();

@@ -361,6 +361,33 @@ const std::vector<Case>& cases()
              BOOST_TEST(has(lines, "USER desk"));
          }},
 
+        {"line_over_one_mebibyte",
+         [](Setup& s) {
+             // 1.5 MiB on one line: over the client's line cap. Read to its
+             // end in step, failed, never delivered; the others go on.
+             s.texts[1] = messageText(2, std::string(1536 * 1024, 'x') + "\r\n");
+             s.odd().wire = wireFor(s.texts[1]);
+         },
+         {{"1 3", "2", "injected failed injected", true, true}},
+         [](const Outcome& o) {
+             const MessageRecord* r = o.row(2);
+             BOOST_TEST((r && r->reason.find("longer than") != std::string::npos),
+                        "the reason says why: '" << (r ? r->reason : "") << "'");
+         }},
+
+        {"unstuffed_dot_word_line",
+         [](Setup& s) {
+             // ".bad line" on the wire: not stuffed by the server; RFC 1939's
+             // reader drops the first dot, as every other line's.
+             s.texts[1] = messageText(2, "bad line\r\n");
+             std::string wire = wireFor(s.texts[1]);
+             const auto at = wire.find("\r\nbad line\r\n");
+             wire.insert(at + 2, ".");
+             s.odd().wire = wire;
+         },
+         {{"1 2 3", "", "injected injected injected", true, true}},
+         nullptr},
+
         {"over_account_size_limit",
          [](Setup& s) {
              std::string filler;
