@@ -210,28 +210,94 @@ else
 fi
 sed 's/^/  dpkg: /' "$work/install.log" | grep -iv 'unpacking\|selecting\|preparing\|setting up\|reading database\|processing triggers' || true
 
+# --- users, groups, file modes: the table of ARCHITECTURE.md, "Who can read what" --
 check "user popgate (primary group popgate, no login shell)" \
   bash -c '[ "$(id -gn popgate)" = popgate ] && [ "$(getent passwd popgate | cut -d: -f7)" = /usr/sbin/nologin ]'
+check "user popgate-milter (primary group popgate-milter, no login shell)" \
+  bash -c '[ "$(id -gn popgate-milter)" = popgate-milter ] && [ "$(getent passwd popgate-milter | cut -d: -f7)" = /usr/sbin/nologin ]'
 check "group popgate-admin exists" getent group popgate-admin
-if [ "$postfix_user" = yes ]; then
-  check "postfix is a member of group popgate" bash -c 'id -nG postfix | tr " " "\n" | grep -qx popgate'
-fi
+# member USER GROUP - USER is in GROUP (primary or supplementary).
+member() { id -nG "$1" 2>/dev/null | tr ' ' '\n' | grep -qx "$2"; }
+check "popgate and popgate-milter are members of popgate-db" bash -c "$(declare -f member); member popgate popgate-db && member popgate-milter popgate-db"
+check "popgate-milter is not in popgate or popgate-admin (groups: $(id -nG popgate-milter))" \
+  bash -c "$(declare -f member); ! member popgate-milter popgate && ! member popgate-milter popgate-admin"
 # modeof PATH - "owner:group mode" as stat prints it (octal mode without leading 0s).
 modeof() { stat -c '%U:%G %a' "$1" 2>/dev/null; }
+# The documented table (ARCHITECTURE.md): path, owner:group, mode.
+layout="/etc/popgate root:root 755
+/etc/popgate/secret.key popgate:popgate-admin 640
+/etc/popgate/header.key popgate:popgate-db 640
+/var/lib/popgate popgate:popgate-db 2770
+/var/lib/popgate/popgate.db popgate:popgate-db 660
+/var/lib/popgate-milter popgate-milter:popgate-milter 750
+/var/spool/popgate popgate:popgate-admin 2770
+/var/log/popgate popgate:popgate-admin 2750
+/var/spool/postfix/popgate popgate-milter:popgate-milter 750"
+# check_layout WHEN - one PASS/FAIL line per row of the table, and who may read what.
+check_layout() {
+  local when=$1 path og mode
+  while read -r path og mode; do
+    check "$when: $path is $og $mode (got $(modeof "$path"))" test "$(modeof "$path")" = "$og $mode"
+  done <<<"$layout"
+  if [ "$postfix_user" = yes ]; then
+    check "$when: postfix is in group popgate-milter (the socket's), not in popgate, popgate-db, popgate-admin (groups: $(id -nG postfix))" \
+      bash -c "$(declare -f member); member postfix popgate-milter && ! member postfix popgate && ! member postfix popgate-db && ! member postfix popgate-admin"
+  fi
+  # can USER PATH / cannot USER PATH: open PATH for reading as USER with the
+  # user's groups (runuser: initgroups, as systemd's User= does).
+  check "$when: popgated's user reads secret.key (runuser -u popgate -- cat)" \
+    bash -c 'runuser -u popgate -- cat /etc/popgate/secret.key >/dev/null'
+  check "$when: the milter's user cannot read secret.key (runuser -u popgate-milter -- cat fails)" \
+    bash -c '! runuser -u popgate-milter -- cat /etc/popgate/secret.key >/dev/null 2>&1'
+  check "$when: the milter's user reads header.key" \
+    bash -c 'runuser -u popgate-milter -- cat /etc/popgate/header.key >/dev/null'
+  check "$when: the milter's user reads and writes the database (and its directory)" \
+    runuser -u popgate-milter -- test -r /var/lib/popgate/popgate.db -a -w /var/lib/popgate/popgate.db -a -w /var/lib/popgate
+  if [ "$postfix_user" = yes ]; then
+    for f in /etc/popgate/secret.key /etc/popgate/header.key /var/lib/popgate/popgate.db; do
+      check "$when: postfix cannot read $f" bash -c "! runuser -u postfix -- cat $f >/dev/null 2>&1"
+    done
+    check "$when: postfix may enter the socket directory" runuser -u postfix -- test -x /var/spool/postfix/popgate
+  fi
+  for f in /etc/popgate/secret.key /etc/popgate/header.key /var/lib/popgate/popgate.db; do
+    check "$when: nobody cannot read $f" bash -c "! runuser -u nobody -- cat $f >/dev/null 2>&1"
+  done
+  check "$when: an admin (groups popgate-admin, popgate-db) reads both keys" \
+    bash -c 'setpriv --reuid=nobody --regid=nogroup --groups=popgate-admin,popgate-db -- cat /etc/popgate/secret.key /etc/popgate/header.key >/dev/null'
+}
+check_layout "install"
 for k in /etc/popgate/secret.key /etc/popgate/header.key; do
-  check "$k: popgate:popgate-admin 640, 64 hex digits (got $(modeof "$k"))" \
-    bash -c "[ \"\$(stat -c '%U:%G %a' $k)\" = 'popgate:popgate-admin 640' ] && grep -qxE '[0-9a-f]{64}' $k"
+  check "$k: 64 hex digits" grep -qxE '[0-9a-f]{64}' "$k"
 done
 check "the two keys differ" bash -c '! cmp -s /etc/popgate/secret.key /etc/popgate/header.key'
-check "/var/lib/popgate/popgate.db is popgate:popgate-admin 660 (got $(modeof /var/lib/popgate/popgate.db))" \
-  test "$(modeof /var/lib/popgate/popgate.db)" = "popgate:popgate-admin 660"
 check "postinst migrated the schema (popgatectl db status)" \
   bash -c "popgatectl db status > '$work/dbstatus' 2>&1 && grep -q '^status: current' '$work/dbstatus'"
-for d in "/var/lib/popgate popgate:popgate-admin 2770" "/var/spool/popgate popgate:popgate-admin 2770" \
-  "/var/log/popgate popgate:popgate-admin 2750" "/var/spool/postfix/popgate popgate:popgate 750"; do
-  set -- $d
-  check "$1 is $2 $3 (got $(modeof "$1"))" test "$(modeof "$1")" = "$2 $3"
-done
+
+# An upgrade from 0.1.0, where both daemons ran as popgate: put that layout
+# back (postfix in group popgate, the socket directory popgate's, header.key
+# and the database in group popgate-admin, a .pgpass in popgated's home) and
+# run the postinst as dpkg does for an upgrade from 0.1.0.
+step "upgrade from the 0.1.0 layout (postinst configure 0.1.0)"
+if [ "$postfix_user" = yes ]; then
+  deluser --quiet postfix popgate-milter || true
+  adduser --quiet postfix popgate
+fi
+chown popgate:popgate /var/spool/postfix/popgate
+chmod 0750 /var/spool/postfix/popgate
+chgrp popgate-admin /etc/popgate/header.key /var/lib/popgate /var/lib/popgate/popgate.db
+printf '127.0.0.1:5432:popgate:popgate:pkgtest\n' > /var/lib/popgate/.pgpass
+chown popgate:popgate /var/lib/popgate/.pgpass
+chmod 0600 /var/lib/popgate/.pgpass
+if /var/lib/dpkg/info/popgate.postinst configure 0.1.0 > "$work/upgrade.log" 2>&1; then
+  pass "postinst configure 0.1.0"
+else
+  cat "$work/upgrade.log"; fail "postinst configure 0.1.0"
+fi
+sed 's/^/  postinst: /' "$work/upgrade.log"
+check_layout "upgrade"
+check "upgrade: the milter got its own copy of popgated's .pgpass (popgate-milter:popgate-milter 600)" \
+  bash -c "[ \"\$(stat -c '%U:%G %a' /var/lib/popgate-milter/.pgpass)\" = 'popgate-milter:popgate-milter 600' ] && cmp -s /var/lib/popgate/.pgpass /var/lib/popgate-milter/.pgpass"
+rm -f /var/lib/popgate/.pgpass /var/lib/popgate-milter/.pgpass
 check "both units enabled (multi-user.target.wants symlinks)" \
   test -L /etc/systemd/system/multi-user.target.wants/popgated.service -a \
   -L /etc/systemd/system/multi-user.target.wants/popgate-milter.service
@@ -251,8 +317,8 @@ check "/etc/popgate/popgate.conf lists the $(wc -l < "$work/keys.program") keys 
   bash -c "diff '$work/keys.program' '$work/keys.conf' || { echo '  (regenerate conf/popgate.conf: popgatectl config sample)'; false; }"
 check "popgate.conf(5) lists the same keys" \
   bash -c "diff '$work/keys.program' '$work/keys.man' || { echo '  (run docs/man/update-conf-keys.sh)'; false; }"
-check "a popgate-admin member may run popgatectl (runuser -u nobody -g popgate-admin)" \
-  runuser -u nobody -g popgate-admin -- popgatectl account list
+check "an admin (groups popgate-admin and popgate-db) may run popgatectl" \
+  setpriv --reuid=nobody --regid=nogroup --groups=popgate-admin,popgate-db -- popgatectl account list
 denied() {
   local out rc
   out=$(runuser -u nobody -- popgatectl account list 2>&1)
@@ -341,47 +407,62 @@ drop "1.pkgtest" "sender@example.org" "$msgid" "package test delivery"
 drop "2.pkgtest" "spammer@blocked.example" "<blocked.$$@blocked.example>" "package test blocked"
 
 # --- the daemons, as their units start them --------------------------------------
-# unitcmd UNIT KEY - the unit's ExecStart= or ExecStartPre= words.
+# unitcmd UNIT KEY - the unit's KEY= value (ExecStart=, User=...).
 unitcmd() { sed -n "s/^$2=//p" "/lib/systemd/system/$1" | head -n 1; }
-# asunit CMD... - what User=popgate and UMask=0007 do: the user's groups
-# (initgroups), its environment, the umask; then exec, so that the PID of
+# asunit UNIT CMD... - what UNIT's User=, Group=, SupplementaryGroups= and
+# UMask=0007 do: the user's groups (initgroups) plus the unit's supplementary
+# ones, its environment, the umask; then exec, so that the PID of
 # `(asunit ...) &` is the daemon's (runuser would stay as a parent process).
 asunit() {
-  exec setpriv --reuid=popgate --regid=popgate --init-groups --reset-env -- \
+  local user group groups
+  user=$(unitcmd "$1" User)
+  group=$(unitcmd "$1" Group)
+  groups=$(id -nG "$user" | tr ' ' ',')
+  [ -n "$(unitcmd "$1" SupplementaryGroups)" ] && groups="$groups,$(unitcmd "$1" SupplementaryGroups | tr ' ' ',')"
+  shift
+  exec setpriv --reuid="$user" --regid="$group" --groups="$groups" --reset-env -- \
     sh -c 'umask 0007; exec "$@"' sh "$@"
 }
 
 if [ "$milter" = yes ]; then
   step "popgate-milter"
-  install -d -o popgate -g popgate -m 0750 /run/popgate # RuntimeDirectory=popgate
+  check "popgate-milter.service: User=popgate-milter Group=popgate-milter SupplementaryGroups=popgate-db" \
+    test "$(unitcmd popgate-milter.service User) $(unitcmd popgate-milter.service Group) $(unitcmd popgate-milter.service SupplementaryGroups)" = "popgate-milter popgate-milter popgate-db"
+  install -d -o popgate-milter -g popgate-milter -m 0750 /run/popgate # RuntimeDirectory=popgate
   pre=$(unitcmd popgate-milter.service ExecStartPre)
-  if (asunit $pre) > "$work/milter-check.log" 2>&1; then
+  if (asunit popgate-milter.service $pre) > "$work/milter-check.log" 2>&1; then
     pass "popgate-milter ExecStartPre: $pre"
   else
     cat "$work/milter-check.log"; fail "popgate-milter ExecStartPre: $pre"
   fi
   # shellcheck disable=SC2046 # the unit's words, split as systemd splits them (no quoting there)
-  (asunit $(unitcmd popgate-milter.service ExecStart) --log=stderr) > "$work/popgate-milter.log" 2>&1 &
+  (asunit popgate-milter.service $(unitcmd popgate-milter.service ExecStart) --log=stderr) > "$work/popgate-milter.log" 2>&1 &
   daemon_pids="$daemon_pids $!"
   sock=/var/spool/postfix/popgate/milter.sock
   for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
-  check "milter socket $sock is popgate:popgate 770 (got $(modeof "$sock"))" \
-    test "$(modeof "$sock")" = "popgate:popgate 770"
+  check "milter socket $sock is popgate-milter:popgate-milter 770 (got $(modeof "$sock"))" \
+    test "$(modeof "$sock")" = "popgate-milter:popgate-milter 770"
+  check "the milter runs as popgate-milter (ps)" \
+    bash -c "[ \"\$(ps -o user:32= -p $!)\" = popgate-milter ]"
 else
   fail "/usr/sbin/popgate-milter is missing: the milter cannot be checked"
 fi
 
 step "popgated"
+check "popgated.service: User=popgate Group=popgate SupplementaryGroups=popgate-db" \
+  test "$(unitcmd popgated.service User) $(unitcmd popgated.service Group) $(unitcmd popgated.service SupplementaryGroups)" = "popgate popgate popgate-db"
 pre=$(unitcmd popgated.service ExecStartPre)
-if (asunit $pre) > "$work/popgated-check.log" 2>&1; then
+if (asunit popgated.service $pre) > "$work/popgated-check.log" 2>&1; then
   pass "popgated ExecStartPre: $pre"
 else
   cat "$work/popgated-check.log"; fail "popgated ExecStartPre: $pre"
 fi
 # shellcheck disable=SC2046 # the unit's words, split as systemd splits them
-(asunit $(unitcmd popgated.service ExecStart) --log=stderr) > "$work/popgated.log" 2>&1 &
+(asunit popgated.service $(unitcmd popgated.service ExecStart) --log=stderr) > "$work/popgated.log" 2>&1 &
 daemon_pids="$daemon_pids $!"
 popgated_pid=$!
+sleep 0.5
+check "popgated runs as popgate (ps)" bash -c "[ \"\$(ps -o user:32= -p $popgated_pid)\" = popgate ]"
 plog=$work/popgated.log
 for _ in $(seq 600); do
   grep -q 'account=pkgtest poll:' "$plog" && break
@@ -439,6 +520,15 @@ else
   fail "no sender was blocked through the milter (it is not installed)"
 fi
 
+# Both daemons wrote the database (popgated its ledger, the milter milter_seen):
+# whichever created -wal and -shm, the setgid directory and SQLite (the
+# database's mode for its side files) keep them the other's too.
+ls -l /var/lib/popgate | sed 's/^/  ls: /'
+check "after both daemons ran: every popgate.db* file is group popgate-db, mode 660" \
+  bash -c '[ -z "$(find /var/lib/popgate -name "popgate.db*" \( ! -group popgate-db -o ! -perm 0660 \))" ]'
+check "after both daemons ran: nothing in /var/lib/popgate is open to others" \
+  bash -c '[ -z "$(find /var/lib/popgate -perm /o=rwx)" ]'
+
 step "stop the daemons (SIGTERM, as systemctl stop)"
 for pid in $daemon_pids; do kill -TERM "$pid" 2>/dev/null; done
 stopped=yes
@@ -475,6 +565,6 @@ for p in /etc/popgate /var/lib/popgate /var/spool/popgate /var/log/popgate /var/
 done
 check "dpkg --purge leaves nothing behind${left:+ (left:$left)}" test -z "$left"
 check "dpkg --purge: no package record" bash -c "! dpkg-query -W popgate >/dev/null 2>&1 || ! dpkg-query -W -f='\${Status}' popgate | grep -q 'installed\|config-files'"
-echo "kept on purge, as Debian does: user popgate, groups popgate and popgate-admin$([ "$postfix_user" = yes ] && echo ', postfix in group popgate')"
+echo "kept on purge, as Debian does: users popgate and popgate-milter, groups popgate, popgate-milter, popgate-db and popgate-admin$([ "$postfix_user" = yes ] && echo ', postfix in group popgate-milter')"
 
 finish
