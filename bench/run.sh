@@ -25,6 +25,10 @@
 #                             to drop below MAX_LOAD before the first run (0 = do not wait)
 #   BENCH_OUT [bench/results]  BENCH_STATE [mktemp]  BENCH_KEEP [0: remove the state dir]
 #   POPGATE_BUILD_DIR [build-bench]
+#   BENCH_BEFORE_BUILD []     a build tree of another revision (popgated, popgatectl built):
+#                             the tool popgate-before runs its binaries, so a change is
+#                             measured before and after in one run (BENCH_TOOLS="popgate
+#                             popgate-before ...")
 # Needs root: apt-get for missing peers, Dovecot and Postfix want root to start.
 # Peers come from Debian only: fetchmail, getmail6, mpop, msmtp (never msmtp-mta).
 set -euo pipefail
@@ -168,6 +172,13 @@ CONF
   "${ctl[@]}" filter address add spam --type=deny --domains=spam.example >/dev/null
   "${ctl[@]}" filter attach inbound spam >/dev/null
   cmd=("$popgated" --config="$w/popgate.conf" --once --log=stderr)
+}
+# setup_popgate_before - the same, with the binaries of BENCH_BEFORE_BUILD.
+setup_popgate_before() {
+  [ -n "${BENCH_BEFORE_BUILD:-}" ] || die "the tool popgate-before needs BENCH_BEFORE_BUILD"
+  local popgated=$BENCH_BEFORE_BUILD/plugin/popgated/popgated
+  local popgatectl=$BENCH_BEFORE_BUILD/popgatectl/popgatectl
+  setup_popgate "$@"
 }
 setup_fetchmail() {
   local w=$1 port=$2; shift 2
