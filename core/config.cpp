@@ -35,6 +35,12 @@ const std::vector<ConfigKey> kKeys = {
     {"secret_key_file", ConfigType::Path, POPGATE_SYSCONFDIR "/secret.key",
      "AES-256 key that seals account secrets in the database; created mode 0600 when missing.",
      nullptr, false},
+    {"secrets_dir", ConfigType::Path, POPGATE_SYSCONFDIR "/secrets",
+     "The only place an accounts.d file's secret_file may point into (a relative secret_file "
+     "is taken from here). Each secret file must be a regular file whose real path lies inside "
+     "this directory, owned by root or the popgate user, with no permission for others (chmod "
+     "o-rwx); any other is refused before it is read.",
+     nullptr, false},
     {"accounts_dir", ConfigType::Path, POPGATE_SYSCONFDIR "/accounts.d",
      "Provisioned accounts: one NAME.conf per account, synced by `popgatectl config apply` "
      "and at daemon start.",

@@ -303,12 +303,20 @@ std::vector<std::string> FilterStore::accountsUsing(const std::string& systemFil
     }
 }
 
-bool FilterStore::removeSystemFilter(const std::string& name)
+bool guardsAsDefault(const SystemAddressFilter& filter)
+{
+    if (!filter.active || !filter.isDefault || filter.direction != Direction::Inbound)
+        return false;
+    return std::any_of(filter.addressFilters.begin(), filter.addressFilters.end(),
+                       [](const EmailAddressFilter& a) { return a.active; });
+}
+
+bool FilterStore::removeSystemFilter(const std::string& name, bool force)
 {
     try {
         Transaction tx(store_.session());
         const auto users = accountsUsing(name);
-        if (!users.empty())
+        if (!users.empty() && !force)
             throw InputError(systemName(name) + ": in use by account(s) " + quotedList(users) +
                              "; set their filter to another one first");
         Statement del(store_.session());

@@ -30,6 +30,12 @@ struct FilterResolution {
     std::string warning; ///< non-empty: one line the caller logs (e.g. an inactive account filter)
 };
 
+/// guardsAsDefault - true when filter is the active default inbound filter with at
+/// least one active address filter: the one that judges the mail of every account
+/// without a filter of its own. A change that turns this false lets all such mail
+/// through, and popgatectl asks for --force.
+bool guardsAsDefault(const SystemAddressFilter& filter);
+
 class FilterStore
 {
 public:
@@ -52,8 +58,9 @@ public:
     /// that name. Throws InputError as addSystemFilter, or when there is no such filter.
     void updateSystemFilter(const SystemAddressFilter& filter);
     /// removeSystemFilter - false when there was none. Throws InputError naming the
-    /// accounts while any account names it.
-    bool removeSystemFilter(const std::string& name);
+    /// accounts while any account names it, unless force (those accounts are then
+    /// not fetched until their filter is set again).
+    bool removeSystemFilter(const std::string& name, bool force = false);
     /// accountsUsing - names of the accounts whose filter is this one.
     std::vector<std::string> accountsUsing(const std::string& systemFilter);
 

@@ -510,3 +510,27 @@ BOOST_AUTO_TEST_CASE(every_change_bumps_the_generation_once)
         BOOST_TEST(FilterStore(other).generation() == last);
     });
 }
+
+BOOST_AUTO_TEST_CASE(guards_as_default_only_with_an_active_member)
+{
+    SystemAddressFilter f;
+    f.name = "inbound";
+    f.isDefault = true;
+    BOOST_TEST(!guardsAsDefault(f)); // no address filter: judges nothing
+    EmailAddressFilter spam;
+    spam.name = "spam";
+    f.addressFilters.push_back(spam);
+    BOOST_TEST(guardsAsDefault(f));
+    f.addressFilters[0].active = false;
+    BOOST_TEST(!guardsAsDefault(f));
+    f.addressFilters[0].active = true;
+    SystemAddressFilter off = f;
+    off.active = false;
+    BOOST_TEST(!guardsAsDefault(off));
+    SystemAddressFilter notDefault = f;
+    notDefault.isDefault = false;
+    BOOST_TEST(!guardsAsDefault(notDefault));
+    SystemAddressFilter outbound = f;
+    outbound.direction = Direction::Outbound;
+    BOOST_TEST(!guardsAsDefault(outbound));
+}

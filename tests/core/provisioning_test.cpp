@@ -7,8 +7,13 @@
 #include "core/store.h"
 #include "tests/support/testsupport.h"
 
+#include "core/filter_store.h"
+
 #include <Poco/File.h>
 #include <boost/test/unit_test.hpp>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace popgate;
 
@@ -33,7 +38,11 @@ struct Fixture {
     {
         dir.write("accounts.d/" + name + ".conf", body);
     }
-    ProvisionReport apply() { return applyProvisioned(*store, box, loadProvisioned(accounts())); }
+    std::string secrets() const { return dir.file("secrets"); }
+    ProvisionReport apply()
+    {
+        return applyProvisioned(*store, box, loadProvisioned(accounts(), secrets()));
+    }
     std::string vendorFile() const
     {
         return "server = pop.vendor.example\nuser = instance\nsecret_file = " +
@@ -114,4 +123,126 @@ BOOST_FIXTURE_TEST_CASE(bad_files_report_file_and_line_and_change_nothing, Fixtu
         BOOST_TEST(msg.find("inline") == std::string::npos);
     }
     BOOST_TEST(store->accounts().empty());
+}
+
+namespace
+{
+
+struct SecretRow {
+    const char* label;
+    std::string secretFile; ///< the value of secret_file
+    std::string message;    ///< expected in the problem; empty: accepted
+};
+
+std::string problemsOf(Fixture& f)
+{
+    try {
+        loadProvisioned(f.accounts(), f.secrets());
+    } catch (const InputError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(secret_files_are_checked_before_they_are_read, Fixture)
+{
+    // Content that would be recognisable if it ever reached a message or the store.
+    const std::string leak = "LEAKED-CONTENT-7f3a";
+    dir.write("outside", leak + "\n", 0600);
+    dir.write("secrets/open", leak + "\n", 0644);
+    dir.write("secrets/grouped", "group-pass\n", 0640);
+    const std::string owned = dir.write("secrets/owned", leak + "\n", 0600);
+    const passwd* nobody = ::getpwnam("nobody");
+    BOOST_TEST_REQUIRE(nobody != nullptr);
+    BOOST_TEST_REQUIRE(::chown(owned.c_str(), nobody->pw_uid, 0) == 0);
+    BOOST_TEST_REQUIRE(::symlink("/etc/shadow", dir.file("secrets/shadow-link").c_str()) == 0);
+    BOOST_TEST_REQUIRE(::symlink(dir.file("outside").c_str(), dir.file("secrets/out-link").c_str()) ==
+                       0);
+    BOOST_TEST_REQUIRE(::symlink("vendor", dir.file("secrets/in-link").c_str()) == 0);
+    BOOST_TEST_REQUIRE(::mkfifo(dir.file("secrets/fifo").c_str(), 0600) == 0);
+    Poco::File(dir.file("secrets/subdir")).createDirectories();
+    const std::string out = " is outside secrets_dir " + secrets();
+    const std::vector<SecretRow> rows = {
+        {"/etc/shadow", "/etc/shadow", "secret_file: /etc/shadow" + out},
+        {"outside the directory", dir.file("outside"), "secret_file: " + dir.file("outside") + out},
+        {"dot-dot out", dir.file("secrets/../outside"), out},
+        {"relative dot-dot out", "../outside", out},
+        {"symlink to /etc/shadow", dir.file("secrets/shadow-link"),
+         "(a symlink to /etc/shadow)" + out},
+        {"symlink out", "out-link", "(a symlink to " + dir.file("outside") + ")" + out},
+        {"readable by others", "open",
+         "secret_file: " + dir.file("secrets/open") +
+             " is accessible to others (mode 0644); chmod o-rwx it"},
+        {"owned by another user", "owned",
+         "secret_file: " + dir.file("secrets/owned") + " is owned by nobody; it must be owned by "
+                                                       "root or popgate"},
+        {"a FIFO", "fifo", "secret_file: " + dir.file("secrets/fifo") + " is not a regular file"},
+        {"a directory", "subdir", " is not a regular file"},
+        {"missing", "nope", "secret_file: " + dir.file("secrets/nope") + ": No such file"},
+        {"empty value", "", "secret_file: is empty"},
+        {"absolute inside", dir.file("secrets/vendor"), ""},
+        {"relative inside", "vendor", ""},
+        {"symlink inside", "in-link", ""},
+        {"group-readable", "grouped", ""},
+    };
+    for (const auto& row : rows) {
+        BOOST_TEST_CONTEXT(row.label)
+        {
+            declare("vendor", "server = pop.vendor.example\nuser = instance\n"
+                              "mailbox = instance@vendor.example\nsecret_file = " +
+                                  row.secretFile + "\n");
+            const std::string problems = problemsOf(*this);
+            if (row.message.empty()) {
+                BOOST_TEST(problems.empty(), problems);
+                continue;
+            }
+            BOOST_TEST(problems.find("vendor.conf:4: secret_file: ") != std::string::npos,
+                       problems);
+            BOOST_TEST(problems.find(row.message) != std::string::npos, problems);
+            BOOST_TEST(problems.find("password: is required") == std::string::npos, problems);
+            BOOST_TEST(problems.find(leak) == std::string::npos, problems);
+            BOOST_CHECK_THROW(apply(), InputError);
+            BOOST_TEST(store->accounts().empty());
+        }
+    }
+}
+
+BOOST_FIXTURE_TEST_CASE(names_and_ca_files_are_checked, Fixture)
+{
+    declare("vendor", vendorFile() + "filter = nosuch\noauth-profile = gone\n");
+    try {
+        apply();
+        BOOST_ERROR("a missing filter was applied");
+    } catch (const InputError& e) {
+        const std::string msg = e.what();
+        BOOST_TEST(msg.find("vendor.conf:5: filter: no such filter 'nosuch'") != std::string::npos,
+                   msg);
+        BOOST_TEST(msg.find("vendor.conf:6: oauth-profile: no such OAuth profile 'gone'") !=
+                       std::string::npos,
+                   msg);
+    }
+    BOOST_TEST(store->accounts().empty());
+
+    SystemAddressFilter f;
+    f.name = "nosuch";
+    FilterStore(*store).addSystemFilter(f);
+    declare("vendor", vendorFile() + "filter = nosuch\n");
+    BOOST_TEST(apply().added == std::vector<std::string>{"vendor"});
+    BOOST_TEST(brokenAccounts(*store).empty());
+    BOOST_TEST(FilterStore(*store).removeSystemFilter("nosuch", true));
+    BOOST_TEST(brokenAccounts(*store) ==
+               std::vector<std::string>{"account 'vendor': filter: no such filter 'nosuch'"});
+
+    dir.write("not.pem", "hello\n");
+    declare("ca", vendorFile() + "tls-ca-file = " + dir.file("not.pem") + "\n");
+    BOOST_CHECK_EXCEPTION(loadProvisioned(accounts(), secrets()), InputError,
+                          [&](const InputError& e) {
+                              return std::string(e.what()).find(
+                                         "ca.conf:5: tls-ca-file: " + dir.file("not.pem") +
+                                         " holds no PEM certificate") != std::string::npos;
+                          });
+    BOOST_CHECK_THROW(checkCaFile("/nonexistent"), InputError);
+    BOOST_CHECK_NO_THROW(checkCaFile("/etc/ssl/certs/ca-certificates.crt"));
 }
