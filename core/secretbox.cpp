@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -98,15 +99,34 @@ std::vector<unsigned char> readKey(const std::string& keyFile)
     return key;
 }
 
-// createKey - false when the file exists already.
+// kKeyMode - a key popgate creates is its creator's alone: the group a daemon
+// would give it is popgate's, which postfix is a member of. The package makes its
+// keys 0640 group popgate-admin; readKey accepts that (never others).
+constexpr mode_t kKeyMode = 0600;
+
+// directoryOf - the directory a key file is created in.
+std::string directoryOf(const std::string& keyFile)
+{
+    const auto slash = keyFile.rfind('/');
+    if (slash == std::string::npos)
+        return ".";
+    return slash == 0 ? "/" : keyFile.substr(0, slash);
+}
+
+// createKey - false when the file exists already. The key is written and synced
+// under a temporary name with its final mode, then renamed without replacing:
+// a reader never sees a partial key, and a key created meanwhile is kept.
 bool createKey(const std::string& keyFile)
 {
-    const int fd = ::open(keyFile.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        if (errno == EEXIST)
-            return false;
+    struct stat existing {
+    };
+    if (::stat(keyFile.c_str(), &existing) == 0)
+        return false;
+    const std::string tmp =
+        keyFile + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(::time(nullptr));
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
         throw OperationError("key file " + keyFile + ": cannot create it: " + std::strerror(errno));
-    }
     std::ostringstream hex;
     {
         Poco::HexBinaryEncoder enc(hex);
@@ -116,12 +136,28 @@ bool createKey(const std::string& keyFile)
         enc.close();
     }
     const std::string line = hex.str() + "\n";
-    const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-                    ::fsync(fd) == 0;
-    ::close(fd);
+    bool ok = ::fchmod(fd, kKeyMode) == 0 &&
+              ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+              ::fsync(fd) == 0;
+    const int error = errno;
+    ok = ::close(fd) == 0 && ok;
     if (!ok) {
-        ::unlink(keyFile.c_str());
-        throw OperationError("key file " + keyFile + ": cannot write it");
+        ::unlink(tmp.c_str());
+        throw OperationError("key file " + keyFile + ": cannot write it: " + std::strerror(error));
+    }
+    // link + unlink: an atomic create that never replaces a key created meanwhile.
+    if (::link(tmp.c_str(), keyFile.c_str()) != 0) {
+        const int e = errno;
+        ::unlink(tmp.c_str());
+        if (e == EEXIST)
+            return false;
+        throw OperationError("key file " + keyFile + ": cannot create it: " + std::strerror(e));
+    }
+    ::unlink(tmp.c_str());
+    const int dfd = ::open(directoryOf(keyFile).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
     }
     return true;
 }
@@ -133,6 +169,20 @@ std::vector<unsigned char> loadKeyFile(const std::string& path, bool create)
     if (create)
         createKey(path);
     return readKey(path);
+}
+
+void checkKeyFile(const std::string& path, KeyFile when)
+{
+    struct stat st {
+    };
+    if (::stat(path.c_str(), &st) == 0 || errno != ENOENT || when == KeyFile::Required) {
+        readKey(path);
+        return;
+    }
+    if (when == KeyFile::Optional)
+        return;
+    if (::access(directoryOf(path).c_str(), W_OK | X_OK) != 0)
+        throw OperationError("key file " + path + ": cannot create it: " + std::strerror(errno));
 }
 
 SecretBox SecretBox::load(const std::string& keyFile)

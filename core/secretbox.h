@@ -11,9 +11,24 @@ namespace popgate
 {
 
 /// loadKeyFile - the 32 bytes of a 64-hex-digit key file; with create, a fresh
-/// random key is written first (mode 0600) when the file does not exist.
-/// Throws OperationError when missing, malformed or readable by others.
+/// random key is written first when the file does not exist: mode 0600 whatever
+/// the umask, written and synced under a temporary name, then linked into place
+/// (never replacing a key created meanwhile). Throws OperationError when missing,
+/// malformed or readable by others.
 std::vector<unsigned char> loadKeyFile(const std::string& path, bool create);
+
+/// KeyFile - what checkKeyFile accepts when the file does not exist.
+enum class KeyFile {
+    Required,  ///< missing is an error
+    Creatable, ///< missing is fine when loadKeyFile(path, true) could create it
+    Optional,  ///< missing is fine
+};
+
+/// checkKeyFile - what loadKeyFile would refuse, without creating anything: an
+/// existing file goes through the very checks loadKeyFile makes (same messages:
+/// readable by others, malformed, unreadable); a missing one is judged by when.
+/// Throws OperationError.
+void checkKeyFile(const std::string& path, KeyFile when);
 
 class SecretBox
 {

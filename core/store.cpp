@@ -1,5 +1,8 @@
 // store.cpp - Poco::Data implementation of the store (see store.h).
 // Every statement binds its values; no value is ever pasted into SQL text.
+// SECURITY: a SQLite database holds servers, user names and sealed secrets:
+// popgate creates it 0660 (group the directory's) whatever the umask, and
+// SQLite gives its -wal and -shm files the database file's mode and owner.
 #include "core/store.h"
 
 #include "core/errors.h"
@@ -13,7 +16,12 @@
 #include <Poco/File.h>
 #include <Poco/Path.h>
 #include <Poco/Timestamp.h>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
 #include <regex>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace Poco::Data::Keywords;
 using Poco::Data::RecordSet;
@@ -46,6 +54,62 @@ std::string withoutPassword(const std::string& connect)
 {
     static const std::regex password(R"(password\s*=\s*('([^'\\]|\\.)*'|\S+))");
     return std::regex_replace(connect, password, "password=(hidden)");
+}
+
+constexpr mode_t kDatabaseMode = 0660;
+constexpr mode_t kDatabaseDirMode = 0770;
+
+// createDirectories - path and its missing parents, each new one 0770 whatever the
+// umask (the daemons' group writes the -wal and -shm files there); existing ones
+// are left as they are.
+void createDirectories(const std::string& description, const Poco::Path& dir)
+{
+    const std::string path = dir.toString();
+    if (path.empty() || Poco::File(path).exists())
+        return;
+    createDirectories(description, Poco::Path(dir).makeParent());
+    if (::mkdir(path.c_str(), kDatabaseDirMode) != 0 && errno != EEXIST)
+        throw OperationError("database " + description + ": cannot create " + path + ": " +
+                             std::strerror(errno));
+    ::chmod(path.c_str(), kDatabaseDirMode);
+}
+
+// createDatabaseFile - an empty database file, 0660 whatever the umask, group the
+// directory's when the creator may give it (else its own); SQLite then gives the
+// -wal and -shm files the same mode. Nothing when the file exists.
+void createDatabaseFile(const std::string& description, const std::string& path)
+{
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, kDatabaseMode);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return;
+        throw OperationError("database " + description + ": cannot create it: " +
+                             std::strerror(errno));
+    }
+    struct stat dir {
+    };
+    if (::stat(Poco::Path(path).parent().toString().c_str(), &dir) == 0)
+        (void)::fchown(fd, static_cast<uid_t>(-1), dir.st_gid);
+    const bool ok = ::fchmod(fd, kDatabaseMode) == 0;
+    const int error = errno;
+    ::close(fd);
+    if (!ok) {
+        ::unlink(path.c_str());
+        throw OperationError("database " + description + ": cannot set its mode: " +
+                             std::strerror(error));
+    }
+}
+
+// closeToOthers - an existing database (or -wal, -shm) file that others may read
+// or write, made private to owner and group (an earlier popgate created them under
+// the umask). Only its owner or root may; anyone else leaves it as it is.
+void closeToOthers(const std::string& path)
+{
+    struct stat st {
+    };
+    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IRWXO) != 0 &&
+        (::geteuid() == 0 || ::geteuid() == st.st_uid))
+        ::chmod(path.c_str(), st.st_mode & 07770);
 }
 
 Account readAccount(RecordSet& rs)
@@ -99,9 +163,10 @@ Store::Store(const Config& config, Open mode)
                 throw OperationError("database " + description_ +
                                      ": does not exist; create it with `popgatectl db migrate`");
             if (mode == Open::CreateFile) {
-                Poco::File dir(Poco::Path(path).parent());
-                if (!dir.exists())
-                    dir.createDirectories();
+                createDirectories(description_, Poco::Path(path).parent());
+                createDatabaseFile(description_, path);
+                for (const char* suffix : {"", "-wal", "-shm"})
+                    closeToOthers(path + suffix);
             }
             session_ = std::make_unique<Poco::Data::Session>("SQLite", path);
             *session_ << "PRAGMA busy_timeout = 10000", now;
