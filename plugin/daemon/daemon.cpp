@@ -12,20 +12,32 @@
 #include <Poco/StreamChannel.h>
 #include <Poco/SyslogChannel.h>
 #include <Poco/Util/HelpFormatter.h>
+#include <Poco/Path.h>
+#include <cerrno>
+#include <cstring>
+#include <grp.h>
 #include <iostream>
 #include <pthread.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using Poco::Util::Option;
 
 namespace popgate
 {
 
-void DaemonOptions::define(Poco::Util::OptionSet& options, const std::vector<Option>& own)
+void DaemonOptions::define(Poco::Util::OptionSet& options, const std::vector<Option>& own,
+                           const std::string& defaultUser)
 {
     options.addOption(Option("help", "h", "show this help and exit"));
     options.addOption(Option("config", "c", "configuration file").argument("FILE"));
     for (const auto& option : own)
         options.addOption(option);
+    options.addOption(Option("user", "u",
+                             "started as root, run as this user (the package's: " + defaultUser +
+                                 ")")
+                          .argument("NAME"));
     options.addOption(
         Option("log", "", "where log lines go: syslog (default) or stderr").argument("WHERE"));
 }
@@ -36,6 +48,8 @@ bool DaemonOptions::take(const std::string& name, const std::string& value)
         help = true;
     else if (name == "config")
         configPath = value;
+    else if (name == "user")
+        user = value;
     else if (name == "log")
         logTo = value;
     else
@@ -51,6 +65,109 @@ void printHelp(const Poco::Util::OptionSet& options, const std::string& command,
     help.setUsage(usage);
     help.setHeader(header);
     help.format(std::cout);
+}
+
+namespace
+{
+
+std::string why(int error)
+{
+    return std::strerror(error);
+}
+
+// userName - the name of uid, or "uid N" when the password database has none.
+std::string userName(uid_t uid)
+{
+    const passwd* pw = ::getpwuid(uid);
+    return pw ? std::string(pw->pw_name) : "uid " + std::to_string(uid);
+}
+
+// inodeOf - the inode of path, 0 when it does not exist.
+ino_t inodeOf(const std::string& path)
+{
+    struct stat st {
+    };
+    return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+} // namespace
+
+RunAs leaveRoot(const std::string& program, const std::string& explicitUser,
+                const std::string& defaultUser)
+{
+    if (::geteuid() != 0 && ::getuid() != 0)
+        return {userName(::getuid()), false};
+    if (explicitUser.empty()) {
+        std::cerr << program << ": warning: running as root; start it as user " << defaultUser
+                  << " (--user=" << defaultUser << " or the unit's User=)\n";
+        return {"root", false};
+    }
+    errno = 0;
+    const passwd* pw = ::getpwnam(explicitUser.c_str());
+    if (!pw)
+        throw InputError("user '" + flatten(explicitUser) + "' (--user): no such user" +
+                         (errno != 0 ? " (" + why(errno) + ")" : std::string()) +
+                         "; create it (the Debian package does) or name another with --user");
+    if (pw->pw_uid == 0)
+        throw InputError("user '" + flatten(explicitUser) +
+                         "' (--user): has uid 0; name an unprivileged user");
+    const uid_t uid = pw->pw_uid;
+    const gid_t gid = pw->pw_gid;
+    const std::string name = pw->pw_name;
+    // Groups first, then the group id, then the user id: after setuid no other step is allowed.
+    if (::initgroups(name.c_str(), gid) != 0)
+        throw OperationError("user '" + name + "': initgroups failed: " + why(errno));
+    if (::setgid(gid) != 0)
+        throw OperationError("user '" + name + "': setgid(" + std::to_string(gid) +
+                             ") failed: " + why(errno));
+    if (::setuid(uid) != 0)
+        throw OperationError("user '" + name + "': setuid(" + std::to_string(uid) +
+                             ") failed: " + why(errno));
+    if (::getuid() == 0 || ::geteuid() == 0 || ::getgid() != gid || ::getegid() != gid ||
+        ::setuid(0) == 0)
+        throw OperationError("user '" + name + "': still privileged after switching to it");
+    return {name, true};
+}
+
+void restrictUmask()
+{
+    ::umask(027);
+}
+
+void requireWritableDirectory(const std::string& key, const std::string& path)
+{
+    Poco::Path p(path);
+    p.makeDirectory();
+    std::string dir = p.toString();
+    struct stat st {
+    };
+    // The nearest existing ancestor decides for a directory popgate creates on demand.
+    while (::stat(dir.c_str(), &st) != 0 && errno == ENOENT && p.depth() > 0) {
+        p.popDirectory();
+        dir = p.toString();
+    }
+    const std::string who = "user " + userName(::geteuid());
+    if (::stat(dir.c_str(), &st) != 0)
+        throw OperationError(key + " " + path + ": " + why(errno));
+    if (!S_ISDIR(st.st_mode))
+        throw OperationError(key + " " + path + ": " + dir + " is not a directory");
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+        const int error = errno;
+        const bool itself = st.st_ino == inodeOf(path);
+        throw OperationError(key + " " + path + ": not writable by " + who + ": " +
+                             (itself ? "" : dir + ": ") + why(error));
+    }
+}
+
+void requireDatabaseModule(const std::string& driver, const std::string& modulePath)
+{
+    if (driver != "postgresql")
+        return;
+    struct stat st {
+    };
+    if (::stat(modulePath.c_str(), &st) != 0)
+        throw OperationError("database.driver = postgresql: the PostgreSQL module " + modulePath +
+                             ": " + why(errno));
 }
 
 void checkLogTarget(const std::string& logTo)

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace popgate
@@ -73,6 +74,14 @@ FileProtocolTrace::FileProtocolTrace(const std::string& path)
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd_ < 0)
         throw OperationError("protocol trace " + path + ": " + std::strerror(errno));
+    // 0600 whatever the umask, and for a file an earlier run left more open too:
+    // a trace shows servers, user names and message headers.
+    if (::fchmod(fd_, 0600) != 0) {
+        const std::string e = std::strerror(errno);
+        ::close(fd_);
+        fd_ = -1;
+        throw OperationError("protocol trace " + path + ": cannot make it mode 0600: " + e);
+    }
 }
 
 FileProtocolTrace::~FileProtocolTrace()

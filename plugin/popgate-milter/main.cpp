@@ -2,7 +2,9 @@
 // message that arrives by SMTP: system address filters for mail from outside,
 // the duplicate backstop and forged-header removal for mail popgated reinjects.
 //
-// Runs as: the unprivileged popgate user, in the foreground (systemd). Reads:
+// Runs as: the unprivileged popgate-milter user, in the foreground (systemd's
+// User=, or --user=popgate-milter when started as root: it switches before it
+// opens the database or the key, and never keeps root). Reads:
 // popgate.conf, the header key file (never the secret key, never an account
 // secret), the database (filters, accounts by name, the ledger). Writes: the
 // database table milter_seen; the socket (umask 007). Talks to: the MTA over
@@ -12,6 +14,7 @@
 #include "core/config.h"
 #include "core/dbdrivers.h"
 #include "core/errors.h"
+#include "core/store.h"
 #include "core/text.h"
 #include "plugin/daemon/daemon.h"
 #include "plugin/popgate-milter/callbacks.h"
@@ -22,6 +25,7 @@
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionSet.h>
 #include <iostream>
+#include <memory>
 #include <libmilter/mfapi.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -32,6 +36,13 @@ using Poco::Util::OptionSet;
 
 namespace popgate
 {
+
+namespace
+{
+
+const char* const kDefaultUser = "popgate-milter";
+
+} // namespace
 
 class PopgateMilter : public Poco::Util::Application
 {
@@ -46,7 +57,8 @@ protected:
                  .argument("SPEC"),
              Option("check-config", "n",
                     "check the configuration, the header key and the filter, then exit"),
-             Option("foreground", "f", "stay in the foreground (always; for systemd units)")});
+             Option("foreground", "f", "stay in the foreground (always; for systemd units)")},
+            kDefaultUser);
     }
 
     void handleOption(const std::string& name, const std::string& value) override
@@ -64,7 +76,7 @@ protected:
     {
         if (daemon_.help) {
             printHelp(options(), "popgate-milter",
-                      "[--config=FILE] [--socket=SPEC] [--check-config] [--log=stderr]",
+                      "[--config=FILE] [--socket=SPEC] [--check-config] [--user=NAME] [--log=stderr]",
                       "Apply popgate's system address filters inside the MTA and drop duplicates "
                       "of fetched mail.");
             return 0;
@@ -73,17 +85,24 @@ protected:
     }
 
 private:
-    // serve - after the options: check the configuration, or filter until libmilter stops.
+    // serve - after the options: check what a start checks and stop there
+    // (--check-config), or filter until libmilter stops. Both take the same steps, so
+    // ExecStartPre fails when the start would; --check-config alone also fails on a
+    // database it cannot reach, where the start goes on and tempfails mail.
     int serve()
     {
         checkLogTarget(daemon_.logTo);
         const Config config = Config::resolve(daemon_.configPath);
-        MilterSettings settings = MilterSettings::fromConfig(config);
+        const RunAs runAs = leaveRoot("popgate-milter", daemon_.user, kDefaultUser);
+        restrictUmask();
+        MilterSettings settings = MilterSettings::fromConfig(config); // reads the header key
         if (!socket_.empty())
             settings.socket = socket_;
         registerDatabaseDrivers();
+        requireDatabaseModule(config.str("database.driver"), pgsqlModulePath());
         Poco::Logger& log = setUpLogging("popgate-milter", daemon_.logTo);
         StorePool pool(config);
+        requireCurrentSchemaIfReachable(config);
         SnapshotSource source(daemon_.configPath, settings, pool, log);
         const auto snap = source.current();
 
@@ -93,12 +112,12 @@ private:
             std::cout << "popgate-milter: configuration OK: " << config.origin() << "; socket "
                       << settings.socket << "; filter " << snap->filterName << " (generation "
                       << snap->generation << "); action " << blockActionName(settings.action)
-                      << "\n";
+                      << "; user " << runAs.user << "\n";
             return 0;
         }
 
         log.notice("popgate-milter " POPGATE_VERSION " starting (" + config.origin() + ", socket " +
-                   settings.socket + ")");
+                   settings.socket + ", user " + runAs.user + ")");
         registerMilter(source, pool, log);
         if (smfi_setconn(const_cast<char*>(settings.socket.c_str())) != MI_SUCCESS)
             throw InputError("milter.socket: libmilter refuses '" + flatten(settings.socket) + "'");
@@ -112,6 +131,21 @@ private:
         log.notice(std::string("popgate-milter stopped") +
                    (rc == MI_SUCCESS ? "" : " after an error"));
         return rc == MI_SUCCESS ? 0 : 1;
+    }
+
+    // requireCurrentSchemaIfReachable - a database at another schema version than this
+    // milter's refuses the start (and --check-config) with the store's message; one that
+    // cannot be reached does not (the MTA gets tempfails until it can, or accepts with
+    // milter.on_database_error = accept; --check-config fails on it through the snapshot).
+    static void requireCurrentSchemaIfReachable(const Config& config)
+    {
+        std::unique_ptr<Store> store;
+        try {
+            store = std::make_unique<Store>(config, Store::Open::Existing);
+        } catch (const OperationError&) {
+            return;
+        }
+        store->requireCurrentSchema();
     }
 
     // waitForReload - takes SIGUSR1 (blocked in every other thread) for the process lifetime.

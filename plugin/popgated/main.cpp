@@ -1,8 +1,11 @@
 // popgated - the fetcher daemon: pulls mail from every active POP3 account
 // and reinjects it into the local MTA over SMTP.
 //
-// Runs as: the unprivileged popgate user (the systemd unit's User=); it is the
-// only popgate program that unseals account secrets. Reads: popgate.conf,
+// Runs as: the unprivileged popgate user (the systemd unit's User=, or
+// --user=popgate when started as root: it switches before it opens the
+// database or a key, and never keeps root); it is the only popgate program
+// that unseals account secrets. Files it creates are never world-readable
+// (umask 027 plus explicit modes). Reads: popgate.conf,
 // accounts.d, the secret and header key files, the database. Writes: the
 // database (ledger, message log, status), spool_dir, debug_log_dir.
 // Talks to: the POP3 servers (TLS verified by default) and the local MTA's
@@ -12,6 +15,8 @@
 #include "core/config.h"
 #include "core/dbdrivers.h"
 #include "core/provisioning.h"
+#include "core/secretbox.h"
+#include "core/store.h"
 #include "plugin/daemon/daemon.h"
 #include "plugin/popgated/scheduler.h"
 
@@ -34,6 +39,8 @@ namespace popgate
 namespace
 {
 
+const char* const kDefaultUser = "popgate";
+
 std::atomic<bool> stopping{false};
 std::atomic<bool> reloading{false};
 
@@ -55,7 +62,10 @@ protected:
             options,
             {Option("once", "", "one pass over the active accounts, then exit"),
              Option("account", "", "poll only this account").argument("NAME"),
-             Option("check-config", "", "check the configuration and accounts.d, then exit")});
+             Option("check-config", "",
+                    "check what a start checks (configuration, accounts.d, keys, spool_dir, "
+                    "database), then exit")},
+            kDefaultUser);
     }
 
     void handleOption(const std::string& name, const std::string& value) override
@@ -75,7 +85,8 @@ protected:
     {
         if (daemon_.help) {
             printHelp(options(), "popgated",
-                      "[--config=FILE] [--once] [--account=NAME] [--check-config] [--log=stderr]",
+                      "[--config=FILE] [--once] [--account=NAME] [--check-config] [--user=NAME] "
+                      "[--log=stderr]",
                       "Fetch mail from POP3 accounts and reinject it into the local MTA.");
             return 0;
         }
@@ -83,21 +94,27 @@ protected:
     }
 
 private:
-    // serve - after the options: check the configuration, or poll until stopped.
+    // serve - after the options: check what a start checks, then stop there (--check-config)
+    // or poll until stopped. Both go through the same steps, so ExecStartPre fails exactly
+    // when the start would.
     int serve()
     {
+        checkLogTarget(daemon_.logTo);
         const Config config = Config::resolve(daemon_.configPath);
+        const RunAs runAs = leaveRoot("popgated", daemon_.user, kDefaultUser);
+        restrictUmask();
+        registerDatabaseDrivers();
+        const std::size_t provisioned = preflight(config);
         if (check_) {
-            const auto declared = loadProvisioned(config.str("accounts_dir"));
-            std::cout << "popgated: configuration OK: " << config.origin() << ", "
-                      << declared.size() << " provisioned account(s)\n";
+            std::cout << "popgated: configuration OK: " << config.origin() << ", " << provisioned
+                      << " provisioned account(s), user " << runAs.user << "\n";
             return 0;
         }
         Poco::Logger& log = setUpLogging("popgated", daemon_.logTo);
-        registerDatabaseDrivers();
         // No interactive certificate handler: a failed verification throws.
         Poco::Net::initializeSSL();
-        log.notice("popgated " POPGATE_VERSION " starting (" + config.origin() + ")");
+        log.notice("popgated " POPGATE_VERSION " starting (" + config.origin() + ", user " +
+                   runAs.user + ")");
         int rc = 0;
         std::thread signals([] { waitForSignals(); });
         try {
@@ -113,6 +130,23 @@ private:
         signals.join();
         log.notice("popgated stopped");
         return rc;
+    }
+
+    // preflight - what must hold before the first poll, checked by the start and by
+    // --check-config with the same calls and the same messages: accounts.d parses, the
+    // keys are readable by this user and by nobody else (the header key may be missing
+    // where it can be created), spool_dir is writable, the database (and its PostgreSQL
+    // module) opens at the current schema. Returns the number of provisioned accounts.
+    static std::size_t preflight(const Config& config)
+    {
+        const auto declared = loadProvisioned(config.str("accounts_dir"));
+        checkKeyFile(config.str("header_key_file"), KeyFile::Creatable);
+        checkKeyFile(config.str("secret_key_file"), KeyFile::Optional);
+        requireWritableDirectory("spool_dir", config.str("spool_dir"));
+        requireDatabaseModule(config.str("database.driver"), pgsqlModulePath());
+        Store store(config);
+        store.requireCurrentSchema();
+        return declared.size();
     }
 
     // waitForSignals - the one thread that takes SIGHUP, SIGTERM and SIGINT.

@@ -27,6 +27,7 @@
 #include <random>
 #include <set>
 #include <signal.h>
+#include <sys/stat.h>
 #include <thread>
 
 namespace popgate
@@ -252,7 +253,13 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
                 log.notice("account=" + account.name + " debug logging switched itself off after " +
                            config.str("debug_logging_expiry"));
             } else {
-                Poco::File(config.str("debug_log_dir")).createDirectories();
+                // 0750 when popgated creates it (group as the package's 2750); the
+                // traces in it are 0600 (FileProtocolTrace).
+                Poco::File logDir(config.str("debug_log_dir"));
+                if (!logDir.exists()) {
+                    logDir.createDirectories();
+                    ::chmod(logDir.path().c_str(), 0750);
+                }
                 trace = std::make_unique<FileProtocolTrace>(config.str("debug_log_dir") + "/" +
                                                             account.name + ".log");
             }

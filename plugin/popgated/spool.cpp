@@ -1,4 +1,7 @@
 // spool.cpp - see spool.h.
+// SECURITY: spool and quarantine files hold whole messages: 0640 whatever the
+// umask (the owner, and the spool directory's group, popgate-admin in the
+// package, reads a quarantined copy to release it), never others.
 #include "plugin/popgated/spool.h"
 
 #include "core/errors.h"
@@ -7,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace popgate
@@ -15,9 +19,28 @@ namespace popgate
 namespace
 {
 
+constexpr mode_t kSpoolMode = 0640;
+
 std::string why()
 {
     return std::strerror(errno);
+}
+
+// createPrivate - a new file (O_EXCL) open for reading and writing with exactly
+// kSpoolMode; -1 with errno set when it cannot be.
+int createPrivate(const std::string& path, int access)
+{
+    const int fd = ::open(path.c_str(), access | O_CREAT | O_EXCL | O_CLOEXEC, kSpoolMode);
+    if (fd < 0)
+        return -1;
+    if (::fchmod(fd, kSpoolMode) != 0) {
+        const int e = errno;
+        ::close(fd);
+        ::unlink(path.c_str());
+        errno = e;
+        return -1;
+    }
+    return fd;
 }
 
 // syncPath - fsync a file or directory by name.
@@ -51,9 +74,16 @@ Spool::~Spool()
 
 void Spool::spill()
 {
-    file_ = std::fopen(path_.c_str(), "w+xbe"); // x: O_EXCL, e: O_CLOEXEC
-    if (!file_)
+    const int fd = createPrivate(path_, O_RDWR);
+    if (fd < 0)
         throw SpoolError("spool " + path_ + ": cannot create it: " + why());
+    file_ = ::fdopen(fd, "w+b");
+    if (!file_) {
+        const std::string e = why();
+        ::close(fd);
+        ::unlink(path_.c_str());
+        throw SpoolError("spool " + path_ + ": cannot create it: " + e);
+    }
     spilled_ = true;
     std::setvbuf(file_, nullptr, _IOFBF, 64 * 1024);
     if (!memory_.empty() && std::fwrite(memory_.data(), 1, memory_.size(), file_) != memory_.size())
@@ -140,7 +170,7 @@ void Spool::keep(const std::string& target)
                                  why());
         spilled_ = false;
     } else {
-        const int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        const int fd = createPrivate(target, O_WRONLY);
         if (fd < 0)
             throw SpoolError("quarantine " + target + ": cannot create it: " + why());
         const char* p = memory_.data();
