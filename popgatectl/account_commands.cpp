@@ -74,6 +74,24 @@ void printWarnings(Context& ctx, const Account& account)
         *ctx.err << "popgatectl: warning: account '" << account.name << "': " << w << "\n";
 }
 
+// checkEntered - what the options given name must exist: the filter and the
+// OAuth profile in the store, the CA file as a PEM file with a certificate.
+// Checked when entered, so that a typo is not found by every poll failing.
+void checkEntered(Context& ctx, const Account& account, const ParsedArgs& args)
+{
+    const std::string who = "account '" + account.name + "': ";
+    if (args.has("tls-ca-file") && !account.tlsCaFile.empty()) {
+        try {
+            checkCaFile(account.tlsCaFile);
+        } catch (const InputError& e) {
+            throw InputError(who + e.what());
+        }
+    }
+    for (const auto& e : referenceProblems(ctx.store(), account))
+        if (args.has(e.field))
+            throw InputError(who + e.field + ": " + e.message);
+}
+
 Account requireAccount(Context& ctx, const std::string& name)
 {
     auto account = ctx.store().account(name);
@@ -149,6 +167,7 @@ int add(Context& ctx, const std::vector<std::string>& rest)
     if (store.account(account.name))
         throw InputError("account '" + account.name +
                          "': name: an account of that name exists already");
+    checkEntered(ctx, account, args);
     if (auto secret = readSecret(args, account.auth == AuthKind::Password, account.name))
         account.sealedSecret = ctx.secrets().seal(*secret);
     requireValid(account);
@@ -219,6 +238,7 @@ int set(Context& ctx, const std::vector<std::string>& rest)
     Account account = requireAccount(ctx, args.positional[0]);
     refuseProvisioned(ctx, account, "edit");
     applyFieldOptions(account, args);
+    checkEntered(ctx, account, args);
     if (args.has("clear-password"))
         account.sealedSecret.clear();
     else if (auto secret = readSecret(args, false, account.name))

@@ -43,6 +43,45 @@ OptionSet withValues(std::initializer_list<const char*> names,
     return set;
 }
 
+// withForce - opts plus --force, the flag a change that weakens filtering needs.
+OptionSet withForce(OptionSet opts = OptionSet())
+{
+    opts.addOption(Option("force", "", "do it even though filtering stops"));
+    return opts;
+}
+
+const char* const kNoFilter = "without it no system filter applies and all mail is let through";
+const char* const kNoMember =
+    "with no active address filter left it judges nothing and all mail is let through";
+
+// refuseOrWarn - a change that turns the guarding inbound default (see
+// guardsAsDefault) into one that lets all mail through needs --force: without
+// it, InputError "WHO: refusing to ACTION; CONSEQUENCE. Use --force ...";
+// with it, the warning to print once the change is done.
+std::string refuseOrWarn(const ParsedArgs& args, const std::string& who, const std::string& action,
+                         const std::string& consequence)
+{
+    if (!args.has("force"))
+        throw InputError(who + ": refusing to " + action + "; " + consequence +
+                         ". Use --force to do it anyway");
+    return who + ": done with --force: " + action + "; " + consequence;
+}
+
+void warn(Context& ctx, const std::string& warning)
+{
+    if (!warning.empty())
+        *ctx.err << "popgatectl: warning: " << warning << "\n";
+}
+
+// guardingDefault - the inbound default when it guards mail, else nothing.
+std::optional<SystemAddressFilter> guardingDefault(FilterStore& filters)
+{
+    auto current = filters.activeDefault(Direction::Inbound);
+    if (current && guardsAsDefault(*current))
+        return current;
+    return std::nullopt;
+}
+
 std::string shown(const std::string& name)
 {
     return flatten(name).substr(0, 80);
@@ -251,39 +290,84 @@ int showSystem(Context& ctx, const std::vector<std::string>& rest)
 
 int setSystem(Context& ctx, const std::vector<std::string>& rest)
 {
-    const ParsedArgs args =
-        parseArgs(rest, withValues({"direction", "default", "active", "description"}));
+    const ParsedArgs args = parseArgs(
+        rest, withForce(withValues({"direction", "default", "active", "description"})));
     const std::string usage = "filter set NAME [--direction=inbound|outbound] [--default=yes|no] "
-                              "[--active=yes|no] [--description=TEXT]";
+                              "[--active=yes|no] [--description=TEXT] [--force]";
     requirePositional(args, 1, usage);
     FilterStore filters(ctx.store());
     SystemAddressFilter f = requireSystem(filters, args.positional[0]);
     if (!applySystemOptions(f, args))
         throw InputError(systemWho(f.name) + ": nothing to change; usage: popgatectl " + usage);
+    std::string warning;
+    if (auto current = guardingDefault(filters); current && current->name == f.name &&
+                                                  !guardsAsDefault(f)) {
+        const char* verb = !f.active      ? "deactivate"
+                           : !f.isDefault ? "unset the default flag of"
+                                          : "turn outbound";
+        warning = refuseOrWarn(args,
+                               systemWho(f.name),
+                               std::string(verb) + " the active default inbound filter",
+                               kNoFilter);
+    }
     filters.updateSystemFilter(f);
     *ctx.out << "system filter \"" << f.name << "\" updated\n";
+    warn(ctx, warning);
     return 0;
 }
 
 int removeSystem(Context& ctx, const std::vector<std::string>& rest)
 {
-    const ParsedArgs args = parseArgs(rest, OptionSet());
-    requirePositional(args, 1, "filter remove NAME");
+    const ParsedArgs args = parseArgs(rest, withForce());
+    requirePositional(args, 1, "filter remove NAME [--force]");
     const std::string name = args.positional[0];
-    if (!FilterStore(ctx.store()).removeSystemFilter(name))
+    FilterStore filters(ctx.store());
+    std::vector<std::string> warnings;
+    if (auto current = guardingDefault(filters); current && current->name == name)
+        warnings.push_back(refuseOrWarn(
+            args, systemWho(name), "remove the active default inbound filter",
+            kNoFilter));
+    const bool force = args.has("force");
+    if (force) {
+        std::string users;
+        for (const auto& a : filters.accountsUsing(name))
+            users += (users.empty() ? "'" : ", '") + a + "'";
+        if (!users.empty())
+            warnings.push_back("account(s) " + users + " name " + systemWho(name) +
+                               " and are not fetched until their filter is set again");
+    }
+    if (!filters.removeSystemFilter(name, force))
         throw InputError(systemWho(name) + ": no such system filter");
     *ctx.out << "system filter \"" << name << "\" removed\n";
+    for (const auto& w : warnings)
+        warn(ctx, w);
     return 0;
 }
 
 int attachOrDetach(Context& ctx, const std::vector<std::string>& rest, bool attach)
 {
-    const ParsedArgs args = parseArgs(rest, OptionSet());
+    const ParsedArgs args = parseArgs(rest, attach ? OptionSet() : withForce());
     const std::string verb = attach ? "attach" : "detach";
-    requirePositional(args, 2, "filter " + verb + " SYSTEMFILTER ADDRESSFILTER");
+    requirePositional(args, 2,
+                      "filter " + verb + " SYSTEMFILTER ADDRESSFILTER" + (attach ? "" : " [--force]"));
     FilterStore filters(ctx.store());
     const std::string& system = args.positional[0];
     const std::string& address = args.positional[1];
+    std::string warning;
+    if (auto current = guardingDefault(filters); !attach && current && current->name == system) {
+        SystemAddressFilter after = *current;
+        auto& members = after.addressFilters;
+        members.erase(std::remove_if(members.begin(), members.end(),
+                                     [&](const EmailAddressFilter& a) { return a.name == address; }),
+                      members.end());
+        if (!guardsAsDefault(after))
+            warning = refuseOrWarn(args,
+                                   systemWho(system),
+                                   "detach " + addressWho(address) +
+                                       ", the last active address filter of the active default "
+                                       "inbound filter",
+                                   kNoMember);
+    }
     if (attach)
         filters.attach(system, address);
     else
@@ -291,6 +375,7 @@ int attachOrDetach(Context& ctx, const std::vector<std::string>& rest, bool atta
     *ctx.out << "address filter \"" << address << "\" "
              << (attach ? "attached to" : "detached from") << " system filter \"" << system
              << "\"\n";
+    warn(ctx, warning);
     return 0;
 }
 
@@ -405,11 +490,12 @@ void edit(const std::string& who, const char* field, std::vector<std::string>& l
 int setAddress(Context& ctx, const std::vector<std::string>& rest)
 {
     const ParsedArgs args =
-        parseArgs(rest, withValues({"type", "active"}, {"add-domain", "remove-domain",
-                                                        "add-exception", "remove-exception"}));
+        parseArgs(rest, withForce(withValues({"type", "active"},
+                                             {"add-domain", "remove-domain", "add-exception",
+                                              "remove-exception"})));
     const std::string usage =
         "filter address set NAME [--add-domain=X] [--remove-domain=X] [--add-exception=X] "
-        "[--remove-exception=X] [--type=allow|deny] [--active=yes|no]";
+        "[--remove-exception=X] [--type=allow|deny] [--active=yes|no] [--force]";
     requirePositional(args, 1, usage);
     FilterStore filters(ctx.store());
     EmailAddressFilter f = requireAddress(filters, args.positional[0]);
@@ -430,9 +516,24 @@ int setAddress(Context& ctx, const std::vector<std::string>& rest)
     }
     if (!changed)
         throw InputError(who + ": nothing to change; usage: popgatectl " + usage);
+    std::string warning;
+    if (auto current = guardingDefault(filters)) {
+        SystemAddressFilter after = *current;
+        for (auto& member : after.addressFilters)
+            if (member.name == f.name)
+                member = f;
+        if (!guardsAsDefault(after))
+            warning = refuseOrWarn(args,
+                                   who,
+                                   "deactivate the last active address filter of the active "
+                                   "default inbound filter \"" +
+                                       current->name + "\"",
+                                   kNoMember);
+    }
     filters.updateAddressFilter(f);
     *ctx.out << "address filter \"" << f.name << "\" updated (" << filterTypeName(f.type) << ", "
              << f.domains.size() << " domain(s), " << f.exceptions.size() << " exception(s))\n";
+    warn(ctx, warning);
     return 0;
 }
 

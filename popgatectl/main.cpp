@@ -2,12 +2,14 @@
 //
 // Runs as: root or a member of the popgate-admin group (the "admin" role of
 // the reference page); anyone else is refused before the database is opened.
-// Reads: popgate.conf, accounts.d/*.conf, the secret key file.
+// Reads: popgate.conf, accounts.d/*.conf, the secret files they name (only
+// inside secrets_dir, after their owner and mode were checked), the secret key file.
 // Writes: the account database (SQLite file or PostgreSQL), the secret key
 // file when it does not exist yet. Talks to: the database only.
 // Exit status: 0 done, 1 the operation failed, 2 bad usage or bad input.
 #include "core/dbdrivers.h"
 #include "core/errors.h"
+#include "core/keyvalue.h"
 #include "core/provisioning.h"
 #include "core/text.h"
 #include "popgatectl/cli.h"
@@ -45,6 +47,8 @@ const char* const kCommands =
     "    [--description=TEXT] | filter list [--json] | show NAME [--json] | set NAME ... | remove "
     "NAME\n"
     "  filter attach|detach SYSTEMFILTER ADDRESSFILTER\n"
+    "    (stopping the active inbound default from filtering needs --force: remove, set, detach,\n"
+    "    address set --active=no)\n"
     "  filter address add NAME --type=allow|deny [--domains=a.com,*.b.com] [--exceptions=X,...]\n"
     "    [--active=yes|no] | filter address set NAME [--add-domain=X] [--remove-domain=X]\n"
     "    [--add-exception=X] [--remove-exception=X] [--type=T] [--active=B] | list | show | "
@@ -129,13 +133,29 @@ int configCommand(Context& ctx, const std::vector<std::string>& args)
         return 0;
     }
     if (args[0] == "check") {
-        const auto declared = loadProvisioned(ctx.config.str("accounts_dir"));
+        const auto declared = loadProvisioned(ctx.config);
+        // Filter and OAuth profile names live in the database: checked when it
+        // can be opened, and said so when it cannot.
+        Store* store = nullptr;
+        try {
+            store = &ctx.store();
+        } catch (const OperationError& e) {
+            *ctx.err << "popgatectl: warning: filter and oauth-profile names not checked: "
+                     << e.what() << "\n";
+        }
+        if (store) {
+            requireReferences(*store, declared);
+            std::vector<std::string> broken;
+            for (const auto& b : brokenAccounts(*store))
+                broken.push_back(b + " (the account is not fetched until this is fixed)");
+            throwProblems(broken);
+        }
         *ctx.out << "configuration OK: " << ctx.config.origin() << ", " << declared.size()
                  << " provisioned account(s) in " << ctx.config.str("accounts_dir") << "\n";
         return 0;
     }
     if (args[0] == "apply") {
-        const auto declared = loadProvisioned(ctx.config.str("accounts_dir"));
+        const auto declared = loadProvisioned(ctx.config);
         const ProvisionReport r = applyProvisioned(ctx.store(), ctx.secrets(), declared);
         auto print = [&](const char* what, const std::vector<std::string>& names) {
             for (const auto& n : names)

@@ -4,6 +4,7 @@
 #include "core/errors.h"
 #include "core/message_store.h"
 #include "core/milter_seen.h"
+#include "core/provisioning.h"
 #include "core/text.h"
 #include "plugin/net/reinject.h"
 #include "popgatectl/cli.h"
@@ -451,6 +452,10 @@ int statusCommand(Context& ctx, const std::vector<std::string>& args)
     for (const auto& a : ctx.store().accounts()) {
         const AccountStatus s = ms.status(a.id);
         auto& c = counts[a.name];
+        // A filter or OAuth profile that has gone: the account is not fetched.
+        std::vector<std::string> problems;
+        for (const auto& p : referenceProblems(ctx.store(), a))
+            problems.push_back(p.field + ": " + p.message + " (not fetched until this is fixed)");
         if (json) {
             Poco::JSON::Object::Ptr o = new Poco::JSON::Object(true);
             o->set("account", a.name);
@@ -466,6 +471,10 @@ int statusCommand(Context& ctx, const std::vector<std::string>& args)
                  {"delivered", "ignored", "deferred", "failed", "uncertain", "released"})
                 day->set(k, c[k]);
             o->set("last_24h", day);
+            Poco::JSON::Array::Ptr probs = new Poco::JSON::Array;
+            for (const auto& p : problems)
+                probs->add(p);
+            o->set("problems", probs);
             arr.add(o);
             continue;
         }
@@ -475,6 +484,8 @@ int statusCommand(Context& ctx, const std::vector<std::string>& args)
             << "  last success: " << isoTime(s.lastSuccessAt) << "\n"
             << "  next poll:    " << isoTime(s.nextPollAt) << "\n"
             << "  failures:     " << s.consecutiveFailures << " in a row\n";
+        for (const auto& p : problems)
+            out << "  problem:      " << p << "\n";
         if (!s.lastError.empty())
             out << "  last error:   " << isoTime(s.lastErrorAt) << " " << s.lastError << "\n";
         out << "  last 24 h:    " << c["delivered"] << " delivered, " << c["ignored"]

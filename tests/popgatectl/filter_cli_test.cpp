@@ -182,7 +182,10 @@ BOOST_AUTO_TEST_CASE(filter_test_resolves_accounts)
     addAccount(cli, "old", "tlds");
     addAccount(cli, "broken", "");
     cli.ok({"filter", "set", "tlds", "--active=no"});
+    // A filter that is named when entered but removed with --force later.
+    cli.ok({"filter", "add", "ghost"});
     cli.ok({"account", "set", "broken", "--filter=ghost"});
+    cli.ok({"filter", "remove", "ghost", "--force"});
 
     runRows(
         cli,
@@ -214,7 +217,7 @@ BOOST_AUTO_TEST_CASE(filter_test_resolves_accounts)
     BOOST_TEST(contains(r.err, "account 'nobody': no such account"), r.err);
 
     // Without an active inbound default an account without a filter gets none.
-    cli.ok({"filter", "set", "inbound-default", "--default=no"});
+    cli.ok({"filter", "set", "inbound-default", "--default=no", "--force"});
     runRows(cli, {{"no default",
                    {"--account=plain", "--from=x@bad.com"},
                    0,

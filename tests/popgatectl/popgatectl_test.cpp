@@ -25,7 +25,8 @@ struct Cli {
     {
         conf = dir.write("popgate.conf", "database.path = " + dir.file("db/popgate.db") +
                                              "\nsecret_key_file = " + dir.file("secret.key") +
-                                             "\naccounts_dir = " + dir.file("accounts.d") + "\n" +
+                                             "\naccounts_dir = " + dir.file("accounts.d") +
+                                             "\nsecrets_dir = " + dir.file("secrets") + "\n" +
                                              extra);
     }
     test::RunResult operator()(std::vector<std::string> args, const std::string& input = "") const
@@ -179,10 +180,10 @@ BOOST_AUTO_TEST_CASE(broken_config_file_exits_2_with_line_numbers)
     Cli cli("database.driver = mysql\nbogus line\n");
     const auto r = cli({"config", "check"});
     BOOST_TEST(r.status == 2);
-    BOOST_TEST(r.err.find("popgate.conf:4: database.driver: unknown value 'mysql'") !=
+    BOOST_TEST(r.err.find("popgate.conf:5: database.driver: unknown value 'mysql'") !=
                    std::string::npos,
                r.err);
-    BOOST_TEST(r.err.find("popgate.conf:5: expected 'key = value'") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("popgate.conf:6: expected 'key = value'") != std::string::npos, r.err);
     BOOST_TEST(cli({"account", "list"}).status == 2);
     BOOST_TEST(!Poco::File(cli.dir.file("db/popgate.db")).exists());
 }
@@ -191,7 +192,7 @@ BOOST_AUTO_TEST_CASE(provisioned_accounts_can_be_disabled_not_edited)
 {
     Cli cli;
     BOOST_TEST_REQUIRE(cli({"db", "migrate"}).status == 0);
-    const std::string secretFile = cli.dir.write("vendor.secret", kSecret + "\n", 0600);
+    const std::string secretFile = cli.dir.write("secrets/vendor", kSecret + "\n", 0600);
     cli.dir.write("accounts.d/vendor.conf",
                   "server = pop.vendor.example\nuser = instance\nsecret_file = " + secretFile +
                       "\nmailbox = instance@vendor.example\n");
