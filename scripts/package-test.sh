@@ -288,7 +288,8 @@ chgrp popgate-admin /etc/popgate/header.key /var/lib/popgate /var/lib/popgate/po
 printf '127.0.0.1:5432:popgate:popgate:pkgtest\n' > /var/lib/popgate/.pgpass
 chown popgate:popgate /var/lib/popgate/.pgpass
 chmod 0600 /var/lib/popgate/.pgpass
-if /var/lib/dpkg/info/popgate.postinst configure 0.1.0 > "$work/upgrade.log" 2>&1; then
+if DPKG_MAINTSCRIPT_PACKAGE=popgate DPKG_MAINTSCRIPT_NAME=postinst \
+  /var/lib/dpkg/info/popgate.postinst configure 0.1.0 > "$work/upgrade.log" 2>&1; then
   pass "postinst configure 0.1.0"
 else
   cat "$work/upgrade.log"; fail "postinst configure 0.1.0"
@@ -556,7 +557,7 @@ step "dpkg --purge"
 dpkg --purge popgate > "$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "dpkg --purge popgate"; }
 sed 's/^/  dpkg: /' "$work/purge.log" | grep -iv 'removing\|purging\|reading database' || true
 left=""
-for p in /etc/popgate /var/lib/popgate /var/spool/popgate /var/log/popgate /var/spool/postfix/popgate \
+for p in /etc/popgate /var/lib/popgate /var/lib/popgate-milter /var/spool/popgate /var/log/popgate /var/spool/postfix/popgate \
   /run/popgate /etc/mail/m4/popgate-milter.m4 /usr/lib/tmpfiles.d/popgate.conf \
   /lib/systemd/system/popgated.service /lib/systemd/system/popgate-milter.service \
   /etc/systemd/system/multi-user.target.wants/popgated.service \
