@@ -61,7 +61,8 @@ Poll::Poll(Store& store, MessageStore& ledger, const FetchSettings& settings, Po
            const Account& account, ProtocolTrace* trace, const std::atomic<bool>& stopping)
     : store_(store), ledger_(ledger), settings_(settings), log_(log), account_(account),
       trace_(trace), stopping_(stopping), started_(std::chrono::steady_clock::now()),
-      who_("account=" + account.name), mta_(settings.mta), recipients_(account.recipients())
+      who_("account=" + account.name), mta_(settings.mta),
+      journal_(settings.spoolDir + "/journal/" + account.name), recipients_(account.recipients())
 {
 }
 

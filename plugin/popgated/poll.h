@@ -22,12 +22,14 @@
 #include "plugin/net/pop3_client.h"
 #include "plugin/net/reinject.h"
 #include "plugin/popgated/fetcher.h"
+#include "plugin/popgated/journal.h"
 #include "plugin/popgated/spool.h"
 
 #include <atomic>
 #include <chrono>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -91,6 +93,9 @@ private:
     void record(Batch& batch);
     void deliver(Batch& batch);
     void expunge();
+    /// settleJournal - fold what an interrupted poll left in the delivery
+    /// journal into the ledger (part of plan).
+    void settleJournal(std::map<std::string, MessageRecord>& rows);
 
     // Shared by the stages.
     void fail(Failure failure, const std::string& words);
@@ -118,6 +123,7 @@ private:
     std::shared_ptr<const CompiledFilter> filter_;
     std::unique_ptr<Pop3Client> pop_;
     SmtpReinjector mta_;
+    DeliveryJournal journal_;
     std::vector<std::string> recipients_;
 
     struct Candidate {

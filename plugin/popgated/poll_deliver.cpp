@@ -1,12 +1,13 @@
 // poll_deliver.cpp - the deliver stage (see poll.h): the batch's `injecting`
 // messages to the MTA over one SMTP session, RFC 2920 pipelined when offered.
-// Each final reply is committed, with its message-log row, as soon as it is
+// Each 250 is appended to the delivery journal (journal.h) as soon as it is
 // read, and the reinjector reads it before it sends the next message's end
-// of data: so a crash of popgated can leave at most ONE message whose 250 the
-// ledger does not know (the one in flight), which the next poll sends again
-// with the same X-Popgate-Id. Those commits are not flushed one by one (they
-// survive a crash of popgated, not of the machine); the batch's last one is,
-// before anything depends on them (DELE).
+// of data: so a crash of popgated can leave at most ONE message per session
+// whose 250 nothing recorded (the one in flight), which the next poll sends
+// again with the same X-Popgate-Id. The outcomes are committed with their
+// message-log rows in groups (16 replies or 10 ms); those commits are not
+// flushed one by one (they survive a crash of popgated, not of the machine);
+// the batch's last one is, before anything depends on them (DELE).
 #include "core/milter_seen.h"
 #include "core/text.h"
 #include "plugin/popgated/poll.h"
@@ -16,6 +17,9 @@ namespace popgate
 
 namespace
 {
+
+constexpr std::size_t kOutcomeGroup = 16;              ///< MTA replies per commit, at most
+constexpr std::chrono::milliseconds kOutcomeDelay{10}; ///< and the oldest waits no longer
 
 Failure failureOf(SmtpResult::Kind kind)
 {
@@ -63,20 +67,64 @@ void Poll::deliver(Batch& batch)
             relaxed = !sync;
         }
     };
+    struct Outcome {
+        Item* it;
+        std::string status; ///< delivered, deferred, failed, uncertain
+        std::string detail; ///< the MTA's reply, or what went wrong
+    };
+    std::vector<Outcome> outcomes;
+    auto oldest = std::chrono::steady_clock::now();
+    // flushOutcomes - one commit for the outcomes read so far; the batch's
+    // last one is synced, and then the journal holds nothing the ledger lacks.
+    auto flushOutcomes = [&](bool last) {
+        setSync(last);
+        commit("the deliveries", [&] {
+            for (const auto& o : outcomes) {
+                stageRow(o.it->rec);
+                // A copy that did not get in: the milter must not count it as delivered.
+                if (o.it->rec.state == MessageState::Deferred ||
+                    o.it->rec.state == MessageState::Failed)
+                    MilterSeen(store_).forget(account_.id, o.it->uid.uid);
+                stageLog(*o.it, o.status, o.it->rec.queueId, o.detail);
+            }
+        });
+        for (const auto& o : outcomes) {
+            Item& it = *o.it;
+            if (o.status == "delivered") {
+                logLine(it, "delivered",
+                        "relay=" + mta_.relay() + " queue-id=" +
+                            (it.rec.queueId.empty() ? "-" : it.rec.queueId) + " (" + o.detail +
+                            ")");
+                ++report_.delivered;
+                scheduleDelete(it.uid);
+                continue;
+            }
+            logLine(it, o.status, "relay=" + mta_.relay() + " (" + o.detail + ")");
+            if (it.rec.state == MessageState::Deferred)
+                ++report_.deferred;
+            else if (it.rec.state == MessageState::Failed)
+                ++report_.failed;
+        }
+        outcomes.clear();
+        if (last)
+            journal_.clear();
+    };
     auto outcome = [&](std::size_t k, const SmtpResult& r) {
         Item& it = *sending[k];
-        std::string status;
-        std::string detail;
+        if (outcomes.empty())
+            oldest = std::chrono::steady_clock::now();
+        bool now = false; // commit at once: the journal could not take it
         if (r.kind == SmtpResult::Kind::Accepted) {
             it.rec.state = MessageState::Injected;
             it.rec.queueId = r.queueId;
             it.rec.reason.clear();
-            status = "delivered";
-            detail = r.reply;
+            // Before the next message's end of data: see journal.h.
+            now = !journal_.append({it.uid.uid, r.queueId});
+            outcomes.push_back({&it, "delivered", r.reply});
         } else {
             const Failure f = failureOf(r.kind);
             const Decision d = decide(f);
-            detail = r.describe(mta_.relay());
+            const std::string detail = r.describe(mta_.relay());
             switch (d.message) {
             case MessageOutcome::RetryLater:
                 it.rec.state = MessageState::Deferred;
@@ -90,35 +138,20 @@ void Poll::deliver(Batch& batch)
                 break; // stays "injecting": resent with the same X-Popgate-Id
             }
             it.rec.reason = detail;
-            status = it.rec.state == MessageState::Injecting ? "uncertain"
-                                                             : messageStateName(it.rec.state);
+            outcomes.push_back({&it,
+                                it.rec.state == MessageState::Injecting
+                                    ? "uncertain"
+                                    : messageStateName(it.rec.state),
+                                detail});
             if (d.endSession)
                 endSession(f, detail);
         }
         // The last reply of the batch (or the one that ended the session) is flushed.
         const bool last = k + 1 == sending.size() || r.kind == SmtpResult::Kind::Unreachable ||
                           r.kind == SmtpResult::Kind::Uncertain;
-        setSync(last);
-        commit("the delivery", [&] {
-            stageRow(it.rec);
-            // A copy that did not get in: the milter must not count it as delivered.
-            if (it.rec.state == MessageState::Deferred || it.rec.state == MessageState::Failed)
-                MilterSeen(store_).forget(account_.id, it.uid.uid);
-            stageLog(it, status, it.rec.queueId, detail);
-        });
-        if (status == "delivered") {
-            logLine(it, "delivered",
-                    "relay=" + mta_.relay() + " queue-id=" +
-                        (it.rec.queueId.empty() ? "-" : it.rec.queueId) + " (" + detail + ")");
-            ++report_.delivered;
-            scheduleDelete(it.uid);
-        } else {
-            logLine(it, status, "relay=" + mta_.relay() + " (" + detail + ")");
-            if (it.rec.state == MessageState::Deferred)
-                ++report_.deferred;
-            else if (it.rec.state == MessageState::Failed)
-                ++report_.failed;
-        }
+        if (last || now || outcomes.size() >= kOutcomeGroup ||
+            std::chrono::steady_clock::now() - oldest >= kOutcomeDelay)
+            flushOutcomes(last);
     };
 
     std::size_t attempted = 0;

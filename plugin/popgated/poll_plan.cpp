@@ -26,6 +26,7 @@ void Poll::plan()
     for (const auto& l : pop_->list())
         sizes[l.number] = l.octets;
     auto rows = ledger_.forAccount(account_.id);
+    settleJournal(rows);
     report_.listed = static_cast<int>(uids.size());
 
     // Rows whose message the server no longer lists were deleted (by our QUIT,
@@ -82,6 +83,45 @@ void Poll::plan()
             c.row = row->second;
         todo_.push_back(std::move(c));
     }
+}
+
+void Poll::settleJournal(std::map<std::string, MessageRecord>& rows)
+{
+    const auto entries = journal_.read();
+    if (entries.empty())
+        return;
+    // The MTA accepted these; the poll that sent them ended before their
+    // group commit. Recorded now, they are deleted, never sent again.
+    std::vector<MessageRecord*> settled;
+    for (const auto& e : entries) {
+        auto row = rows.find(e.uidl);
+        if (row == rows.end() || row->second.state != MessageState::Injecting)
+            continue;
+        row->second.state = MessageState::Injected;
+        row->second.queueId = e.queueId;
+        row->second.reason.clear();
+        settled.push_back(&row->second);
+    }
+    commit("the delivery journal", [&] {
+        for (MessageRecord* r : settled) {
+            stageRow(*r);
+            LogEntry e;
+            e.account = account_.name;
+            e.uidl = r->uidl;
+            e.messageId = r->messageId;
+            e.sender = r->envelopeFrom;
+            e.size = r->size;
+            e.status = "delivered";
+            e.relay = mta_.relay();
+            e.queueId = r->queueId;
+            e.detail = "recorded from the delivery journal after an interrupted poll";
+            pendingLog_.push_back(std::move(e));
+        }
+    });
+    journal_.clear();
+    if (!settled.empty())
+        log_.notice(who_ + " " + std::to_string(settled.size()) +
+                    " delivery(ies) of an interrupted poll recorded from the journal");
 }
 
 bool Poll::nextBatch(Batch& batch)
