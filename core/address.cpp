@@ -456,6 +456,13 @@ MailAddress parseAddrSpec(const std::string& spec, bool pattern)
             if (!isAtext(c) && c != '.')
                 fail(showChar(c) + " not allowed in an unquoted local part");
     }
+    // RFC 6532: 8-bit in the local part is UTF-8 or nothing; anything else
+    // would be compared byte for byte against patterns written in UTF-8.
+    try {
+        decodeUtf8(a.localPart);
+    } catch (const Fault& f) {
+        fail("local part " + f.what);
+    }
     a.domain = spec.substr(at + 1);
     if (a.domain.find('@') != std::string::npos)
         fail("more than one '@'");
@@ -465,9 +472,46 @@ MailAddress parseAddrSpec(const std::string& spec, bool pattern)
     return a;
 }
 
+// squeezeAddrSpec - the obsolete syntax's CFWS around '.' and '@' outside
+// quotes removed ("john . doe @ example . com"); other blanks stay, so that
+// "a b@c" still fails.
+std::string squeezeAddrSpec(const std::string& s)
+{
+    std::string out;
+    bool quoted = false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        if (quoted) {
+            out += c;
+            if (c == '\\' && i + 1 < s.size())
+                out += s[++i];
+            else if (c == '"')
+                quoted = false;
+            continue;
+        }
+        if (isWsp(c)) {
+            std::size_t j = i;
+            while (j < s.size() && isWsp(s[j]))
+                ++j;
+            const bool afterSep = !out.empty() && (out.back() == '.' || out.back() == '@');
+            const bool beforeSep = j < s.size() && (s[j] == '.' || s[j] == '@');
+            if (!afterSep && !beforeSep)
+                out.append(s, i, j - i);
+            i = j - 1;
+            continue;
+        }
+        if (c == '"')
+            quoted = true;
+        out += c;
+    }
+    return out;
+}
+
+// parseMailbox - display names, comments and quoted strings outside the
+// addr-spec are display only: their bytes (Latin-1, broken UTF-8, RFC 2047
+// encoded words) are never decoded or judged. Only the addr-spec must read.
 MailAddress parseMailbox(const std::string& text, bool pattern)
 {
-    decodeUtf8(text); // validates
     std::string s = trim(stripComments(text));
     if (s.empty())
         fail("empty address");
@@ -475,7 +519,7 @@ MailAddress parseMailbox(const std::string& text, bool pattern)
     if (lt == std::string::npos) {
         if (findOutsideQuotes(s, '>') != std::string::npos)
             fail("'>' without '<'");
-        return parseAddrSpec(s, pattern);
+        return parseAddrSpec(squeezeAddrSpec(s), pattern);
     }
     std::size_t gt = findOutsideQuotes(s, '>', lt + 1);
     if (gt == std::string::npos)
@@ -484,7 +528,7 @@ MailAddress parseMailbox(const std::string& text, bool pattern)
         fail("'>' before '<'");
     if (!trim(s.substr(gt + 1)).empty())
         fail("text after '>'");
-    std::string inner = trim(s.substr(lt + 1, gt - lt - 1));
+    std::string inner = squeezeAddrSpec(trim(s.substr(lt + 1, gt - lt - 1)));
     if (inner.empty()) {
         if (pattern)
             fail("a pattern cannot be the null address <>");
@@ -534,42 +578,112 @@ MailAddress parseAddressPattern(const std::string& text)
     }
 }
 
-std::vector<MailAddress> parseAddressList(const std::string& text)
+namespace
 {
-    // Split at commas outside quotes, comments and angle brackets.
+
+// isPhrase - a group's display name: words (atext, 8-bit, '.'), quoted
+// strings and comments; an address hidden there would never be judged.
+bool isPhrase(const std::string& text)
+{
+    bool quoted = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (quoted) {
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                quoted = false;
+        } else if (c == '"') {
+            quoted = true;
+        } else if (!isAtext(static_cast<unsigned char>(c)) && c != '.' && !isWsp(c)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// splitMailboxes - the mailbox texts of an address list (RFC 5322 3.4 with
+// the obsolete empty elements): split at ',' and at a group's ':' and ';'
+// outside quotes, comments, angle brackets and domain literals.
+std::vector<std::string> splitMailboxes(const std::string& text, bool& sawGroup)
+{
     std::vector<std::string> parts(1);
     int depth = 0;
-    bool quoted = false, angle = false;
+    bool quoted = false, angle = false, literal = false, group = false;
     for (std::size_t i = 0; i < text.size(); ++i) {
-        char c = text[i];
-        if (c == '\\' && (quoted || depth > 0) && i + 1 < text.size()) {
+        const char c = text[i];
+        if (c == '\\' && (quoted || depth > 0)) {
+            if (i + 1 >= text.size())
+                fail("backslash at the end");
             parts.back().append(text, i, 2);
             ++i;
             continue;
         }
-        if (depth > 0)
+        if (depth > 0) {
             depth += c == '(' ? 1 : c == ')' ? -1 : 0;
-        else if (quoted)
+        } else if (quoted) {
             quoted = c != '"';
-        else if (c == '"')
+        } else if (c == '"') {
             quoted = true;
-        else if (c == '(')
+        } else if (c == '(') {
             depth = 1;
-        else if (c == '<')
+        } else if (literal) {
+            literal = c != ']';
+        } else if (c == '[') {
+            literal = true;
+        } else if (c == '<') {
+            if (angle)
+                fail("'<' inside '<...>'");
             angle = true;
-        else if (c == '>')
+        } else if (c == '>') {
             angle = false;
-        else if (c == ',' && !angle) {
+        } else if (!angle && c == ',') {
+            parts.emplace_back();
+            continue;
+        } else if (!angle && c == ':') {
+            if (group)
+                fail("a group inside a group");
+            if (!isPhrase(stripComments(parts.back())))
+                fail("group name " + showText(trim(parts.back())) + " is not a phrase");
+            parts.back().clear(); // the group's name is display only
+            group = sawGroup = true;
+            continue;
+        } else if (!angle && c == ';') {
+            if (!group)
+                fail("';' outside a group");
+            group = false;
             parts.emplace_back();
             continue;
         }
         parts.back() += c;
     }
+    if (depth > 0)
+        fail("unterminated comment");
+    if (quoted)
+        fail("unterminated quoted string");
+    if (angle || literal)
+        fail(angle ? "'<' without '>'" : "unterminated domain literal");
+    // A group left open ("Support: Team <a@b>") is read as one: its name
+    // holds no address (isPhrase), and every mailbox after it is judged.
+    return parts;
+}
+
+} // namespace
+
+std::vector<MailAddress> parseAddressList(const std::string& text)
+{
+    std::vector<std::string> parts;
+    bool sawGroup = false; // "undisclosed-recipients:;" names no mailbox, rightly
+    try {
+        parts = splitMailboxes(text, sawGroup);
+    } catch (const Fault& f) {
+        throw InputError("malformed address list " + showText(text) + ": " + f.what);
+    }
     std::vector<MailAddress> out;
     for (const std::string& part : parts)
         if (!trim(part).empty())
             out.push_back(parseAddress(part));
-    if (out.empty() && !trim(text).empty())
+    if (out.empty() && !trim(text).empty() && !sawGroup)
         throw InputError("malformed address list " + showText(text) + ": no address");
     return out;
 }

@@ -22,12 +22,18 @@ struct MailAddress {
     std::string spec() const;
 };
 
-/// parseAddress - the addr-spec of "a@b", "<a@b>", "Name <a@b>", "a@b (c)";
-/// "<>" gives the null address. Throws InputError for anything else.
+/// parseAddress - the addr-spec of "a@b", "<a@b>", "Name <a@b>", "a@b (c)",
+/// obsolete "<@route:a@b>" and "a . b @ c"; "<>" gives the null address. Only
+/// the addr-spec must read: display names, comments and quoted strings may hold
+/// any bytes (Latin-1, CP1252, broken UTF-8; RFC 2047 words are not decoded).
+/// 8-bit in the local part must be UTF-8 (RFC 6532), in the domain UTF-8 that
+/// makes an IDN. Throws InputError for anything else.
 MailAddress parseAddress(const std::string& text);
 
-/// parseAddressList - every mailbox of a header such as From ("a@b, Name <c@d>");
-/// empty text gives an empty list. Throws InputError naming the bad element.
+/// parseAddressList - every mailbox of a header such as From ("a@b, Name <c@d>"),
+/// groups included ("Team: a@b, c@d;"; the group name must be a phrase, an
+/// empty group gives no mailbox); empty text gives an empty list. Throws
+/// InputError naming the bad element.
 std::vector<MailAddress> parseAddressList(const std::string& text);
 
 /// parseAddressPattern - like parseAddress for an addr-spec, but '*' may also

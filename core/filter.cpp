@@ -473,9 +473,26 @@ Verdict CompiledFilter::checkAddress(const std::string& address, AddressField fi
 Verdict CompiledFilter::checkInbound(const std::string& envelopeSender,
                                      const std::string& headerFrom) const
 {
+    return checkInbound(envelopeSender, std::vector<std::string>{headerFrom});
+}
+
+Verdict CompiledFilter::checkInbound(const std::string& envelopeSender,
+                                     const std::vector<std::string>& headerFroms) const
+{
     bool nullSender = envelopeSender.find_first_not_of(" \t\r\n") == std::string::npos;
     MailAddress sender = nullSender ? MailAddress{} : parseAddress(envelopeSender);
-    std::vector<MailAddress> from = parseAddressList(headerFrom);
+    std::vector<MailAddress> from;
+    for (std::size_t i = 0; i < headerFroms.size(); ++i) {
+        try {
+            for (MailAddress& a : parseAddressList(headerFroms[i]))
+                from.push_back(std::move(a));
+        } catch (const InputError& e) {
+            if (headerFroms.size() == 1)
+                throw;
+            throw InputError("From field " + std::to_string(i + 1) + " of " +
+                             std::to_string(headerFroms.size()) + ": " + e.what());
+        }
+    }
 
     Verdict v;
     v.systemFilter = impl_->name;

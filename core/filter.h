@@ -154,6 +154,11 @@ public:
     /// and every mailbox of the header From ("" = no From header); blocked if
     /// any is. Throws InputError when either does not parse.
     Verdict checkInbound(const std::string& envelopeSender, const std::string& headerFrom) const;
+    /// checkInbound - the same for every From field of a message (none: no From
+    /// header): every mailbox of each is tested. Throws InputError naming the
+    /// field ("From field 2 of 3: ...") when one does not parse.
+    Verdict checkInbound(const std::string& envelopeSender,
+                         const std::vector<std::string>& headerFroms) const;
 
 private:
     struct Impl;

@@ -359,6 +359,12 @@ void MessageRewriter::oversized(char first)
 void MessageRewriter::streamField(const std::string& start)
 {
     const std::string name = start.substr(0, fieldNameLength(start));
+    if (lowered(name) == "from") { // too large to judge: the message fails closed
+        ++facts_.fromFields;
+        facts_.fromTooLarge = true;
+        facts_.tooManyFroms =
+            facts_.tooManyFroms || facts_.fromFields > static_cast<int>(kMaxFromFields);
+    }
     passing_ = isPopgateName(name) ? Passing::Drop : Passing::Pass;
     if (passing_ == Passing::Drop)
         facts_.hadPopgateHeaders = true;
@@ -392,9 +398,8 @@ void MessageRewriter::endField()
     if (name == "message-id" && !seenMessageId_) {
         seenMessageId_ = true;
         facts_.messageId = unfold(field);
-    } else if (name == "from" && !seenFrom_) {
-        seenFrom_ = true;
-        facts_.from = unfold(field);
+    } else if (name == "from") {
+        addFromField(facts_, unfold(field));
     } else if (name == "subject" && !seenSubject_) {
         seenSubject_ = true;
         facts_.subject = unfold(field);
@@ -419,6 +424,25 @@ void MessageRewriter::emit(const char* data, std::size_t n)
         return;
     sink_.write(data, static_cast<std::streamsize>(n));
     facts_.outputOctets += static_cast<std::int64_t>(n);
+}
+
+// ---- From fields -------------------------------------------------------------
+
+void addFromField(MessageFacts& facts, std::string body)
+{
+    ++facts.fromFields;
+    body = trim(body);
+    if (facts.fromFields > static_cast<int>(kMaxFromFields)) {
+        facts.tooManyFroms = true;
+        return;
+    }
+    if (body.size() > kMaxFromField) {
+        facts.fromTooLarge = true;
+        return;
+    }
+    if (facts.fromFields == 1)
+        facts.from = body;
+    facts.froms.push_back(std::move(body));
 }
 
 // ---- X-Popgate-Id -----------------------------------------------------------

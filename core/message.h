@@ -16,13 +16,25 @@
 namespace popgate
 {
 
+/// At most this many From fields are kept; a message with more is judged
+/// unreadable (MessageFacts::tooManyFroms), never by its first fields only.
+constexpr std::size_t kMaxFromFields = 16;
+/// A From field body (unfolded, trimmed) longer than this many octets is not
+/// kept; the message is judged unreadable (MessageFacts::fromTooLarge).
+constexpr std::size_t kMaxFromField = 16 * 1024;
+
 /// What the header section said (values unfolded, trimmed; empty when absent).
-/// For each of Message-ID, From, Return-Path and Subject the first occurrence wins.
+/// For each of Message-ID, Return-Path and Subject the first occurrence wins;
+/// every From field is kept (bounded: kMaxFromFields of kMaxFromField octets).
 struct MessageFacts {
-    std::string messageId;       ///< Message-ID, with its angle brackets
-    std::string from;            ///< the From header field body, as written
-    std::string returnPath;      ///< Return-Path addr-spec without brackets; "" for <> too
-    bool nullReturnPath = false; ///< Return-Path: <>
+    std::string messageId;          ///< Message-ID, with its angle brackets
+    std::string from;               ///< the first From field body, as written ("" if too large)
+    std::vector<std::string> froms; ///< every From field body, in order, within the limits
+    int fromFields = 0;             ///< From fields seen, kept or not
+    bool fromTooLarge = false;      ///< a From field body over kMaxFromField octets (not kept)
+    bool tooManyFroms = false;      ///< more than kMaxFromFields From fields (the rest not kept)
+    std::string returnPath;         ///< Return-Path addr-spec without brackets; "" for <> too
+    bool nullReturnPath = false;    ///< Return-Path: <>
     std::string subject;
     int popgateHops = 0; ///< Received: fields with "(popgate)" after " by " (receivedHeader's)
     bool hadPopgateHeaders = false; ///< X-Popgate-* arrived from outside (and was dropped)
@@ -41,9 +53,11 @@ struct MessageFacts {
 /// continuation line: that line starts the body and headerComplete stays false
 /// (so a message without a header section passes through unchanged). From the
 /// end of the header section on, everything is copied byte for byte.
-/// Memory: at most one header field is buffered (kMaxField, 64 KiB); a larger
-/// field is streamed unparsed (still dropped when its name is X-Popgate-*),
-/// and nothing of the body is buffered. Unbuffered itself: facts are exact
+/// Memory: at most one header field is buffered (kMaxField, 64 KiB) besides
+/// the kept From fields (kMaxFromFields x kMaxFromField); a larger field is
+/// streamed unparsed (still dropped when its name is X-Popgate-*; a From field
+/// sets fromTooLarge, so the message is never judged without it), and nothing
+/// of the body is buffered. Unbuffered itself: facts are exact
 /// after every write. A write fails (the stream sets badbit) once the sink has
 /// failed or after finish().
 class MessageRewriter : public std::streambuf
@@ -88,11 +102,16 @@ private:
     Passing passing_ = Passing::None;
     bool lineStreaming_ = false; ///< copying (or dropping) up to the next LF unbuffered
     bool seenMessageId_ = false;
-    bool seenFrom_ = false;
     bool seenReturnPath_ = false;
     bool seenSubject_ = false;
     MessageFacts facts_;
 };
+
+/// addFromField - records one From field body in facts under the limits above
+/// (body unfolded; it is trimmed here): kept in froms (and in from if it is the
+/// first), or only counted with fromTooLarge / tooManyFroms set. The rewriter and
+/// the milter both record From fields through it.
+void addFromField(MessageFacts& facts, std::string body);
 
 /// popgateIdHeader - the value of X-Popgate-Id for (account, uidl), authenticated
 /// with HMAC-SHA256(key, account '\0' uidl): "v1 a=ACCOUNT u=BASE64URL(UIDL) m=HEX32"

@@ -47,28 +47,53 @@ std::string envelopeSender(const MessageFacts& facts)
     return {};
 }
 
-ScreenVerdict judgeSenders(const CompiledFilter& filter, const std::string& envelopeSender,
-                           const std::string* headerFrom, Verdict* verdict)
+namespace
 {
+
+/// unreadable - the verdict for a sender that cannot be judged.
+ScreenVerdict unreadable(const CompiledFilter& filter, const std::string& why, Verdict* verdict)
+{
+    ScreenVerdict out{ScreenReason::SenderUnreadable,
+                      "sender unreadable: " + why + " (system filter \"" + filter.name() + "\")"};
+    if (verdict) {
+        *verdict = Verdict();
+        verdict->blocked = true;
+        verdict->systemFilter = filter.name();
+        verdict->reason = out.detail;
+    }
+    return out;
+}
+
+} // namespace
+
+ScreenVerdict judgeSenders(const CompiledFilter& filter, const std::string& envelopeSender,
+                           const MessageFacts* headers, Verdict* verdict)
+{
+    if (headers && headers->fromTooLarge)
+        return unreadable(
+            filter, "From field longer than " + std::to_string(kMaxFromField) + " octets", verdict);
+    if (headers && headers->tooManyFroms)
+        return unreadable(filter,
+                          "more than " + std::to_string(kMaxFromFields) + " From fields (" +
+                              std::to_string(headers->fromFields) + ")",
+                          verdict);
     const std::string sender = envelopeSender.empty() ? "<>" : envelopeSender;
     ScreenVerdict out;
     try {
-        Verdict v = headerFrom ? filter.checkInbound(sender, *headerFrom)
-                               : filter.checkAddress(sender, AddressField::EnvelopeSender);
+        Verdict v;
+        if (!headers) {
+            v = filter.checkAddress(sender, AddressField::EnvelopeSender);
+        } else if (!headers->froms.empty() || headers->from.empty()) {
+            v = filter.checkInbound(sender, headers->froms);
+        } else { // facts filled by hand with the first From only
+            v = filter.checkInbound(sender, std::vector<std::string>{headers->from});
+        }
         if (v.blocked)
             out = {ScreenReason::Blocked, v.reason};
         if (verdict)
             *verdict = std::move(v);
     } catch (const InputError& e) {
-        out = {ScreenReason::SenderUnreadable, std::string("unreadable sender address: ") +
-                                                   e.what() + " (system filter \"" +
-                                                   filter.name() + "\")"};
-        if (verdict) {
-            *verdict = Verdict();
-            verdict->blocked = true;
-            verdict->systemFilter = filter.name();
-            verdict->reason = out.detail;
-        }
+        return unreadable(filter, e.what(), verdict);
     }
     return out;
 }
@@ -86,9 +111,10 @@ ScreenVerdict screenFetched(const ScreenRules& rules, const MessageFacts& facts,
         return {ScreenReason::OwnMailbox, "mail loop: sent by the account's own mailbox <" +
                                               rules.ownMailbox + "> and already through popgate"};
     if (!rules.allowDuplicates && !duplicateOf.empty())
-        return {ScreenReason::Duplicate, "duplicate message-id (as uidl " + flatten(duplicateOf) + ")"};
+        return {ScreenReason::Duplicate,
+                "duplicate message-id (as uidl " + flatten(duplicateOf) + ")"};
     if (filter)
-        return judgeSenders(*filter, envelopeFrom, &facts.from);
+        return judgeSenders(*filter, envelopeFrom, &facts);
     return {};
 }
 

@@ -36,7 +36,7 @@ struct ScreenVerdict {
 /// What the fetch path checks besides the filter.
 struct ScreenRules {
     int maxHops = 3;
-    std::string ownMailbox;      ///< the account's mailbox; "" skips the own-mailbox rule
+    std::string ownMailbox; ///< the account's mailbox; "" skips the own-mailbox rule
     bool allowDuplicates = false;
 };
 
@@ -45,14 +45,19 @@ struct ScreenRules {
 std::string envelopeSender(const MessageFacts& facts);
 
 /// judgeSenders - the filter's verdict for the envelope sender ("" is <>) and,
-/// if headerFrom is given, every mailbox of the From field; a sender that does
-/// not parse is blocked (reason SenderUnreadable), never let through.
+/// if headers is given, every mailbox of every From field in it (facts.froms;
+/// facts.from when froms is empty). Fails closed: a sender that does not parse,
+/// a From field over kMaxFromField octets or more than kMaxFromFields From fields
+/// block the message (reason SenderUnreadable), never let it through unjudged.
+/// verdict, if given, gets the filter's Verdict (for an unreadable sender: blocked,
+/// with the same reason text).
 ScreenVerdict judgeSenders(const CompiledFilter& filter, const std::string& envelopeSender,
-                           const std::string* headerFrom, Verdict* verdict = nullptr);
+                           const MessageFacts* headers, Verdict* verdict = nullptr);
 
 /// screenFetched - loop, own mailbox, duplicate (duplicateOf: the UIDL of an
 /// earlier message with the same Message-ID, "" if none), then the filter
-/// (nullptr: none applies). The first rule that keeps the message out decides.
+/// (nullptr: none applies) on envelopeFrom and every From field of facts
+/// (judgeSenders). The first rule that keeps the message out decides.
 ScreenVerdict screenFetched(const ScreenRules& rules, const MessageFacts& facts,
                             const std::string& envelopeFrom, const std::string& duplicateOf,
                             const CompiledFilter* filter);

@@ -327,3 +327,108 @@ BOOST_AUTO_TEST_CASE(punycode_round_trip_property)
         }
     }
 }
+
+// ---- only the address must be readable (issue [H]) ---------------------------
+
+BOOST_AUTO_TEST_CASE(eight_bit_outside_the_addr_spec_is_display_only)
+{
+    struct Row {
+        const char* label;
+        std::string input;
+        std::string key; ///< "" when it must throw
+        std::string message;
+    };
+    const std::vector<Row> rows = {
+        {"Latin-1 display name", "J\xfcrgen <a@ok.example>", "a@ok.example", ""},
+        {"Latin-1 quoted display name", "\"M\xfcller, J\xfcrgen\" <a@ok.example>", "a@ok.example",
+         ""},
+        {"CP1252 display name (curly quotes, euro)", "\x93The Boss\x94 \x80 <a@ok.example>",
+         "a@ok.example", ""},
+        {"broken UTF-8 display name", "J\xc3\x41rgen \xe2\x82 <a@ok.example>", "a@ok.example", ""},
+        {"overlong UTF-8 in a quoted name", "\"\xc0\xaf\" <a@ok.example>", "a@ok.example", ""},
+        {"Latin-1 in a comment", "a@ok.example (J\xfcrgen)", "a@ok.example", ""},
+        {"RFC 2047 word is not decoded", "=?utf-8?q?x=40spam.example?= <a@ok.example>",
+         "a@ok.example", ""},
+        {"RFC 2047 word that names the address",
+         "\"=?iso-8859-1?q?a@ok.example?=\" <x@spam.example>", "x@spam.example", ""},
+        {"UTF-8 local part (SMTPUTF8) is accepted", "J\xc3\xbcrgen <j\xc3\xbcrgen@ok.example>",
+         "j\xc3\xbcrgen@ok.example", ""},
+        {"UTF-8 quoted local part", "\"j\xc3\xbc rgen\"@ok.example", "j\xc3\xbc rgen@ok.example",
+         ""},
+        {"Latin-1 local part is refused", "J\xfcrgen <j\xfcrgen@ok.example>", "",
+         "local part not valid UTF-8"},
+        {"Latin-1 in a quoted local part is refused", "\"j\xfc\"@ok.example", "",
+         "local part not valid UTF-8"},
+        {"Latin-1 in the domain is refused", "a@b\xfc.example", "", "not valid UTF-8"},
+        {"obsolete blanks around '.' and '@'", "john . doe @ ok . example", "john.doe@ok.example",
+         ""},
+        {"obsolete blanks inside <>", "Joe < x @ spam.example >", "x@spam.example", ""},
+        {"source route", "<@relay.ok.example,@b.example:x@spam.example>", "x@spam.example", ""},
+        {"blanks between atoms still fail", "john doe@ok.example", "",
+         "space not allowed in an unquoted local part"},
+    };
+    for (const Row& r : rows) {
+        BOOST_TEST_CONTEXT(r.label)
+        {
+            if (r.key.empty()) {
+                checkInputError([&] { parseAddress(r.input); }, r.message);
+            } else {
+                BOOST_TEST(parseAddress(r.input).key == r.key);
+                const auto list = parseAddressList(r.input);
+                BOOST_TEST_REQUIRE(list.size() == 1u);
+                BOOST_TEST(list[0].key == r.key);
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(groups_and_obsolete_lists)
+{
+    struct Row {
+        const char* label;
+        std::string input;
+        std::vector<std::string> keys;
+        std::string message; ///< non-empty: must throw with this
+    };
+    const std::vector<Row> rows = {
+        {"group with members",
+         "Friends: a@ok.example, Spam <x@spam.example>;",
+         {"a@ok.example", "x@spam.example"},
+         ""},
+        {"empty group names no mailbox", "undisclosed-recipients:;", {}, ""},
+        {"mailboxes around a group",
+         "a@ok.example, Team: b@ok.example; c@ok.example",
+         {"a@ok.example", "b@ok.example", "c@ok.example"},
+         ""},
+        {"quoted group name with a colon", "\"A: B\": a@ok.example;", {"a@ok.example"}, ""},
+        {"8-bit group name",
+         "Gr\xfc\xdf"
+         "e: a@ok.example;",
+         {"a@ok.example"},
+         ""},
+        {"group left open is read as one", "Support: Team <a@ok.example>", {"a@ok.example"}, ""},
+        {"colon inside <> is a route, not a group",
+         "<@r.example:a@ok.example>, b@ok.example",
+         {"a@ok.example", "b@ok.example"},
+         ""},
+        {"colon in a domain literal", "a@[IPv6:2001:db8::1]", {"a@[ipv6:2001:db8::1]"}, ""},
+        {"group name hiding an address", "x@spam.example: a@ok.example;", {}, "is not a phrase"},
+        {"group name with <>", "<x@spam.example>: a@ok.example;", {}, "is not a phrase"},
+        {"group inside a group", "A: B: a@ok.example;;", {}, "a group inside a group"},
+        {"';' outside a group", "a@ok.example; x@spam.example", {}, "';' outside a group"},
+        {"unterminated quote", "\"a <x@spam.example>", {}, "unterminated quoted string"},
+    };
+    for (const Row& r : rows) {
+        BOOST_TEST_CONTEXT(r.label)
+        {
+            if (!r.message.empty()) {
+                checkInputError([&] { parseAddressList(r.input); }, r.message);
+                continue;
+            }
+            std::vector<std::string> keys;
+            for (const MailAddress& a : parseAddressList(r.input))
+                keys.push_back(a.key);
+            BOOST_TEST(keys == r.keys, boost::test_tools::per_element());
+        }
+    }
+}

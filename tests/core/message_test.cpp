@@ -691,3 +691,119 @@ BOOST_AUTO_TEST_CASE(well_formed_for_odd_inputs)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// ---- every From field (issue [H]) -------------------------------------------
+
+BOOST_AUTO_TEST_CASE(every_from_field_is_kept_or_flagged)
+{
+    struct Row {
+        const char* label;
+        std::string header; ///< the header section without its blank line
+        std::vector<std::string> froms;
+        std::string from;
+        int fromFields;
+        bool tooLarge;
+        bool tooMany;
+    };
+    auto many = [](int n) {
+        std::string h;
+        for (int i = 0; i < n; ++i)
+            h += "From: a" + std::to_string(i) + "@ok.example\r\n";
+        return h;
+    };
+    std::vector<std::string> sixteen;
+    for (int i = 0; i < 16; ++i)
+        sixteen.push_back("a" + std::to_string(i) + "@ok.example");
+    const std::string huge(70000, 'A');
+    const std::string big(kMaxFromField, 'B');
+    const std::vector<Row> rows = {
+        {"one From", "From: a@ok.example\r\n", {"a@ok.example"}, "a@ok.example", 1, false, false},
+        {"two From fields, both kept in order",
+         "From: a@ok.example\r\nSubject: s\r\nfrom : x@spam.example\r\n",
+         {"a@ok.example", "x@spam.example"},
+         "a@ok.example",
+         2,
+         false,
+         false},
+        {"a folded second From, unfolded",
+         "From: a@ok.example\r\nFROM: Spam\r\n <x@spam.example>\r\n",
+         {"a@ok.example", "Spam <x@spam.example>"},
+         "a@ok.example",
+         2,
+         false,
+         false},
+        {"no From", "Subject: s\r\n", {}, "", 0, false, false},
+        {"70 000-character From (streamed past kMaxField) is flagged",
+         "From: \"" + huge + "\" <x@spam.example>\r\n",
+         {},
+         "",
+         1,
+         true,
+         false},
+        {"70 000-character second From is flagged, the first kept",
+         "From: a@ok.example\r\nFrom: \"" + huge + "\" <x@spam.example>\r\n",
+         {"a@ok.example"},
+         "a@ok.example",
+         2,
+         true,
+         false},
+        {"a From folded to 70 000 octets is flagged",
+         "From: x@spam.example\r\n" +
+             [&] {
+                 std::string f;
+                 for (int i = 0; i < 700; ++i)
+                     f += " (" + std::string(96, 'c') + ")\r\n";
+                 return f;
+             }(),
+         {},
+         "",
+         1,
+         true,
+         false},
+        {"From at kMaxField-ish 20 000 octets (buffered) is flagged",
+         "From: \"" + std::string(20000, 'A') + "\" <x@spam.example>\r\n",
+         {},
+         "",
+         1,
+         true,
+         false},
+        {"From of exactly kMaxFromField octets is kept",
+         "From: " + big + "\r\n",
+         {big},
+         big,
+         1,
+         false,
+         false},
+        {"From of kMaxFromField + 1 octets is flagged",
+         "From: " + big + "B\r\n",
+         {},
+         "",
+         1,
+         true,
+         false},
+        {"16 From fields are kept", many(16), sixteen, "a0@ok.example", 16, false, false},
+        {"17 From fields are too many", many(17), sixteen, "a0@ok.example", 17, false, true},
+        {"8-bit display name kept as written",
+         "From: J\xfcrgen <a@ok.example>\r\n",
+         {"J\xfcrgen <a@ok.example>"},
+         "J\xfcrgen <a@ok.example>",
+         1,
+         false,
+         false},
+    };
+    for (const Row& row : rows)
+        for (std::size_t chunk : kChunks) {
+            BOOST_TEST_CONTEXT(row.label << ", chunk " << chunk)
+            {
+                const std::string input = row.header + "\r\nbody\r\n";
+                const Result r = rewrite(input, chunk);
+                BOOST_TEST((r.output == kPrepend + input), "the message passes byte for byte");
+                BOOST_TEST(r.facts.froms == row.froms, boost::test_tools::per_element());
+                BOOST_TEST(r.facts.from == row.from);
+                BOOST_TEST(r.facts.fromFields == row.fromFields);
+                BOOST_TEST(r.facts.fromTooLarge == row.tooLarge);
+                BOOST_TEST(r.facts.tooManyFroms == row.tooMany);
+                BOOST_TEST(r.facts.headerComplete);
+            }
+        }
+}

@@ -5,6 +5,7 @@
 #include "core/screen.h"
 
 #include <boost/test/unit_test.hpp>
+#include <sstream>
 #include <vector>
 
 using namespace popgate;
@@ -35,7 +36,8 @@ CompiledFilter denySpam()
 MessageFacts facts(const std::string& from, const std::string& returnPath = "", int hops = 0)
 {
     MessageFacts f;
-    f.from = from;
+    if (!from.empty())
+        addFromField(f, from);
     f.returnPath = returnPath;
     f.popgateHops = hops;
     f.messageId = "<m@ok.example>";
@@ -62,7 +64,10 @@ BOOST_AUTO_TEST_CASE(envelope_sender)
          "a@ok.example"},
     };
     for (const auto& r : rows)
-        BOOST_TEST_CONTEXT(r.label) { BOOST_TEST(envelopeSender(r.facts) == r.expected); }
+        BOOST_TEST_CONTEXT(r.label)
+        {
+            BOOST_TEST(envelopeSender(r.facts) == r.expected);
+        }
 }
 
 BOOST_AUTO_TEST_CASE(fetched_messages)
@@ -93,14 +98,14 @@ BOOST_AUTO_TEST_CASE(fetched_messages)
          ScreenReason::Loop},
         {"hops at the limit pass", facts("a@ok.example", "", 3), "a@ok.example", "", true,
          ScreenReason::None},
-        {"own mailbox after popgate", facts("desk@company.example", "", 1),
-         "Desk@Company.Example", "", true, ScreenReason::OwnMailbox},
-        {"own mailbox, first pass", facts("desk@company.example"), "desk@company.example", "",
-         true, ScreenReason::None},
+        {"own mailbox after popgate", facts("desk@company.example", "", 1), "Desk@Company.Example",
+         "", true, ScreenReason::OwnMailbox},
+        {"own mailbox, first pass", facts("desk@company.example"), "desk@company.example", "", true,
+         ScreenReason::None},
         {"duplicate Message-ID", facts("a@ok.example"), "a@ok.example", "uidl-7", true,
          ScreenReason::Duplicate},
-        {"a loop is judged before the filter", facts("x@spam.example", "", 9), "x@spam.example",
-         "", true, ScreenReason::Loop},
+        {"a loop is judged before the filter", facts("x@spam.example", "", 9), "x@spam.example", "",
+         true, ScreenReason::Loop},
     };
     for (const auto& r : rows) {
         BOOST_TEST_CONTEXT(r.label)
@@ -114,8 +119,8 @@ BOOST_AUTO_TEST_CASE(fetched_messages)
         }
     }
     rules.allowDuplicates = true;
-    BOOST_TEST(screenFetched(rules, facts("a@ok.example"), "a@ok.example", "uidl-7", &filter)
-                   .admitted());
+    BOOST_TEST(
+        screenFetched(rules, facts("a@ok.example"), "a@ok.example", "uidl-7", &filter).admitted());
 }
 
 BOOST_AUTO_TEST_CASE(milter_reading_is_the_same)
@@ -124,16 +129,170 @@ BOOST_AUTO_TEST_CASE(milter_reading_is_the_same)
     // reasons, and a Verdict for its reply that agrees.
     const CompiledFilter filter = denySpam();
     Verdict v;
-    const std::string from = "x@spam.example";
+    const MessageFacts from = facts("x@spam.example");
     BOOST_TEST(judgeSenders(filter, "a@ok.example", &from, &v).reason == ScreenReason::Blocked);
     BOOST_TEST(v.blocked);
-    BOOST_TEST(judgeSenders(filter, "x@spam.example", nullptr, &v).reason ==
-               ScreenReason::Blocked);
+    BOOST_TEST(judgeSenders(filter, "x@spam.example", nullptr, &v).reason == ScreenReason::Blocked);
     BOOST_TEST(judgeSenders(filter, "", nullptr, &v).admitted()); // <> allowed by default
     BOOST_TEST(!v.blocked);
-    const std::string bad = "<<<";
+    const MessageFacts bad = facts("<<<");
     BOOST_TEST(judgeSenders(filter, "a@ok.example", &bad, &v).reason ==
                ScreenReason::SenderUnreadable);
     BOOST_TEST(v.blocked);
-    BOOST_TEST(v.reason.find("unreadable sender address") != std::string::npos);
+    BOOST_TEST(v.reason.find("sender unreadable: ") == 0u, v.reason);
+}
+
+namespace
+{
+
+/// fetched - the facts of a header section as the fetcher learns them (MessageRewriter).
+MessageFacts fetched(const std::string& header)
+{
+    std::ostringstream sink;
+    MessageRewriter rewriter(sink, "");
+    std::ostream out(&rewriter);
+    out << header << "\r\nbody\r\n";
+    out.flush();
+    return rewriter.finish();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(every_originator_is_judged_however_the_mail_is_built)
+{
+    // Issue [H]: each attack through the fetch path's facts and screenFetched,
+    // and the milter's way (addFromField per header, judgeSenders at the end).
+    const CompiledFilter filter = denySpam();
+    ScreenRules rules;
+    struct Row {
+        const char* label;
+        std::vector<std::string> froms; ///< From field bodies, in order
+        std::string returnPath;         ///< "" for none
+        ScreenReason expected;
+        const char* detail; ///< part of the verdict's detail; "" for none
+    };
+    const std::string huge(70000, 'A');
+    std::vector<std::string> seventeen(17, "a@ok.example");
+    std::vector<std::string> sixteen(16, "a@ok.example");
+    const std::vector<Row> rows = {
+        {"70 000-character display name, blocked domain, no Return-Path",
+         {"\"" + huge + "\" <x@spam.example>"},
+         "",
+         ScreenReason::SenderUnreadable,
+         "sender unreadable: From field longer than 16384 octets"},
+        {"70 000-character display name, allowed domain: fails closed too",
+         {"\"" + huge + "\" <a@ok.example>"},
+         "a@ok.example",
+         ScreenReason::SenderUnreadable,
+         "From field longer than"},
+        {"20 000-character From",
+         {"\"" + std::string(20000, 'A') + "\" <a@ok.example>"},
+         "",
+         ScreenReason::SenderUnreadable,
+         "From field longer than"},
+        {"second From blocked",
+         {"a@ok.example", "x@spam.example"},
+         "",
+         ScreenReason::Blocked,
+         "From <x@spam.example> blocked"},
+        {"first From blocked, second allowed",
+         {"x@spam.example", "a@ok.example"},
+         "",
+         ScreenReason::Blocked,
+         "blocked"},
+        {"two allowed From fields",
+         {"a@ok.example", "B <b@ok.example>"},
+         "",
+         ScreenReason::None,
+         ""},
+        {"17 From fields", seventeen, "a@ok.example", ScreenReason::SenderUnreadable,
+         "more than 16 From fields (17)"},
+        {"16 From fields", sixteen, "a@ok.example", ScreenReason::None, ""},
+        {"second From unreadable",
+         {"a@ok.example", "<<<"},
+         "",
+         ScreenReason::SenderUnreadable,
+         "From field 2 of 2"},
+        {"Latin-1 display name is delivered",
+         {"J\xfcrgen <a@ok.example>"},
+         "",
+         ScreenReason::None,
+         ""},
+        {"Latin-1 display name, blocked domain",
+         {"J\xfcrgen <x@spam.example>"},
+         "",
+         ScreenReason::Blocked,
+         "blocked"},
+        {"CP1252 display name",
+         {"\x93"
+          "Boss\x94 <a@ok.example>"},
+         "",
+         ScreenReason::None,
+         ""},
+        {"broken UTF-8 in a quoted name",
+         {"\"\xc3\xc3\" <a@ok.example>"},
+         "",
+         ScreenReason::None,
+         ""},
+        {"RFC 2047 word naming an allowed address",
+         {"=?utf-8?q?a=40ok.example?= <x@spam.example>"},
+         "",
+         ScreenReason::Blocked,
+         "blocked"},
+        {"a group's blocked member",
+         {"Friends: a@ok.example, x@spam.example;"},
+         "",
+         ScreenReason::Blocked,
+         "blocked"},
+        {"obsolete blanks around '@'", {"x @ spam.example"}, "", ScreenReason::Blocked, "blocked"},
+        {"source route",
+         {"<@relay.ok.example:x@spam.example>"},
+         "",
+         ScreenReason::Blocked,
+         "blocked"},
+        {"address hidden in a group name",
+         {"x@spam.example: a@ok.example;"},
+         "",
+         ScreenReason::SenderUnreadable,
+         "is not a phrase"},
+        {"Latin-1 local part",
+         {"j\xfcrgen@ok.example"},
+         "a@ok.example",
+         ScreenReason::SenderUnreadable,
+         "local part not valid UTF-8"},
+        {"UTF-8 local part", {"j\xc3\xbcrgen@ok.example"}, "", ScreenReason::None, ""},
+        {"empty group, Return-Path blocked",
+         {"undisclosed-recipients:;"},
+         "x@spam.example",
+         ScreenReason::Blocked,
+         "sender <x@spam.example> blocked"},
+        {"Return-Path blocked, two allowed From fields",
+         {"a@ok.example", "b@ok.example"},
+         "x@spam.example",
+         ScreenReason::Blocked,
+         "sender <x@spam.example> blocked"},
+    };
+    for (const Row& r : rows) {
+        BOOST_TEST_CONTEXT(r.label)
+        {
+            std::string header;
+            if (!r.returnPath.empty())
+                header += "Return-Path: <" + r.returnPath + ">\r\n";
+            for (const std::string& f : r.froms)
+                header += "From: " + f + "\r\n";
+            const MessageFacts f = fetched(header + "Subject: s\r\n");
+            const ScreenVerdict fetch = screenFetched(rules, f, envelopeSender(f), "", &filter);
+            BOOST_TEST(screenReasonName(fetch.reason) == screenReasonName(r.expected));
+            BOOST_TEST(fetch.detail.find(r.detail) != std::string::npos, fetch.detail);
+
+            MessageFacts milter; // the milter: one addFromField per header callback
+            for (const std::string& from : r.froms)
+                addFromField(milter, from);
+            Verdict v;
+            const ScreenVerdict m = judgeSenders(filter, r.returnPath, &milter, &v);
+            BOOST_TEST(screenReasonName(m.reason) == screenReasonName(r.expected));
+            BOOST_TEST(v.blocked == !m.admitted());
+            BOOST_TEST(v.reason.find(r.detail) != std::string::npos, v.reason);
+        }
+    }
 }
