@@ -88,8 +88,11 @@ void createDatabaseFile(const std::string& description, const std::string& path)
     }
     struct stat dir {
     };
-    if (::stat(Poco::Path(path).parent().toString().c_str(), &dir) == 0)
-        (void)::fchown(fd, static_cast<uid_t>(-1), dir.st_gid);
+    // The directory's group (popgate-db in the package), where the creator may
+    // set it; where it may not, the file keeps the creator's group: not an error.
+    if (::stat(Poco::Path(path).parent().toString().c_str(), &dir) == 0 &&
+        ::fchown(fd, static_cast<uid_t>(-1), dir.st_gid) != 0)
+        errno = 0;
     const bool ok = ::fchmod(fd, kDatabaseMode) == 0;
     const int error = errno;
     ::close(fd);

@@ -121,7 +121,7 @@ private:
         registerMilter(source, pool, log);
         if (smfi_setconn(const_cast<char*>(settings.socket.c_str())) != MI_SUCCESS)
             throw InputError("milter.socket: libmilter refuses '" + flatten(settings.socket) + "'");
-        ::umask(007); // socket 0770: the MTA reaches it through the popgate group
+        ::umask(007); // socket 0770: the MTA reaches it through the popgate-milter group
         if (smfi_opensocket(true) != MI_SUCCESS)
             throw OperationError("cannot listen on " + settings.socket +
                                  " (in use, or the directory is missing or not writable)");
