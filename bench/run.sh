@@ -355,18 +355,20 @@ database.path = $w/popgate.db
 secret_key_file = $w/secret.key
 header_key_file = $w/header.key
 accounts_dir = $w/accounts.d
+secrets_dir = $w/secrets
 spool_dir = $w/spool
 debug_log_dir = $w/debug
 reinject.port = $sink_port
 CONF
   # Provisioned accounts (accounts.d, one file each, the password from secret_file) and
   # one `config apply`: a thousand `account add` would each start popgatectl.
-  printf '%s\n' "$password" > "$w/pop3.secret" && chmod 600 "$w/pop3.secret"
+  mkdir -p "$w/secrets"
+  printf '%s\n' "$password" > "$w/secrets/pop3.secret" && chmod 600 "$w/secrets/pop3.secret"
   local u
   for u in "$@"; do
     printf '%s\n' "server = 127.0.0.1" "port = $pop_port" "user = $u" "security = none" \
       "plaintext-auth = yes" "mailbox = $rcpt" "poll-interval = ${IDLE_INTERVAL}s" \
-      "secret_file = $w/pop3.secret" > "$w/accounts.d/$u.conf"
+      "secret_file = $w/secrets/pop3.secret" > "$w/accounts.d/$u.conf"
   done
   local ctl=("$popgatectl" --config="$w/popgate.conf")
   "${ctl[@]}" db migrate >/dev/null

@@ -139,7 +139,7 @@ private:
     // module) opens at the current schema. Returns the number of provisioned accounts.
     static std::size_t preflight(const Config& config)
     {
-        const auto declared = loadProvisioned(config.str("accounts_dir"));
+        const auto declared = loadProvisioned(config);
         checkKeyFile(config.str("header_key_file"), KeyFile::Creatable);
         checkKeyFile(config.str("secret_key_file"), KeyFile::Optional);
         requireWritableDirectory("spool_dir", config.str("spool_dir"));

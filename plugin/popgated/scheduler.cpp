@@ -424,7 +424,7 @@ void housekeeping(const Config& config, Store& store, Poco::Logger& log)
 // Throws InputError for a bad file, OperationError for the database.
 void provision(const Config& config, Store& main, Poco::Logger& log)
 {
-    const auto declared = loadProvisioned(config.str("accounts_dir"));
+    const auto declared = loadProvisioned(config);
     if (declared.empty())
         return;
     const auto r =

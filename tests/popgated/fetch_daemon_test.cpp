@@ -174,12 +174,16 @@ BOOST_AUTO_TEST_CASE(sighup_applies_accounts_d)
                 message({"From: a@example.com", "Message-ID: " + mid("hup")}, "hup\r\n"));
     const std::string dir = gw.file("accounts.d");
     Poco::File(dir).createDirectories();
-    writeFile(gw.file("hup.secret"), s.password + "\n");
+    // The secret in secrets_dir, owned by root, not readable by others: what
+    // popgated (as config check) requires before it reads a secret_file.
+    Poco::File(gw.file("secrets")).createDirectories();
+    writeFile(gw.file("secrets/hup.secret"), s.password + "\n");
+    ::chmod(gw.file("secrets/hup.secret").c_str(), 0600);
     writeFile(dir + "/hup.conf",
               "server = " + s.dovecotHost + "\nport = " + std::to_string(s.pop3sPort) +
                   "\nsecurity = ssl-tls\nuser = " + s.user2 + "\ntls-ca-file = " + s.ca +
                   "\nmailbox = hup@example.com\ndeliver-to = " + to +
-                  "\npoll-interval = 10s\nsecret_file = " + gw.file("hup.secret") + "\n");
+                  "\npoll-interval = 10s\nsecret_file = " + gw.file("secrets/hup.secret") + "\n");
     ::kill(d.pid(), SIGHUP);
     BOOST_TEST(d.logs("account=hup provisioned from", std::chrono::seconds(10)), d.log());
     BOOST_TEST(within(std::chrono::seconds(25), [&] { return deliveredCount(to) == 1; }),

@@ -287,6 +287,7 @@ Gateway::Gateway(const Servers& servers) : servers_(servers)
         {"secret_key_file", dir_.file("secret.key")},
         {"header_key_file", dir_.file("header.key")},
         {"accounts_dir", dir_.file("accounts.d")},
+        {"secrets_dir", dir_.file("secrets")},
         {"debug_log_dir", dir_.file("debug")},
         {"spool_dir", dir_.file("spool")},
         {"reinject.host", "127.0.0.1"},
