@@ -41,9 +41,8 @@ struct PopgateHeader {
 
 /// One SMTP transaction; reset at MAIL FROM, end of message and abort.
 struct Envelope {
-    std::string sender; ///< MAIL FROM without angle brackets; "" for <>
-    std::string headerFrom;
-    bool haveFrom = false;
+    std::string sender;      ///< MAIL FROM without angle brackets; "" for <>
+    MessageFacts headers;    ///< every From field, under core's limits (addFromField)
     bool unfiltered = false; ///< the database failed and milter.on_database_error = accept
     std::vector<PopgateHeader> popgateHeaders;
     std::map<std::string, int> counts; ///< lower-case X-Popgate-* name -> fields seen
@@ -153,13 +152,13 @@ sfsistat act(SMFICTX* ctx, Connection& c, const std::string& reason)
     return SMFIS_TEMPFAIL;
 }
 
-/// judge - the core's verdict (core/screen.h: an address that does not
-/// parse is blocked, the same rule popgated applies).
-Verdict judge(const CompiledFilter& filter, const Envelope& e, bool withHeaderFrom)
+/// judge - the core's verdict on the envelope sender and, with the headers,
+/// every From field (core/screen.h: a sender that cannot be read, a From field
+/// too large or too many of them block the message, the rule popgated applies).
+Verdict judge(const CompiledFilter& filter, const Envelope& e, bool withHeaders)
 {
     Verdict v;
-    const std::string from = e.haveFrom ? e.headerFrom : "";
-    judgeSenders(filter, e.sender, withHeaderFrom ? &from : nullptr, &v);
+    judgeSenders(filter, e.sender, withHeaders ? &e.headers : nullptr, &v);
     return v;
 }
 
@@ -296,9 +295,8 @@ sfsistat onHeader(SMFICTX* ctx, char* name, char* value)
             return SMFIS_CONTINUE;
         const std::string field = name;
         const std::string lower = Poco::toLower(field);
-        if (lower == "from" && !c->envelope.haveFrom) {
-            c->envelope.headerFrom = unfold(value);
-            c->envelope.haveFrom = true;
+        if (lower == "from") {
+            addFromField(c->envelope.headers, unfold(value));
         } else if (lower.compare(0, std::string(kHeaderPrefix).size(), kHeaderPrefix) == 0) {
             PopgateHeader h;
             h.name = field;
@@ -403,6 +401,11 @@ void registerMilter(SnapshotSource& source, StorePool& pool, Poco::Logger& log)
     desc.xxfi_close = onClose;
     if (smfi_register(desc) != MI_SUCCESS)
         throw OperationError("libmilter: smfi_register failed");
+    // libmilter's default limit (64 KiB per command) would drop the session on a
+    // longer header field, and the MTA would only tempfail it; with 1 MiB the
+    // field arrives (Postfix's header_size_limit is 100 KiB) and the core judges
+    // it: a From field over kMaxFromField is rejected as unreadable.
+    smfi_setmaxdatasize(1024 * 1024);
 }
 
 } // namespace popgate

@@ -272,3 +272,55 @@ BOOST_AUTO_TEST_CASE(duplicate_backstop_on_postgresql)
     }
     run("/usr/bin/env", {"psql", "-q", connect + " dbname=postgres", "-c", "DROP DATABASE " + db});
 }
+
+BOOST_AUTO_TEST_CASE(every_from_field_through_postfix)
+{
+    // Issue [H]: the From-based attacks through real Postfix and the milter.
+    PostfixWithMilter p;
+    const PostfixEnv& env = p.env;
+    struct Row {
+        const char* label;
+        std::string from;  ///< the first From field's body
+        std::string extra; ///< more header fields, CRLF-terminated
+        const char* reply; ///< part of the 550 reply; "" when it must be delivered
+    };
+    const std::vector<Row> rows = {
+        {"70 000-character From: 550 5.7.1 sender unreadable",
+         "\"" + std::string(70000, 'A') + "\" <x@bad.com>", "", "sender unreadable: From field"},
+        {"70 000-character From with an allowed address: 550 too",
+         "\"" + std::string(70000, 'A') + "\" <a@good.org>", "", "sender unreadable: From field"},
+        {"a second From with a blocked address: 550", "<a@good.org>", "From: Bad <b@bad.com>\r\n",
+         "From <b@bad.com> blocked by system filter \"inbound\""},
+        {"17 From fields: 550", "<a@good.org>",
+         [] {
+             std::string h;
+             for (int i = 0; i < 16; ++i)
+                 h += "From: <a@good.org>\r\n";
+             return h;
+         }(),
+         "sender unreadable: more than 16 From fields"},
+        {"a Latin-1 display name is delivered", "J\xfcrgen <juergen@good.org>", "", ""},
+    };
+    for (const Row& row : rows) {
+        BOOST_TEST_CONTEXT(row.label)
+        {
+            const std::string local = uniqueLocal("froms");
+            const std::string rcpt = local + "@" + env.domain;
+            try {
+                send(env, env.smtpPort, "a@good.org", rcpt, message(row.from, rcpt, row.extra));
+                BOOST_TEST(!*row.reply, "Postfix accepted it");
+            } catch (const Poco::Net::SMTPException& e) {
+                const std::string reply = e.displayText();
+                BOOST_TEST(*row.reply, "refused: " << reply);
+                BOOST_TEST(reply.find("550 5.7.1") != std::string::npos, reply);
+                BOOST_TEST(reply.find(row.reply) != std::string::npos, reply);
+            }
+            if (!*row.reply) {
+                const auto mails = delivered(env, local);
+                BOOST_TEST_REQUIRE(mails.size() == 1u, "nothing delivered; see " << env.log);
+                BOOST_TEST(mails[0].find("From: J\xfcrgen <juergen@good.org>") !=
+                           std::string::npos);
+            }
+        }
+    }
+}

@@ -3,6 +3,7 @@
 --   queueid     macro i
 --   sender      MAIL FROM argument, e.g. <x@bad.com> or <>
 --   from        header From (omitted when unset)
+--   from_count  how many times the From header is sent (default 1)
 --   hdr1..hdr9  more header fields, "Name: value"
 --   at_mail     expected reply to MAIL FROM: continue | replycode (then the script ends)
 --   at_eom      expected reply at end of message: accept | discard | replycode | tempfail | continue
@@ -28,7 +29,11 @@ end
 if not mt.test_option(conn, SMFIP_NORCPT) then
   check(mt.rcptto(conn, "<rcpt@popgate.test>") == nil, "rcptto")
 end
-if from then check(mt.header(conn, "From", from) == nil, "header From") end
+if from then
+  for i = 1, tonumber(from_count or "1") do
+    check(mt.header(conn, "From", from) == nil, "header From " .. i)
+  end
+end
 for i = 1, 9 do
   local h = _G["hdr" .. i]
   if h then
