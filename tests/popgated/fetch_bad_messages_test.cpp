@@ -10,6 +10,8 @@
 #include "tests/support/fake_pop3_server.h"
 
 #include <Poco/DigestEngine.h>
+#include <Poco/DirectoryIterator.h>
+#include <Poco/File.h>
 #include <Poco/SHA2Engine.h>
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
@@ -323,4 +325,80 @@ BOOST_AUTO_TEST_CASE(messages_over_a_size_limit_get_a_clear_error_and_stay)
         settle();
         BOOST_TEST(deliveredCount(to) == 1);
     }
+}
+
+BOOST_AUTO_TEST_CASE(every_from_field_is_judged_however_the_mail_is_built)
+{
+    // Issue [H]: a From too large to parse, a blocked second From and a Latin-1
+    // display name, fetched from Dovecot with a deny filter for bad.example.
+    Servers s;
+    EmptyMailboxes mailbox({s.maildir2});
+    Gateway gw(s);
+    const std::string to = uniqueAddress("froms");
+    gw.addDovecotAccount("froms", s.user2, to);
+    gw.ctl({"filter", "add", "inbound", "--default=yes"});
+    gw.ctl({"filter", "address", "add", "spam", "--type=deny", "--domains=bad.example"});
+    gw.ctl({"filter", "attach", "inbound", "spam"});
+
+    struct Row {
+        const char* label;
+        std::string messageId;
+        std::string bytes;
+        bool blocked;
+        const char* reason; ///< part of the log line of a blocked message
+    };
+    const std::vector<Row> rows = {
+        {"a 70 000-character From (no Return-Path) is ignored, never delivered", mid("hugefrom"),
+         message({"From: \"" + std::string(70000, 'A') + "\" <x@bad.example>",
+                  "Message-ID: " + mid("hugefrom")},
+                 "huge\r\n"),
+         true, "sender unreadable: From field longer than 16384 octets"},
+        {"a second From field with a blocked address is ignored", mid("twofrom"),
+         message({"From: a@good.example", "From: x@bad.example", "Message-ID: " + mid("twofrom")},
+                 "two\r\n"),
+         true, "From <x@bad.example> blocked"},
+        {"a Latin-1 display name is delivered", mid("latin1"),
+         message({"From: J\xfcrgen <juergen@good.example>", "Message-ID: " + mid("latin1")},
+                 "gr\xfc\xdf"
+                 "e\r\n"),
+         false, ""},
+    };
+    for (const auto& row : rows)
+        dropMessage(s.maildir2, row.bytes);
+
+    const RunResult r = gw.once();
+    BOOST_TEST(r.status == 0, r.err);
+    settle();
+    const auto copies = delivered(to);
+    const auto ledger = gw.ledger("froms");
+    const auto lines = messageLines(r.err);
+    const std::string quarantine = gw.spoolDir() + "/quarantine/froms";
+    for (const auto& row : rows) {
+        BOOST_TEST_CONTEXT(row.label)
+        {
+            int inPostfix = 0;
+            for (const auto& c : copies)
+                inPostfix += c.first("Message-ID") == row.messageId;
+            BOOST_TEST(inPostfix == (row.blocked ? 0 : 1));
+            std::string state, status, text;
+            for (const auto& l : ledger)
+                if (l.messageId == row.messageId)
+                    state = l.state;
+            for (const auto& l : lines)
+                if (l.get("message-id") == row.messageId) {
+                    status = l.get("status");
+                    text = l.text;
+                }
+            BOOST_TEST(state == (row.blocked ? "ignored" : "injected"));
+            BOOST_TEST(status == (row.blocked ? "ignored" : "delivered"), text);
+            BOOST_TEST(text.find(row.reason) != std::string::npos, text);
+            bool quarantined = false;
+            if (Poco::File(quarantine).exists())
+                for (Poco::DirectoryIterator it(quarantine), end; it != end; ++it)
+                    if (readFile(it->path()).find(row.messageId) != std::string::npos)
+                        quarantined = true;
+            BOOST_TEST(quarantined == row.blocked);
+        }
+    }
+    BOOST_TEST(countMessages(s.maildir2) == 0);
 }
