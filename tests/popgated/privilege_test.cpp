@@ -19,6 +19,7 @@
 #include <boost/test/unit_test.hpp>
 #include <cstdlib>
 #include <functional>
+#include <iostream>
 #include <ostream>
 #include <pwd.h>
 #include <sstream>
@@ -55,8 +56,8 @@ struct TestUser {
     }
     ~TestUser()
     {
-        if (created)
-            std::system((std::string("/usr/sbin/userdel ") + kTestUser).c_str());
+        if (created && std::system((std::string("/usr/sbin/userdel ") + kTestUser).c_str()) != 0)
+            std::cerr << "privilege_test: could not remove the test user " << kTestUser << "\n";
     }
     bool created = false;
 };
