@@ -6,6 +6,7 @@
 #include "tests/support/testsupport.h"
 
 #include <boost/test/unit_test.hpp>
+#include <sstream>
 
 using namespace popgate;
 
@@ -67,8 +68,31 @@ BOOST_AUTO_TEST_CASE(conf_sample_is_generated_from_the_table)
     BOOST_TEST(shipped == sampleConfig());
     // The sample, uncommented, parses to the defaults.
     BOOST_CHECK_NO_THROW(Config::parse(sampleConfig(), "sample"));
-    for (const auto& key : configKeys())
-        BOOST_TEST(shipped.find(std::string("#") + key.name + " =") != std::string::npos, key.name);
+    // Independently of sampleConfig(): each key of the table is a whole line
+    // "#key = default" of the shipped file, and the shipped file uncommented
+    // parses to exactly the documented defaults.
+    std::string uncommented;
+    std::istringstream lines(shipped);
+    for (std::string line; std::getline(lines, line);)
+        if (line.size() > 1 && line[0] == '#' && line.find(" =") != std::string::npos &&
+            line[1] != ' ')
+            uncommented += line.substr(1) + "\n";
+    const Config parsed = Config::parse(uncommented, "shipped sample");
+    for (const auto& key : configKeys()) {
+        BOOST_TEST_CONTEXT(key.name)
+        {
+            const std::string line = std::string("#") + key.name + " = " + key.defaultValue;
+            BOOST_TEST((shipped.find("\n" + line + "\n") != std::string::npos ||
+                        (!*key.defaultValue && shipped.find(std::string("\n#") + key.name +
+                                                            " =\n") != std::string::npos)),
+                       "no line '" << line << "' in conf/popgate.conf");
+            const bool listed =
+                (uncommented.find(std::string(key.name) + " =") == 0u ||
+                 uncommented.find(std::string("\n") + key.name + " =") != std::string::npos);
+            BOOST_TEST(listed, "key missing from conf/popgate.conf");
+            BOOST_TEST(parsed.str(key.name) == Config::defaults().str(key.name));
+        }
+    }
 }
 
 BOOST_AUTO_TEST_CASE(load_and_resolve)

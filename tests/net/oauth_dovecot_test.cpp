@@ -8,14 +8,15 @@
 #include "core/dbdrivers.h"
 #include "core/oauth.h"
 #include "plugin/net/oauth_client.h"
-#include "popgatectl/oauth_grants.h"
 #include "plugin/net/oauth_sasl.h"
 #include "plugin/net/pop3_client.h"
-#include "tests/support/token_server.h"
+#include "popgatectl/oauth_grants.h"
 #include "tests/support/testsupport.h"
+#include "tests/support/token_server.h"
 
 #include <Poco/AutoPtr.h>
 #include <Poco/Channel.h>
+#include <Poco/File.h>
 #include <Poco/JSON/Parser.h>
 #include <Poco/Logger.h>
 #include <Poco/Message.h>
@@ -212,7 +213,14 @@ BOOST_AUTO_TEST_CASE(xoauth2_and_oauthbearer_log_in_to_dovecot)
             a.server = "127.0.0.1";
             a.port = w.port();
             authenticateOAuth(client, a, token);
-            BOOST_TEST(client.stat().messages >= 0);
+            // Logged in as that user: STAT sees exactly what is in its maildir.
+            int inMaildir = 0;
+            for (const char* sub : {"/new", "/cur"}) {
+                std::vector<std::string> names;
+                Poco::File(w.maildir() + sub).list(names);
+                inMaildir += static_cast<int>(names.size());
+            }
+            BOOST_TEST(client.stat().messages == inMaildir);
             client.quit();
             BOOST_TEST(trace.text.find(token) == std::string::npos, trace.text);
             BOOST_TEST(
@@ -582,11 +590,17 @@ BOOST_AUTO_TEST_CASE(popgatectl_device_flow_and_nothing_secret_anywhere)
     {
         Pop3Client client(w.settings(&trace));
         client.open();
+        bool refused = false;
         try {
             authenticateOAuth(client, a, token + "x");
         } catch (const Pop3Error& e) {
+            refused = true;
+            BOOST_TEST(std::string(e.what()).find(
+                           "AUTH OAUTHBEARER: access token refused (status invalid_token)") == 0u,
+                       e.what());
             error += std::string("\n") + e.what();
         }
+        BOOST_TEST(refused, "Dovecot refuses a wrong token");
     }
 
     const std::string all =

@@ -31,6 +31,12 @@ void runRows(const MilterProcess& milter, const std::vector<Row>& rows)
     for (const auto& row : rows) {
         BOOST_TEST_CONTEXT(row.label)
         {
+            // A reply code alone would pass a 550 where a 451 is due: every
+            // replycode row at end of message names the code, enhanced code and text.
+            auto eom = row.globals.find("at_eom");
+            if (eom != row.globals.end() && eom->second == "replycode")
+                BOOST_TEST_REQUIRE(row.globals.count("reply_text") == 1,
+                                   "replycode row without reply_code/reply_xcode/reply_text");
             const RunResult r = miltertest(milter.port(), row.globals);
             BOOST_TEST(r.status == 0, "miltertest: " << r.out << r.err << "\nmilter log:\n"
                                                      << milter.log());
@@ -41,6 +47,33 @@ void runRows(const MilterProcess& milter, const std::vector<Row>& rows)
         }
     }
 }
+
+/// reply - g expecting this SMTP reply at end of message (miltertest MT_SMTPREPLY
+/// compares the code, the enhanced code and the whole text).
+Globals reply(Globals g, const std::string& code, const std::string& xcode, const std::string& text)
+{
+    g["at_eom"] = "replycode";
+    g["reply_code"] = code;
+    g["reply_xcode"] = xcode;
+    g["reply_text"] = text;
+    return g;
+}
+
+/// rejected - g expecting 550 5.7.1 with this reason.
+Globals rejected(Globals g, const std::string& reason)
+{
+    return reply(std::move(g), "550", "5.7.1", reason);
+}
+
+/// fromBlocked - the 550 text for a header From address in domain bad.com.
+std::string fromBlocked(const std::string& address)
+{
+    return "From <" + address +
+           "> blocked by system filter \"inbound\", address filter \"spam\" (deny, domain bad.com)";
+}
+
+const char* const kBadText = "sender <x@bad.com> blocked by system filter \"inbound\", address "
+                             "filter \"spam\" (deny, domain bad.com)";
 
 const char* const kBadReason =
     R"(\(sender <x@bad\.com> blocked by system filter "inbound", address filter "spam" \(deny, domain bad\.com\)\))";
@@ -68,10 +101,9 @@ BOOST_AUTO_TEST_CASE(reject_at_mail_from_and_at_end_of_message)
               {"at_eom", "accept"}},
              R"(queue-id=MF3 from=<friend@bad\.com> action=accept \()"},
             {"allowed envelope, blocked header From: 550 5.7.1 at end of message",
-             {{"queueid", "EM1"},
-              {"sender", "<a@good.org>"},
-              {"from", "Bad Guy <b@bad.com>"},
-              {"at_eom", "replycode"}},
+             rejected(
+                 {{"queueid", "EM1"}, {"sender", "<a@good.org>"}, {"from", "Bad Guy <b@bad.com>"}},
+                 fromBlocked("b@bad.com")),
              R"(queue-id=EM1 from=<a@good\.org> action=reject \(From <b@bad\.com> blocked by system filter "inbound", address filter "spam" \(deny, domain bad\.com\)\))"},
             {"null sender allowed (allow_null_sender = yes)",
              {{"queueid", "NS1"},
@@ -207,11 +239,11 @@ BOOST_AUTO_TEST_CASE(reinjected_copies_and_duplicates)
     runRows(
         milter,
         {{"reinjection listener without a valid id: filtered at end of message",
-          {{"queueid", "R8"},
-           {"daemon", "POPGATE"},
-           {"sender", "<x@bad.com>"},
-           {"at_mail", "continue"},
-           {"at_eom", "replycode"}},
+          rejected({{"queueid", "R8"},
+                    {"daemon", "POPGATE"},
+                    {"sender", "<x@bad.com>"},
+                    {"at_mail", "continue"}},
+                   kBadText),
           (std::string("queue-id=R8 from=<x@bad\\.com> action=reject ") + kBadReason).c_str()}});
 }
 
@@ -229,11 +261,11 @@ BOOST_AUTO_TEST_CASE(database_down_tempfails_unless_configured_to_accept)
                      {{"queueid", "DB1"}, {"sender", "<a@good.org>"}, {"at_mail", "replycode"}},
                      "queue-id=DB1 from=<a@good\\.org> action=tempfail \\(database error: "},
                     {"reinjected copy: 451 4.3.0 at end of message",
-                     {{"queueid", "DB2"},
-                      {"daemon", "POPGATE"},
-                      {"sender", "<a@good.org>"},
-                      {"hdr1", "X-Popgate-Id: " + world.popgateId("helpdesk", "u1")},
-                      {"at_eom", "replycode"}},
+                     reply({{"queueid", "DB2"},
+                            {"daemon", "POPGATE"},
+                            {"sender", "<a@good.org>"},
+                            {"hdr1", "X-Popgate-Id: " + world.popgateId("helpdesk", "u1")}},
+                           "451", "4.3.0", "popgate-milter: database unavailable, try again later"),
                      "queue-id=DB2 from=<a@good\\.org> action=tempfail \\(database error: "},
                 });
     }
@@ -310,6 +342,7 @@ BOOST_AUTO_TEST_CASE(filter_edits_and_reload_reach_new_connections)
     runRows(milter, {{"not listed yet",
                       {{"queueid", "G1"}, {"sender", "<z@later.org>"}, {"at_eom", "accept"}},
                       "queue-id=G1 from=<z@later\\.org> action=accept"}});
+    std::int64_t generation = 0;
     {
         Store store(world.config());
         FilterStore filters(store);
@@ -317,9 +350,18 @@ BOOST_AUTO_TEST_CASE(filter_edits_and_reload_reach_new_connections)
         BOOST_TEST_REQUIRE(spam.has_value());
         spam->domains.push_back("later.org");
         filters.updateAddressFilter(*spam);
+        generation = filters.generation();
     }
-    std::this_thread::sleep_for(
-        std::chrono::milliseconds(1100)); // generation is looked at once a second
+    // The generation is looked at by a new connection at most once a second:
+    // connect (allowed sender) until the milter logs the new generation in use.
+    const std::regex inUse("generation " + std::to_string(generation) + " in use");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!std::regex_search(milter.log(), inUse) && std::chrono::steady_clock::now() < deadline)
+        miltertest(milter.port(),
+                   {{"queueid", "G0"}, {"sender", "<a@good.org>"}, {"at_eom", "accept"}});
+    BOOST_TEST_REQUIRE(std::regex_search(milter.log(), inUse), "generation " << generation
+                                                                             << " never in use:\n"
+                                                                             << milter.log());
     runRows(milter, {{"listed now: the next connection sees the new generation",
                       {{"queueid", "G2"}, {"sender", "<z@later.org>"}, {"at_mail", "replycode"}},
                       "queue-id=G2 from=<z@later\\.org> action=reject"}});
@@ -350,18 +392,19 @@ BOOST_AUTO_TEST_CASE(every_from_field_is_judged_however_the_mail_is_built)
         milter,
         {
             {"a second From field with a blocked address: 550",
-             {{"queueid", "H3"},
-              {"sender", "<a@good.org>"},
-              {"from", "<a@good.org>"},
-              {"hdr1", "From: Bad Guy <b@bad.com>"},
-              {"at_eom", "replycode"}},
+             rejected({{"queueid", "H3"},
+                       {"sender", "<a@good.org>"},
+                       {"from", "<a@good.org>"},
+                       {"hdr1", "From: Bad Guy <b@bad.com>"}},
+                      fromBlocked("b@bad.com")),
              R"(queue-id=H3 from=<a@good\.org> action=reject \(From <b@bad\.com> blocked by system filter "inbound")"},
             {"17 From fields: 550, sender unreadable",
-             {{"queueid", "H4"},
-              {"sender", "<a@good.org>"},
-              {"from", "<a@good.org>"},
-              {"from_count", "17"},
-              {"at_eom", "replycode"}},
+             rejected(
+                 {{"queueid", "H4"},
+                  {"sender", "<a@good.org>"},
+                  {"from", "<a@good.org>"},
+                  {"from_count", "17"}},
+                 "sender unreadable: more than 16 From fields (17) (system filter \"inbound\")"),
              R"(queue-id=H4 from=<a@good\.org> action=reject \(sender unreadable: more than 16 From fields \(17\))"},
             {"16 allowed From fields are accepted",
              {{"queueid", "H5"},
@@ -384,22 +427,21 @@ BOOST_AUTO_TEST_CASE(every_from_field_is_judged_however_the_mail_is_built)
               {"at_eom", "accept"}},
              "queue-id=H7 from=<a@good\\.org> action=accept"},
             {"Latin-1 display name with a blocked address: 550",
-             {{"queueid", "H8"},
-              {"sender", "<a@good.org>"},
-              {"from", "J\xfcrgen <x@bad.com>"},
-              {"at_eom", "replycode"}},
+             rejected(
+                 {{"queueid", "H8"}, {"sender", "<a@good.org>"}, {"from", "J\xfcrgen <x@bad.com>"}},
+                 fromBlocked("x@bad.com")),
              R"(queue-id=H8 from=<a@good\.org> action=reject \(From <x@bad\.com> blocked)"},
             {"a group with a blocked member: 550",
-             {{"queueid", "H9"},
-              {"sender", "<a@good.org>"},
-              {"from", "Friends: a@good.org, x@bad.com;"},
-              {"at_eom", "replycode"}},
+             rejected({{"queueid", "H9"},
+                       {"sender", "<a@good.org>"},
+                       {"from", "Friends: a@good.org, x@bad.com;"}},
+                      fromBlocked("x@bad.com")),
              R"(queue-id=H9 from=<a@good\.org> action=reject \(From <x@bad\.com> blocked)"},
             {"Latin-1 local part: 550, sender unreadable",
-             {{"queueid", "H10"},
-              {"sender", "<a@good.org>"},
-              {"from", "j\xfcrgen@good.org"},
-              {"at_eom", "replycode"}},
+             rejected(
+                 {{"queueid", "H10"}, {"sender", "<a@good.org>"}, {"from", "j\xfcrgen@good.org"}},
+                 "sender unreadable: malformed address \"j?rgen@good.org\": local part not "
+                 "valid UTF-8 at byte 1 (system filter \"inbound\")"),
              R"(queue-id=H10 from=<a@good\.org> action=reject \(sender unreadable: .*local part not valid UTF-8)"},
         });
 }

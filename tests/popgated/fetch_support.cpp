@@ -171,7 +171,8 @@ void settle()
             return;
         sleepMs(100);
     }
-    BOOST_TEST_MESSAGE("Postfix's queue still holds mail for this suite after 30 s");
+    BOOST_FAIL("Postfix's queue still holds mail for this suite after 30 s:\n"
+               << run("/usr/sbin/postqueue", {"-c", dir, "-j"}).out);
 }
 
 std::vector<Delivered> delivered(const std::string& address)

@@ -1,7 +1,8 @@
 // fake_pop3_server.h - a scripted POP3 peer on 127.0.0.1 for the client tests:
 // a thread with a Poco ServerSocket on port 0 that plays a byte-exact script
 // (send, expect a line, check nothing else is pending, wait for the client to
-// hang up) and records every line the client sent. Only for what Dovecot
+// hang up) and records every line the client sent, also after the script
+// ended (it then half-closes and reads until the client hangs up). Only for what Dovecot
 // will not do: stalls, lies, garbage, missing STLS, pipelining checks.
 #pragma once
 
@@ -11,8 +12,10 @@
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/Timespan.h>
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <string>
+#include <sys/socket.h>
 #include <thread>
 #include <vector>
 
@@ -110,10 +113,13 @@ private:
             try {
                 n = s.receiveBytes(chunk, sizeof chunk);
             } catch (...) {
+                eof_ = true;
                 return false;
             }
-            if (n <= 0)
+            if (n <= 0) {
+                eof_ = true;
                 return false;
+            }
             buffer_.append(chunk, static_cast<std::size_t>(n));
         }
     }
@@ -160,6 +166,24 @@ private:
         } catch (const std::exception& e) {
             problem(std::string("fake server: ") + e.what());
         }
+        drain(s);
+    }
+    /// drain - after the script (or a mismatch): hang up the sending side and
+    /// record every line the client still sends until it hangs up (at most 5 s),
+    /// so that "the client never sent X" can fail for lines sent after the script.
+    void drain(Poco::Net::StreamSocket& s)
+    {
+        try {
+            ::shutdown(s.impl()->sockfd(), SHUT_WR); // raw fd: TLS has no half close
+        } catch (...) {
+        }
+        std::string line;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (!eof_ && std::chrono::steady_clock::now() < deadline)
+            readLine(s, line, 200);
+        if (!buffer_.empty())
+            record(buffer_); // a last line without CRLF
+        buffer_.clear();
     }
 
     Poco::Net::ServerSocket server_;
@@ -167,6 +191,7 @@ private:
     std::thread thread_;
     std::mutex mutex_;
     std::string buffer_;
+    bool eof_ = false; ///< the client hung up (or the socket failed)
     std::string problems_;
     std::vector<std::string> received_;
 };

@@ -11,6 +11,7 @@
 --   kept        header names it must not have deleted, comma-separated
 --   added       a header name the filter must have added
 --   quarantine  "yes": the filter must have asked for quarantine
+--   reply_code, reply_xcode, reply_text  with at_eom = replycode: the reply expected
 dofile(dir .. "/lib.lua")
 
 local conn = connect_milter()
@@ -48,9 +49,14 @@ if not mt.test_option(conn, SMFIP_NOBODY) then
 end
 check(mt.eom(conn) == nil, "eom")
 expect(conn, at_eom, "end of message")
+-- The reply's code, enhanced code and whole text. miltertest 2.11.0~beta2 (Debian 12)
+-- has MT_SMTPREPLY at end of message only: MAIL FROM replies' texts are checked
+-- through Postfix (milter_postfix_test).
+if reply_code then
+  check(mt.eom_check(conn, MT_SMTPREPLY, reply_code, reply_xcode, reply_text),
+        "end of message: no reply " .. reply_code .. " " .. reply_xcode .. " " .. reply_text)
+end
 
--- No MT_SMTPREPLY check: miltertest 2.11.0~beta2 (Debian 12) exits 1 silently on
--- it. The reply's code and text are checked through Postfix (milter_postfix_test).
 for name in string.gmatch(deleted or "", "[^,]+") do
   check(mt.eom_check(conn, MT_HDRDELETE, name), "header " .. name .. " was not deleted")
 end
