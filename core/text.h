@@ -24,6 +24,24 @@ std::int64_t parseDuration(const std::string& text);
 std::int64_t parseSize(const std::string& text);
 /// flatten - the text on one line: CR/LF become spaces, control bytes escaped.
 std::string flatten(const std::string& text);
+/// Where an escaped text goes; see escapeText.
+enum class EscapeFor
+{
+    /// A key=value field of a log line: a value never contains a space.
+    LogField,
+    /// Free text at the end of a log line (a reason, a server's reply): spaces
+    /// stay, CR/LF runs become one space, '=' is escaped so no word in it reads
+    /// as a field.
+    LogText,
+    /// Text for the admin's terminal (a table cell, a `show` row): spaces stay.
+    Terminal,
+};
+/// escapeText - the text, from mail or from a server, safe for `where`:
+/// control bytes (0x00-0x1F, 0x7F), C1 controls (U+0080-U+009F, as their two
+/// bytes) and bytes that are not valid UTF-8 become \xHH (lower-case hex),
+/// a backslash becomes \\; valid UTF-8 is kept. LogField also writes a space as
+/// \x20, LogText '=' as \x3d. Never throws.
+std::string escapeText(const std::string& text, EscapeFor where);
 /// yesNo - "yes" or "no".
 inline const char* yesNo(bool value)
 {
