@@ -190,6 +190,25 @@ std::string escapeText(const std::string& text, EscapeFor where)
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size();) {
         const auto c = static_cast<unsigned char>(text[i]);
+        if (where == EscapeFor::Json) {
+            const std::size_t n = c < 0x80 ? 1 : utf8Length(text, i);
+            // TAB, LF and CR stay: JSON's own white space (Poco escapes them in strings).
+            const bool space = c == '\t' || c == '\n' || c == '\r';
+            if ((c < 0x20 && !space) || c == 0x7f ||
+                (n == 2 && c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0)) {
+                static const char* hex = "0123456789abcdef";
+                const unsigned char u = n == 2 ? static_cast<unsigned char>(text[i + 1]) : c;
+                out += "\\u00";
+                out += hex[u >> 4];
+                out += hex[u & 15];
+            } else if (n == 0) {
+                out += "\\ufffd";
+            } else {
+                out.append(text, i, n);
+            }
+            i += n == 0 ? 1 : n;
+            continue;
+        }
         if (c >= 0x80) {
             const std::size_t n = utf8Length(text, i);
             // C1 controls (U+0080-U+009F, 0xc2 0x80-0x9f): CSI and friends to
@@ -214,7 +233,7 @@ std::string escapeText(const std::string& text, EscapeFor where)
         } else if (c < 0x20 || c == 0x7f || (c == ' ' && where == EscapeFor::LogField) ||
                    (c == '=' && where == EscapeFor::LogText)) {
             hexByte(out, c);
-        } else if (c == '\\') {
+        } else if (c == '\\' && where == EscapeFor::LogField) {
             out += "\\\\";
         } else {
             out += static_cast<char>(c);
