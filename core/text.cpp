@@ -136,4 +136,110 @@ std::string flatten(const std::string& text)
     return trim(out);
 }
 
+namespace
+{
+
+void hexByte(std::string& out, unsigned char c)
+{
+    static const char* hex = "0123456789abcdef";
+    out += "\\x";
+    out += hex[c >> 4];
+    out += hex[c & 15];
+}
+
+// utf8Length - the length of the valid UTF-8 sequence at text[i] (2-4), or 0:
+// overlong forms, surrogates and code points past U+10FFFF are not valid.
+std::size_t utf8Length(const std::string& text, std::size_t i)
+{
+    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(text[i + k]); };
+    const unsigned char c = b(0);
+    std::size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (i + n > text.size())
+        return 0;
+    if (b(1) < lo || b(1) > hi)
+        return 0;
+    for (std::size_t k = 2; k < n; ++k)
+        if (b(k) < 0x80 || b(k) > 0xbf)
+            return 0;
+    return n;
+}
+
+} // namespace
+
+std::string escapeText(const std::string& text, EscapeFor where)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size();) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (where == EscapeFor::Json) {
+            const std::size_t n = c < 0x80 ? 1 : utf8Length(text, i);
+            // TAB, LF and CR stay: JSON's own white space (Poco escapes them in strings).
+            const bool space = c == '\t' || c == '\n' || c == '\r';
+            if ((c < 0x20 && !space) || c == 0x7f ||
+                (n == 2 && c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0)) {
+                static const char* hex = "0123456789abcdef";
+                const unsigned char u = n == 2 ? static_cast<unsigned char>(text[i + 1]) : c;
+                out += "\\u00";
+                out += hex[u >> 4];
+                out += hex[u & 15];
+            } else if (n == 0) {
+                out += "\\ufffd";
+            } else {
+                out.append(text, i, n);
+            }
+            i += n == 0 ? 1 : n;
+            continue;
+        }
+        if (c >= 0x80) {
+            const std::size_t n = utf8Length(text, i);
+            // C1 controls (U+0080-U+009F, 0xc2 0x80-0x9f): CSI and friends to
+            // some terminals, so escaped like the C0 ones.
+            if (n == 0 || (c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0)) {
+                const std::size_t bad = n == 0 ? 1 : n;
+                for (std::size_t k = 0; k < bad; ++k)
+                    hexByte(out, static_cast<unsigned char>(text[i + k]));
+                i += bad;
+            } else {
+                out.append(text, i, n);
+                i += n;
+            }
+            continue;
+        }
+        ++i;
+        if (where == EscapeFor::LogText && (c == '\r' || c == '\n')) {
+            while (i < text.size() && (text[i] == '\r' || text[i] == '\n'))
+                ++i;
+            if (!out.empty() && i < text.size())
+                out += ' ';
+        } else if (c < 0x20 || c == 0x7f || (c == ' ' && where == EscapeFor::LogField) ||
+                   (c == '=' && where == EscapeFor::LogText)) {
+            hexByte(out, c);
+        } else if (c == '\\' && where == EscapeFor::LogField) {
+            out += "\\\\";
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 } // namespace popgate

@@ -186,7 +186,7 @@ int list(Context& ctx, const std::vector<std::string>& rest)
         Poco::JSON::Array arr;
         for (const auto& a : accounts)
             arr.add(toJson(a));
-        arr.stringify(*ctx.out, 2);
+        printJson(*ctx.out, arr);
         *ctx.out << "\n";
         return 0;
     }
@@ -208,7 +208,7 @@ int show(Context& ctx, const std::vector<std::string>& rest)
     requirePositional(args, 1, "account show NAME [--json]");
     const Account a = requireAccount(ctx, args.positional[0]);
     if (ctx.json || args.has("json")) {
-        toJson(a)->stringify(*ctx.out, 2);
+        printJson(*ctx.out, *toJson(a));
         *ctx.out << "\n";
         return 0;
     }
@@ -296,7 +296,8 @@ int test(Context& ctx, const std::vector<std::string>& rest)
             s.secret =
                 accessTokenFor(ctx.store(), ctx.secrets(), a, Poco::Logger::get("popgatectl"));
         } catch (const OAuthError& e) {
-            *ctx.out << "Connection failed at AUTH: " << e.what() << "\n";
+            *ctx.out << "Connection failed at AUTH: " << escapeText(e.what(), EscapeFor::Terminal)
+                     << "\n";
             return kTestAuth;
         }
     } else if (a.hasSecret()) {
@@ -322,7 +323,8 @@ int test(Context& ctx, const std::vector<std::string>& rest)
     const SmtpResult probe = mta.probe(a.mailbox, a.recipients());
     mta.close();
     if (probe.kind != SmtpResult::Kind::Accepted) {
-        *ctx.out << "MTA check failed: " << probe.describe(mta.relay()) << "\n";
+        *ctx.out << "MTA check failed: "
+                 << escapeText(probe.describe(mta.relay()), EscapeFor::Terminal) << "\n";
         return 17;
     }
     *ctx.out << "MTA " << mta.relay() << " accepts mail for";

@@ -6,12 +6,14 @@
 #include "core/config.h"
 #include "core/secretbox.h"
 #include "core/store.h"
+#include "core/text.h"
 
 #include <Poco/Util/OptionSet.h>
 #include <iosfwd>
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -56,6 +58,15 @@ void requirePositional(const ParsedArgs& args, std::size_t n, const std::string&
 std::optional<std::string> readSecret(const ParsedArgs& args, bool prompt,
                                       const std::string& account);
 
+/// printJson - json (a Poco::JSON Object or Array) indented by 2 on out, valid
+/// UTF-8 with no raw control byte (EscapeFor::Json): values from mail stay exact
+/// where JSON can carry them.
+template <typename Json> void printJson(std::ostream& out, const Json& json)
+{
+    std::ostringstream text;
+    json.stringify(text, 2);
+    out << escapeText(text.str(), EscapeFor::Json);
+}
 /// isoTime - "2026-11-28T18:00:00Z", or "-" for 0.
 std::string isoTime(std::int64_t seconds);
 

@@ -138,13 +138,13 @@ bool wantJson(const Context& ctx, const ParsedArgs& args)
 
 void printJson(Context& ctx, const Poco::JSON::Object::Ptr& o)
 {
-    o->stringify(*ctx.out, 2);
+    cli::printJson(*ctx.out, *o);
     *ctx.out << "\n";
 }
 
 void printJson(Context& ctx, const Poco::JSON::Array& a)
 {
-    a.stringify(*ctx.out, 2);
+    cli::printJson(*ctx.out, a);
     *ctx.out << "\n";
 }
 

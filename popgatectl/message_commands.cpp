@@ -101,6 +101,20 @@ MessageRecord requireMessage(MessageStore& ms, const std::string& idText)
     return *m;
 }
 
+// cell - a table cell of at most `width` columns: the text escaped for the
+// terminal and cut so that no \xHH escape is cut in two.
+std::string cell(const std::string& text, std::size_t width)
+{
+    std::string shown;
+    for (std::size_t n = 1; n <= text.size(); ++n) {
+        std::string next = escapeText(text.substr(0, n), EscapeFor::Terminal);
+        if (next.size() > width)
+            break;
+        shown = std::move(next);
+    }
+    return shown;
+}
+
 int list(Context& ctx, const std::vector<std::string>& rest)
 {
     OptionSet opts;
@@ -144,12 +158,13 @@ int list(Context& ctx, const std::vector<std::string>& rest)
             } else {
                 out << std::left << std::setw(7) << m.id << std::setw(16) << a.name << std::setw(10)
                     << messageStateName(m.state) << std::setw(34)
-                    << (m.messageId.empty() ? "-" : m.messageId.substr(0, 33)) << m.reason << "\n";
+                    << (m.messageId.empty() ? "-" : cell(m.messageId, 33))
+                    << escapeText(m.reason, EscapeFor::Terminal) << "\n";
             }
         }
     }
     if (json) {
-        arr.stringify(out, 2);
+        printJson(out, arr);
         out << "\n";
     }
     return 0;
@@ -413,21 +428,23 @@ int logCommand(Context& ctx, const std::vector<std::string>& rest)
             o->set("detail", e.detail);
             arr.add(o);
         }
-        arr.stringify(*ctx.out, 2);
+        printJson(*ctx.out, arr);
         *ctx.out << "\n";
         return 0;
     }
     for (const auto& e : entries) {
         *ctx.out << isoTime(e.at) << " account=" << e.account;
         if (!e.uidl.empty())
-            *ctx.out << " uidl=" << flatten(e.uidl)
-                     << " message-id=" << (e.messageId.empty() ? "-" : e.messageId) << " from=<"
-                     << e.sender << "> size=" << e.size;
+            *ctx.out << " uidl=" << escapeText(e.uidl, EscapeFor::LogField) << " message-id="
+                     << (e.messageId.empty() ? "-" : escapeText(e.messageId, EscapeFor::LogField))
+                     << " from=<" << escapeText(e.sender, EscapeFor::LogField)
+                     << "> size=" << e.size;
         *ctx.out << " status=" << e.status;
         if (!e.queueId.empty())
-            *ctx.out << " relay=" << e.relay << " queue-id=" << e.queueId;
+            *ctx.out << " relay=" << e.relay
+                     << " queue-id=" << escapeText(e.queueId, EscapeFor::LogField);
         if (!e.detail.empty())
-            *ctx.out << " (" << e.detail << ")";
+            *ctx.out << " (" << escapeText(e.detail, EscapeFor::LogText) << ")";
         *ctx.out << "\n";
     }
     return 0;
@@ -487,12 +504,13 @@ int statusCommand(Context& ctx, const std::vector<std::string>& args)
         for (const auto& p : problems)
             out << "  problem:      " << p << "\n";
         if (!s.lastError.empty())
-            out << "  last error:   " << isoTime(s.lastErrorAt) << " " << s.lastError << "\n";
+            out << "  last error:   " << isoTime(s.lastErrorAt) << " "
+                << escapeText(s.lastError, EscapeFor::Terminal) << "\n";
         out << "  last 24 h:    " << c["delivered"] << " delivered, " << c["ignored"]
             << " ignored, " << c["deferred"] << " deferred, " << c["failed"] << " failed\n";
     }
     if (json) {
-        arr.stringify(*ctx.out, 2);
+        printJson(*ctx.out, arr);
         *ctx.out << "\n";
     }
     return 0;

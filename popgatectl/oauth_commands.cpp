@@ -195,7 +195,7 @@ int profileList(Context& ctx, const std::vector<std::string>& rest)
         Poco::JSON::Array arr;
         for (const auto& p : profiles)
             arr.add(profileJson(p));
-        arr.stringify(*ctx.out, 2);
+        printJson(*ctx.out, arr);
         *ctx.out << "\n";
         return 0;
     }
@@ -216,7 +216,7 @@ int profileShow(Context& ctx, const std::vector<std::string>& rest)
     requirePositional(args, 1, "oauth profile show NAME [--json]");
     const OAuthProfile p = requireProfile(ctx, args.positional[0]);
     if (ctx.json || args.has("json")) {
-        profileJson(p)->stringify(*ctx.out, 2);
+        printJson(*ctx.out, *profileJson(p));
         *ctx.out << "\n";
         return 0;
     }
@@ -313,10 +313,10 @@ int status(Context& ctx, const std::vector<std::string>& rest)
             << (a.oauthProfile.empty() ? "-" : a.oauthProfile) << std::setw(9)
             << yesNo(st.hasRefreshToken()) << std::setw(22)
             << (st.hasAccessToken() ? isoTime(st.expiresAt) : std::string("none"))
-            << (st.lastError.empty() ? "-" : st.lastError) << "\n";
+            << (st.lastError.empty() ? "-" : escapeText(st.lastError, EscapeFor::Terminal)) << "\n";
     }
     if (json) {
-        arr.stringify(out, 2);
+        printJson(out, arr);
         out << "\n";
     }
     return 0;
@@ -422,7 +422,7 @@ int authorizeAccount(Context& ctx, const std::vector<std::string>& rest)
     }
     const OAuthTokenState st = storeGrantedTokens(ctx.store(), box, a, tokens);
     if (json) {
-        tokenJson(a, st)->stringify(*ctx.out, 2);
+        printJson(*ctx.out, *tokenJson(a, st));
         *ctx.out << "\n";
         return 0;
     }

@@ -4,6 +4,7 @@
 #include "plugin/net/conntest.h"
 
 #include "core/errors.h"
+#include "core/text.h"
 #include "plugin/net/oauth_sasl.h"
 
 #include <cstdio>
@@ -63,7 +64,9 @@ void printAttempts(const Pop3Client& client, const std::string& user, std::ostre
         if (a.ok)
             out << "ok (as " << user << ")";
         else
-            out << "refused: " << (a.reply.empty() ? std::string("(no reply)") : a.reply);
+            out << "refused: "
+                << (a.reply.empty() ? std::string("(no reply)")
+                                    : escapeText(a.reply, EscapeFor::Terminal));
         out << std::endl;
     }
 }
@@ -93,7 +96,8 @@ ConnectionTestResult runConnectionTest(const ConnectionTestSettings& settings, s
     auto finish = [&](int code, const std::string& stageName, const std::string& words) {
         result.exitCode = code;
         result.failedStage = stageName;
-        result.verdict = "Connection failed at " + stageName + ": " + words;
+        result.verdict =
+            "Connection failed at " + stageName + ": " + escapeText(words, EscapeFor::Terminal);
         out << result.verdict << std::endl;
         return result;
     };
@@ -118,7 +122,8 @@ ConnectionTestResult runConnectionTest(const ConnectionTestSettings& settings, s
 
         Pop3Client client(pop);
         client.open([&](Pop3Stage passed, const std::string& detail) {
-            out << pop3StageName(passed) << ": " << detail << std::endl;
+            out << pop3StageName(passed) << ": " << escapeText(detail, EscapeFor::Terminal)
+                << std::endl;
             stage = passed;
         });
         result.tls = client.tlsInfo();

@@ -69,12 +69,14 @@ std::string macro(SMFICTX* ctx, const char* name)
 std::string queueIdOf(SMFICTX* ctx)
 {
     const std::string id = macro(ctx, "i");
-    return id.empty() ? "NOQUEUE" : flatten(id); // Postfix: no queue file before RCPT
+    return id.empty() ? "NOQUEUE"
+                      : escapeText(id, EscapeFor::LogField); // Postfix: no queue file before RCPT
 }
 
 std::string who(SMFICTX* ctx, const Envelope& e)
 {
-    return "queue-id=" + queueIdOf(ctx) + " from=<" + flatten(e.sender) + ">";
+    return "queue-id=" + queueIdOf(ctx) + " from=<" + escapeText(e.sender, EscapeFor::LogField) +
+           ">";
 }
 
 /// unfold - a header field body on one line (folding CR/LF removed, the WSP kept).
@@ -107,7 +109,8 @@ sfsistat failure(SMFICTX* ctx, Connection& c, const std::string& what, bool data
 {
     const MilterSettings& s = c.snapshot->settings;
     if (database && !s.tempfailOnDatabaseError) {
-        gLog->warning(who(ctx, c.envelope) + " action=accept (unfiltered: " + flatten(what) +
+        gLog->warning(who(ctx, c.envelope) +
+                      " action=accept (unfiltered: " + escapeText(what, EscapeFor::LogText) +
                       "; milter.on_database_error = accept)");
         if (atMailFrom) {
             c.envelope.unfiltered = true;
@@ -116,7 +119,7 @@ sfsistat failure(SMFICTX* ctx, Connection& c, const std::string& what, bool data
         return SMFIS_ACCEPT;
     }
     gLog->error(who(ctx, c.envelope) + " action=tempfail (" + (database ? "database error: " : "") +
-                flatten(what) + ")");
+                escapeText(what, EscapeFor::LogText) + ")");
     return tempfail(ctx, database
                              ? "popgate-milter: database unavailable, try again later"
                              : "popgate-milter: filter configuration unavailable, try again later");
@@ -127,7 +130,8 @@ sfsistat act(SMFICTX* ctx, Connection& c, const std::string& reason)
 {
     const BlockAction action = c.snapshot->settings.action;
     const std::string line = flatten(reason);
-    gLog->notice(who(ctx, c.envelope) + " action=" + blockActionName(action) + " (" + line + ")");
+    gLog->notice(who(ctx, c.envelope) + " action=" + blockActionName(action) + " (" +
+                 escapeText(reason, EscapeFor::LogText) + ")");
     switch (action) {
     case BlockAction::Reject:
         if (!setReply(ctx, "550", "5.7.1", line))
@@ -175,11 +179,12 @@ void removeForged(SMFICTX* ctx, const Envelope& e, int keep)
         const bool isId = Poco::icompare(h->name, kIdHeader) == 0;
         std::string name = h->name;
         const bool ok = smfi_chgheader(ctx, name.data(), h->index, nullptr) == MI_SUCCESS;
-        gLog->notice(who(ctx, e) + (ok ? " removed header " : " could not remove header ") +
-                     flatten(h->name) +
-                     (isId       ? " (invalid X-Popgate-Id: " + flatten(h->value) + ")"
-                      : keep < 0 ? " (no valid X-Popgate-Id: not from popgated)"
-                                 : " (not written by popgated)"));
+        gLog->notice(
+            who(ctx, e) + (ok ? " removed header " : " could not remove header ") +
+            escapeText(h->name, EscapeFor::LogField) +
+            (isId ? " (invalid X-Popgate-Id: " + escapeText(h->value, EscapeFor::LogText) + ")"
+             : keep < 0 ? " (no valid X-Popgate-Id: not from popgated)"
+                        : " (not written by popgated)"));
     }
 }
 
@@ -187,8 +192,9 @@ void removeForged(SMFICTX* ctx, const Envelope& e, int keep)
 sfsistat reinjected(SMFICTX* ctx, Connection& c, const PopgateId& id)
 {
     const std::string queueId = macro(ctx, "i");
-    const std::string subject =
-        who(ctx, c.envelope) + " account=" + flatten(id.account) + " uidl=" + flatten(id.uidl);
+    const std::string subject = who(ctx, c.envelope) +
+                                " account=" + escapeText(id.account, EscapeFor::LogField) +
+                                " uidl=" + escapeText(id.uidl, EscapeFor::LogField);
     try {
         auto lease = gPool->acquire();
         try {
@@ -206,13 +212,14 @@ sfsistat reinjected(SMFICTX* ctx, Connection& c, const PopgateId& id)
             case ReinjectedAction::DiscardInjected:
                 gLog->notice(
                     subject + " action=discard (duplicate: the ledger says injected" +
-                    (before ? ", first copy queue-id=" + flatten(before->empty() ? "-" : *before)
+                    (before ? ", first copy queue-id=" +
+                                  escapeText(before->empty() ? "-" : *before, EscapeFor::LogField)
                             : "") +
                     ")");
                 return SMFIS_DISCARD;
             case ReinjectedAction::DiscardInFlight:
                 gLog->notice(subject + " action=discard (duplicate: copy queue-id=" +
-                             flatten(before->empty() ? "-" : *before) +
+                             escapeText(before->empty() ? "-" : *before, EscapeFor::LogField) +
                              " passed already and the ledger says injecting)");
                 return SMFIS_DISCARD;
             case ReinjectedAction::Accept:
@@ -237,7 +244,7 @@ template <typename F> sfsistat guarded(SMFICTX* ctx, const char* stage, F&& body
         return body();
     } catch (const std::exception& e) {
         gLog->error("queue-id=" + queueIdOf(ctx) + " internal error at " + stage + ": " +
-                    flatten(e.what()) + " (action=tempfail)");
+                    escapeText(e.what(), EscapeFor::LogText) + " (action=tempfail)");
     } catch (...) {
         gLog->error("queue-id=" + queueIdOf(ctx) + " internal error at " + stage +
                     " (action=tempfail)");
@@ -339,7 +346,8 @@ sfsistat onEom(SMFICTX* ctx)
         const Verdict v = judge(*snap.filter, e, true);
         if (v.blocked)
             return act(ctx, *c, v.reason);
-        gLog->information(who(ctx, e) + " action=accept (" + flatten(v.reason) + ")");
+        gLog->information(who(ctx, e) + " action=accept (" +
+                          escapeText(v.reason, EscapeFor::LogText) + ")");
         return SMFIS_ACCEPT;
     });
     if (Connection* c = connectionOf(ctx))

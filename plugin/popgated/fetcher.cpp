@@ -79,7 +79,8 @@ PollReport Poll::run(const std::string& secret, const FilterFor& filterFor)
             if (c.kind != SmtpResult::Kind::Accepted) {
                 const std::string words = c.describe(mta_.relay());
                 log_.warning(who_ + " relay=" + mta_.relay() +
-                             " MTA unavailable, nothing fetched (" + words + ")");
+                             " MTA unavailable, nothing fetched (" +
+                             escapeText(words, EscapeFor::LogText) + ")");
                 endSession(Failure::MtaUnreachable, words);
             }
         }
@@ -149,7 +150,7 @@ void Poll::open(const std::string& secret)
             for (const auto& t : tries)
                 if (!t.ok)
                     refused += (refused.empty() ? "" : ", ") + pop3MechanismName(t.mechanism) +
-                               " (" + flatten(t.reply) + ")";
+                               " (" + escapeText(t.reply, EscapeFor::LogText) + ")";
             log_.notice(who_ + " logged in with " + pop3MechanismName(pop_->usedMechanism()) +
                         " after " + refused + " was refused");
         }
@@ -219,10 +220,13 @@ void Poll::stageLog(const Item& it, const std::string& status, const std::string
 
 void Poll::logLine(const Item& it, const std::string& status, const std::string& tail)
 {
-    log_.information(who_ + " uidl=" + flatten(it.uid.uid) + " message-id=" +
-                     (it.rec.messageId.empty() ? "-" : flatten(it.rec.messageId)) + " from=<" +
-                     it.rec.envelopeFrom + "> size=" + std::to_string(it.rec.size) +
-                     " status=" + status + (tail.empty() ? "" : " " + tail));
+    // Values from mail or from the server are escaped (EscapeFor::LogField): no
+    // space, so a Message-ID cannot add a "status=" field of its own.
+    log_.information(
+        who_ + " uidl=" + escapeText(it.uid.uid, EscapeFor::LogField) + " message-id=" +
+        (it.rec.messageId.empty() ? "-" : escapeText(it.rec.messageId, EscapeFor::LogField)) +
+        " from=<" + escapeText(it.rec.envelopeFrom, EscapeFor::LogField) + "> size=" +
+        std::to_string(it.rec.size) + " status=" + status + (tail.empty() ? "" : " " + tail));
 }
 
 void Poll::markFailed(Item& it, const std::string& reason)

@@ -93,13 +93,17 @@ void Poll::deliver(Batch& batch)
             if (o.status == "delivered") {
                 logLine(it, "delivered",
                         "relay=" + mta_.relay() + " queue-id=" +
-                            (it.rec.queueId.empty() ? "-" : it.rec.queueId) + " (" + o.detail +
-                            ")");
+                            (it.rec.queueId.empty()
+                                 ? "-"
+                                 : escapeText(it.rec.queueId, EscapeFor::LogField)) +
+                            " (" + escapeText(o.detail, EscapeFor::LogText) + ")");
                 ++report_.delivered;
                 scheduleDelete(it.uid);
                 continue;
             }
-            logLine(it, o.status, "relay=" + mta_.relay() + " (" + o.detail + ")");
+            logLine(it, o.status,
+                    "relay=" + mta_.relay() + " (" + escapeText(o.detail, EscapeFor::LogText) +
+                        ")");
             if (it.rec.state == MessageState::Deferred)
                 ++report_.deferred;
             else if (it.rec.state == MessageState::Failed)

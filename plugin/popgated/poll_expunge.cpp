@@ -27,8 +27,9 @@ void Poll::expunge()
         if (replies[i].ok)
             done.push_back(toDelete_[i].second);
         else
-            log_.warning(who_ + " uidl=" + flatten(toDelete_[i].second) + " DELE " +
-                         std::to_string(toDelete_[i].first) + " refused: " + replies[i].problem +
+            log_.warning(who_ + " uidl=" + escapeText(toDelete_[i].second, EscapeFor::LogField) +
+                         " DELE " + std::to_string(toDelete_[i].first) +
+                         " refused: " + escapeText(replies[i].problem, EscapeFor::LogText) +
                          " (kept on the server; not delivered again)");
     }
     pop_->quit();

@@ -52,7 +52,7 @@ void Poll::plan()
             case MessageState::Ignored:
                 // Done: only deleted (again, if a server lists it after our QUIT).
                 if (r.deleted)
-                    log_.notice(who_ + " uidl=" + flatten(u.uid) +
+                    log_.notice(who_ + " uidl=" + escapeText(u.uid, EscapeFor::LogField) +
                                 " server lists a message that was deleted already: deleting again");
                 scheduleDelete(u);
                 continue;

@@ -80,15 +80,15 @@ void Poll::record(Batch& batch)
     });
     for (Item& it : batch.items) {
         if (it.retrieval == Retrieval::Retrieved && !it.verdict.admitted()) {
-            logLine(it, "ignored", "(" + it.verdict.detail + ")");
+            logLine(it, "ignored", "(" + escapeText(it.verdict.detail, EscapeFor::LogText) + ")");
             ++report_.ignored;
             scheduleDelete(it.uid);
         } else if (it.retrieval == Retrieval::Refused || it.retrieval == Retrieval::OutOfStep ||
                    it.retrieval == Retrieval::Malformed) {
             const bool failed = it.rec.state == MessageState::Failed;
             logLine(it, messageStateName(it.rec.state),
-                    "(" + it.rec.reason + (failed ? "" : "; kept on the server, tried again") +
-                        ")");
+                    "(" + escapeText(it.rec.reason, EscapeFor::LogText) +
+                        (failed ? "" : "; kept on the server, tried again") + ")");
             ++(failed ? report_.failed : report_.deferred);
         }
     }

@@ -107,7 +107,7 @@ void Poll::retrieve(Batch& batch)
 
     for (const Item& it : batch.items)
         if (it.retrieval == Retrieval::Retrieved && !it.sizeNote.empty())
-            log_.warning(who_ + " uidl=" + flatten(it.uid.uid) + " RETR " +
+            log_.warning(who_ + " uidl=" + escapeText(it.uid.uid, EscapeFor::LogField) + " RETR " +
                          std::to_string(it.uid.number) + ": size differs from LIST (" +
                          it.sizeNote + "); the message ended in step, delivered as received");
 }

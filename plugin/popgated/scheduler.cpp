@@ -314,8 +314,9 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
                                                  config.integer("backoff_cap"));
         next = nowMillis() + jittered(wait);
         log.error("account=" + account.name + " server=" + account.server + " poll failed (" +
-                  failureName(report.failure) + ", " + d.meaning + "): " + flatten(report.error) +
-                  "; " + std::to_string(report.delivered) + " delivered before; next poll in " +
+                  failureName(report.failure) + ", " + d.meaning +
+                  "): " + escapeText(report.error, EscapeFor::LogText) + "; " +
+                  std::to_string(report.delivered) + " delivered before; next poll in " +
                   std::to_string((next - nowMillis() + 500) / 1000) + "s");
         const std::int64_t limit = config.integer("auto_deactivate_after");
         if (d.authFailure && limit > 0 && st.authFailures >= limit) {

@@ -297,3 +297,81 @@ BOOST_AUTO_TEST_CASE(no_reply_after_the_dot_leaves_it_injecting)
     BOOST_TEST(n >= 1, "never lost");
     BOOST_TEST(n <= 2, "at most the one duplicate a milter would drop");
 }
+
+// Issue [H] item 4: a Message-ID from the internet is data, never terminal
+// escapes or log fields. popgated logs it escaped (no space, no control byte),
+// so its line has one status= and one account= field; `popgatectl log` and
+// `message list` show no ESC byte; `log --json` keeps the exact value.
+BOOST_AUTO_TEST_CASE(hostile_message_ids_are_escaped_in_logs_and_on_the_terminal)
+{
+    Servers s;
+    EmptyMailboxes mailbox({s.maildir2});
+    Gateway gw(s);
+    const std::string to = uniqueAddress("escape");
+    gw.addDovecotAccount("held", s.user2, to);
+    const std::string pid = std::to_string(::getpid());
+    const std::string colour = "<esc\x1b[31mRED\x1b[0m\x07." + pid + "@x>";
+    const std::string forged = "<m." + pid + "@ok.example> status=delivered account=other";
+    const std::string latin1 = "<caf\xe9." + pid + "@x>";
+    for (const auto& id : {colour, forged, latin1})
+        dropMessage(s.maildir2, message({"From: a@example.com", "Message-ID: " + id,
+                                         "Subject: \x1b]0;owned\x07 hi"},
+                                        "hi\r\n"));
+    const RunResult r = gw.once();
+    BOOST_TEST_REQUIRE(r.status == 0, r.err);
+
+    // fields - how many words of line are key=... (a field, as a grepper splits it).
+    const auto fields = [](const std::string& line, const std::string& key) {
+        std::istringstream words(line);
+        std::string word;
+        int n = 0;
+        while (words >> word)
+            n += word.rfind(key + "=", 0) == 0;
+        return n;
+    };
+    const auto noControl = [](const std::string& text) {
+        return text.find('\x1b') == std::string::npos && text.find('\x07') == std::string::npos &&
+               text.find('\xe9') == std::string::npos;
+    };
+    BOOST_TEST(noControl(r.err), "no ESC, BEL or invalid UTF-8 in popgated's log");
+    const auto lines = messageLines(r.err);
+    BOOST_TEST_REQUIRE(lines.size() == 3u, r.err);
+    for (const auto& l : lines) {
+        BOOST_TEST(fields(l.text, "status") == 1, l.text);
+        BOOST_TEST(fields(l.text, "account") == 1, l.text);
+        BOOST_TEST(l.get("account") == "held", l.text);
+        BOOST_TEST(l.get("status") == "delivered", l.text);
+    }
+    BOOST_TEST(r.err.find(" message-id=<esc\\x1b[31mRED\\x1b[0m\\x07." + pid + "@x> ") !=
+                   std::string::npos,
+               r.err);
+    BOOST_TEST(r.err.find(" message-id=<m." + pid +
+                          "@ok.example>\\x20status=delivered\\x20account=other ") !=
+                   std::string::npos,
+               r.err);
+    BOOST_TEST(r.err.find(" message-id=<caf\\xe9." + pid + "@x> ") != std::string::npos, r.err);
+
+    const std::string log = gw.ctl({"log", "--account=held"});
+    BOOST_TEST(noControl(log), log);
+    int rows = 0;
+    std::istringstream in(log);
+    for (std::string line; std::getline(in, line);) {
+        if (line.find(" uidl=") == std::string::npos)
+            continue;
+        ++rows;
+        BOOST_TEST(fields(line, "status") == 1, line);
+        BOOST_TEST(fields(line, "account") == 1, line);
+    }
+    BOOST_TEST(rows == 3, log);
+    const std::string list = gw.ctl({"message", "list", "--account=held"});
+    BOOST_TEST(noControl(list), list);
+    BOOST_TEST(list.find("<esc\\x1b[31mRED") != std::string::npos, list);
+
+    // JSON: control characters as \u00XX and the exact value back after parsing;
+    // a byte that is not UTF-8 has no JSON form and reads as U+FFFD.
+    const std::string json = gw.ctl({"log", "--account=held", "--json"});
+    BOOST_TEST(noControl(json), json);
+    BOOST_TEST(logOf(gw, colour).size() == 1u, "--json keeps the exact Message-ID: " << json);
+    BOOST_TEST(logOf(gw, forged).size() == 1u, json);
+    BOOST_TEST(logOf(gw, "<caf\xef\xbf\xbd." + pid + "@x>").size() == 1u, json);
+}
