@@ -154,10 +154,8 @@ void Poll::open(const std::string& secret)
             log_.notice(who_ + " logged in with " + pop3MechanismName(pop_->usedMechanism()) +
                         " after " + refused + " was refused");
         }
-        report_.mechanism = pop3MechanismName(pop_->usedMechanism());
     } else if (account_.auth != AuthKind::None) {
         authenticateOAuth(*pop_, account_, secret); // secret: the access token
-        report_.mechanism = account_.auth == AuthKind::OAuth2 ? "xoauth2" : "oauthbearer";
     }
 }
 
@@ -170,8 +168,6 @@ void Poll::fail(Failure failure, const std::string& words)
         report_.failure = failure;
         report_.error = words;
     }
-    report_.endedBy = failure;
-    report_.endWords = words;
 }
 
 void Poll::endSession(Failure failure, const std::string& words)

@@ -18,7 +18,6 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 
 namespace popgate
@@ -56,9 +55,6 @@ struct PollReport {
     bool ok = true;                         ///< no failure of the account's (policy)
     Failure failure = Failure::Pop3Network; ///< when !ok
     std::string error;                      ///< when !ok: command and the peer's words
-    std::optional<Failure> endedBy;         ///< the session ended early, for this reason
-    std::string endWords;                   ///< and these words (also when ok)
-    std::string mechanism;                  ///< how it logged in ("user", "apop", ...)
 };
 
 /// The compiled system address filter for an account (nullptr: allow all).
