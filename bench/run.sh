@@ -2,7 +2,7 @@
 # run.sh - popgated side by side with fetchmail, getmail6, mpop and a bare
 # reference mover, on the same private Dovecot (POP3) and the same receivers (a
 # counting SMTP sink, a private Postfix), all on 127.0.0.1. One command:
-#   sudo bench/run.sh                 every case, 3 runs each, results in bench/results/
+#   bench/run.sh                      every case, 3 runs each, results in bench/results/
 # Environment (defaults in brackets):
 #   BENCH_CASES [1 2 3 4 5 6 7] 1: 1 account x N x 4 KB -> sink; 2: the same -> Postfix;
 #                             3: 4 accounts x N/4 -> Postfix; 4: BIG_N x BIG_SIZE -> sink;
