@@ -75,6 +75,8 @@ def case_title(case, s):
         "3": f"{a} accounts x {n // a} messages -> Postfix (in parallel for popgate: workers = {a})",
         "4": f"1 account, {n} large messages -> counting sink",
         "6": f"1 account, {n} messages -> counting sink, POP3 server 50 ms round trip away (delaying relay)",
+        "8": f"1 account, {n} messages -> counting sink, POP3 server without CAPA writing line by line "
+             "(small_writes_relay.py)",
     }.get(case, f"case {case}")
 
 
@@ -216,6 +218,8 @@ def main():
         bar(5, "popgate, idle accounts: no poll more than 2 s late (max lateness)",
             max(late, default=None), 2000, "{} ms", less=True)
     bar(6, "popgate >= 10x fetchmail msgs/s at 50 ms RTT", r(med("6", "popgate"), med("6", "fetchmail")), 10)
+    bar(8, "popgate >= 10x fetchmail msgs/s, server writing line by line without CAPA",
+        r(med("8", "popgate"), med("8", "fetchmail")), 10)
     fb = os.path.join(out, "filter_bench.txt")
     if os.path.exists(fb):
         md.append("\n## Case 7: filter micro-benchmark (bench/filter_bench)\n")
@@ -225,7 +229,7 @@ def main():
     md.append("\n## How each tool delivers\n")
     for t in TOOLS:
         md.append(f"- {t}: {DELIVERY[t]}")
-    md.append("- receivers: the counting sink (bench/smtp_sink.cpp) in cases 1, 4, 6; in cases 2 and 3 the "
+    md.append("- receivers: the counting sink (bench/smtp_sink.cpp) in cases 1, 4, 6, 8; in cases 2 and 3 the "
               "private Postfix's reinjection listener, "
               + (meta["postfix_delivery"] if meta.get("postfix_delivery") else "delivering to a maildir"))
     if idle:

@@ -10,10 +10,12 @@
 #                                for IDLE_SECONDS (popgated and `fetchmail -d` as daemons);
 #                             6: RTT_N x 4 KB -> sink, POP3 through a relay adding RTT_MS;
 #                             7: the filter micro-benchmark
+#                             8: SLOW_N x 4 KB -> sink, POP3 through small_writes_relay.py: no
+#                                CAPA, every server line in its own write (popa3d, solid-pop3d)
 #   BENCH_N [2000]  BENCH_SIZE [4096]  BENCH_BIG_N [20]  BENCH_BIG_SIZE [10485760]
 #   BENCH_N1 BENCH_N2 BENCH_N3 [BENCH_N]  N for case 1, 2 or 3 alone (the peers take ~0.05 s a
 #                             message: 2000 in cases 2 and 3 too would add half an hour)
-#   BENCH_RTT_N [100]  BENCH_RTT_MS [50]
+#   BENCH_RTT_N [100]  BENCH_RTT_MS [50]  BENCH_SLOW_N [200]
 #   BENCH_IDLE_ACCOUNTS [1000]  BENCH_IDLE_SECONDS [300]  BENCH_IDLE_INTERVAL [60]
 #   BENCH_IDLE_WARMUP [5]     popgated's start-up left out of case 5's CPU figure (seconds)
 #   BENCH_IDLE_RUNS [1]       runs per tool of case 5 (each takes IDLE_SECONDS)
@@ -35,9 +37,10 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${POPGATE_BUILD_DIR:-$top/build-bench}
 out=${BENCH_OUT:-$top/bench/results}
-cases=${BENCH_CASES:-1 2 3 4 5 6 7}
+cases=${BENCH_CASES:-1 2 3 4 5 6 7 8}
 RTT_N=${BENCH_RTT_N:-100}
 RTT_MS=${BENCH_RTT_MS:-50}
+SLOW_N=${BENCH_SLOW_N:-200}
 N=${BENCH_N:-2000}
 N1=${BENCH_N1:-$N} N2=${BENCH_N2:-$N} N3=${BENCH_N3:-$N}
 SIZE=${BENCH_SIZE:-4096}
@@ -89,11 +92,12 @@ popgatectl=$build/popgatectl/popgatectl
 # --- servers -----------------------------------------------------------------
 state=${BENCH_STATE:-$(mktemp -d /tmp/popgate-bench.XXXXXX)}
 mkdir -p "$state" && state=$(cd "$state" && pwd) && chmod 755 "$state"
-sink_pid="" relay_pid="" idle_pid=""
+sink_pid="" relay_pid="" slow_pid="" idle_pid=""
 cleanup() {
   [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null || true
   [ -n "$idle_pid" ] && kill "$idle_pid" 2>/dev/null || true # case 5's daemon, if interrupted
   [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
+  [ -n "$slow_pid" ] && kill "$slow_pid" 2>/dev/null || true
   "$top/scripts/servers/postfix.sh" stop "$state/postfix" >/dev/null 2>&1 || true
   "$top/scripts/servers/dovecot.sh" stop "$state/dovecot" >/dev/null 2>&1 || true
   [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$state"
@@ -125,6 +129,14 @@ if [[ " $cases " == *" 6 "* ]]; then # case 6: POP3 RTT_MS away (no tc netem nee
   for _ in $(seq 50); do grep -q '^port ' "$state/relay.out" && break; sleep 0.1; done
   relay_port=$(sed -n 's/^port //p' "$state/relay.out")
   [ -n "$relay_port" ] || die "delay_relay.py did not start: $(cat "$state/relay.out")"
+fi
+slow_port=""
+if [[ " $cases " == *" 8 "* ]]; then # case 8: a server that writes line by line, no CAPA
+  "$py" "$top/bench/small_writes_relay.py" 0 "$pop_port" > "$state/slow.out" 2>&1 &
+  slow_pid=$!
+  for _ in $(seq 50); do grep -q '^port ' "$state/slow.out" && break; sleep 0.1; done
+  slow_port=$(sed -n 's/^port //p' "$state/slow.out")
+  [ -n "$slow_port" ] || die "small_writes_relay.py did not start: $(cat "$state/slow.out")"
 fi
 password=$POPGATE_TEST_DOVECOT_PASSWORD
 declare -A maildir=([$POPGATE_TEST_DOVECOT_USER]=$POPGATE_TEST_DOVECOT_MAILDIR
@@ -503,6 +515,9 @@ for c in $cases; do
         5) run_idle "$t" "$r" "${extra[@]:0:IDLE_ACCOUNTS}" ;;
         6) pop_port=$relay_port
            run_one 6 "$t" "$r" sink "$RTT_N" "$SIZE" "$u1"
+           pop_port=$POPGATE_TEST_DOVECOT_PORT ;;
+        8) pop_port=$slow_port
+           run_one 8 "$t" "$r" sink "$SLOW_N" "$SIZE" "$u1"
            pop_port=$POPGATE_TEST_DOVECOT_PORT ;;
         7) [ "$t" = popgate ] && "$build/bench/filter_bench" | tee -a "$state/filter_bench.txt" ;;
         *) die "unknown case $c" ;;

@@ -250,6 +250,7 @@ private:
     void requireUsable(Pop3Stage stage, const std::string& command);
     [[noreturn]] void fail(const Pop3Error& error);
     void fill(Pop3Stage stage, const std::string& command);
+    void ackAtOnce();
     std::size_t readLine(Pop3Stage stage, const std::string& command, std::size_t max,
                          std::string& line);
     void sendRaw(Pop3Stage stage, const std::string& command, const std::string& bytes);
