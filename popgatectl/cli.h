@@ -97,7 +97,10 @@ int messagePurge(Context& ctx, const std::vector<std::string>& args);
 int logCommand(Context& ctx, const std::vector<std::string>& args);
 /// statusCommand - `status`: each account's poll state and 24-hour counts.
 int statusCommand(Context& ctx, const std::vector<std::string>& args);
-/// filterCommand - `filter ...`; `filter test` returns 0 allowed, 1 blocked.
+/// kFilterTestFailed - `filter test` reached no verdict (the database, a filter gone).
+constexpr int kFilterTestFailed = 3;
+/// filterCommand - `filter ...`; `filter test` returns 0 allowed, 1 blocked,
+/// kFilterTestFailed when it could not judge.
 int filterCommand(Context& ctx, const std::vector<std::string>& args);
 /// oauthCommand - `oauth profile add|set|list|show|remove`, `oauth status` (oauth_commands.cpp).
 int oauthCommand(Context& ctx, const std::vector<std::string>& args);

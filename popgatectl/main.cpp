@@ -15,6 +15,7 @@
 #include "popgatectl/cli.h"
 
 #include <Poco/Exception.h>
+#include <Poco/JSON/Object.h>
 #include <Poco/Util/Application.h>
 #include <Poco/Util/HelpFormatter.h>
 #include <Poco/Util/Option.h>
@@ -91,10 +92,22 @@ bool isAdmin()
     return false;
 }
 
-int dbCommand(Context& ctx, const std::vector<std::string>& args)
+// withJson - the positional arguments; a --json among them sets ctx.json, any
+// other option is an InputError (exit 2) naming it.
+std::vector<std::string> withJson(Context& ctx, const std::vector<std::string>& rest)
 {
+    OptionSet options;
+    options.addOption(Option("json", "", "JSON output"));
+    const ParsedArgs parsed = parseArgs(rest, options);
+    ctx.json = ctx.json || parsed.has("json");
+    return parsed.positional;
+}
+
+int dbCommand(Context& ctx, const std::vector<std::string>& rest)
+{
+    const std::vector<std::string> args = withJson(ctx, rest);
     if (args.size() != 1)
-        throw InputError("usage: popgatectl db migrate|status");
+        throw InputError("usage: popgatectl db migrate|status [--json]");
     if (args[0] == "migrate") {
         Store& store = ctx.openStore(Store::Open::CreateFile);
         const auto applied = store.migrate();
@@ -108,6 +121,18 @@ int dbCommand(Context& ctx, const std::vector<std::string>& args)
         Store& store = ctx.openStore();
         const int version = store.schemaVersion();
         const int latest = store.latestVersion();
+        if (ctx.json) {
+            Poco::JSON::Object o(true);
+            o.set("database", store.describe());
+            o.set("schema_version", version);
+            o.set("needed", latest);
+            o.set("status", version == latest  ? "current"
+                            : version < latest ? "needs migrate"
+                                               : "newer than this popgate");
+            printJson(*ctx.out, o);
+            *ctx.out << "\n";
+            return version == latest ? 0 : 1;
+        }
         *ctx.out << "database: " << store.describe() << "\n"
                  << "schema version: " << version << "\n"
                  << "this popgate needs: " << latest << "\n";
@@ -124,10 +149,11 @@ int dbCommand(Context& ctx, const std::vector<std::string>& args)
                      "'; usage: popgatectl db migrate|status");
 }
 
-int configCommand(Context& ctx, const std::vector<std::string>& args)
+int configCommand(Context& ctx, const std::vector<std::string>& rest)
 {
+    const std::vector<std::string> args = withJson(ctx, rest);
     if (args.size() != 1)
-        throw InputError("usage: popgatectl config check|apply|sample");
+        throw InputError("usage: popgatectl config check|apply|sample [--json]");
     if (args[0] == "sample") {
         *ctx.out << sampleConfig();
         return 0;
@@ -149,6 +175,17 @@ int configCommand(Context& ctx, const std::vector<std::string>& args)
             for (const auto& b : brokenAccounts(*store))
                 broken.push_back(b + " (the account is not fetched until this is fixed)");
             throwProblems(broken);
+        }
+        if (ctx.json) {
+            Poco::JSON::Object o(true);
+            o.set("ok", true);
+            o.set("configuration", ctx.config.origin());
+            o.set("accounts_dir", ctx.config.str("accounts_dir"));
+            o.set("provisioned_accounts", declared.size());
+            o.set("database_checked", store != nullptr);
+            printJson(*ctx.out, o);
+            *ctx.out << "\n";
+            return 0;
         }
         *ctx.out << "configuration OK: " << ctx.config.origin() << ", " << declared.size()
                  << " provisioned account(s) in " << ctx.config.str("accounts_dir") << "\n";
