@@ -16,6 +16,7 @@
 #include <Poco/Util/Option.h>
 #include <iomanip>
 #include <iostream>
+#include <unistd.h>
 #include <sstream>
 
 namespace popgate::cli
@@ -148,6 +149,34 @@ Poco::JSON::Object::Ptr toJson(const Account& a)
     return o;
 }
 
+int test(Context& ctx, const std::vector<std::string>& rest);
+
+// addGuided - the form (account_form.cpp), a summary, store, then offer Test
+// Connection; returns the test's exit code when it ran, else 0.
+int addGuided(Context& ctx, Account account)
+{
+    if (ctx.store().account(account.name))
+        throw InputError("account '" + account.name +
+                         "': name: an account of that name exists already");
+    for (;;) {
+        account = fillAccountForm(ctx, account);
+        printAccountSummary(ctx, account);
+        const AccountCheck check = validateAccount(account);
+        for (const auto& e : check.errors)
+            *ctx.err << "  " << e.field << ": " << e.message << "\n";
+        if (check.ok() && askYesNo(ctx, "Store this account?", true))
+            break;
+        if (!askYesNo(ctx, "Change the answers?", true))
+            throw InputError("account '" + account.name + "': not stored");
+    }
+    ctx.store().addAccount(account);
+    printWarnings(ctx, account);
+    *ctx.out << "account '" << account.name << "' added\n";
+    if (!askYesNo(ctx, "Test Connection now?", true))
+        return 0;
+    return test(ctx, {account.name});
+}
+
 int add(Context& ctx, const std::vector<std::string>& rest)
 {
     refuseArgumentSecret(rest);
@@ -159,6 +188,12 @@ int add(Context& ctx, const std::vector<std::string>& rest)
         throw InputError("account '" + flatten(account.name).substr(0, 80) +
                          "': name: must be 1-64 characters of A-Z a-z 0-9 . _ -");
     applyFieldOptions(account, args);
+    // The guided form: a person at a terminal who gave no server gets the empty
+    // account form (the options given are its defaults). Without a terminal,
+    // what is missing is reported as before.
+    if (!args.has("server") && !args.has("password-stdin") && !args.has("password-file") &&
+        ::isatty(STDIN_FILENO))
+        return addGuided(ctx, account);
     // Check everything but the secret first, so that a bad field is reported
     // before the operator is asked for a password.
     Account probe = account;

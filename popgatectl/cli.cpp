@@ -76,9 +76,10 @@ void requirePositional(const ParsedArgs& args, std::size_t n, const std::string&
 namespace
 {
 
+// promptNoEcho - echo goes off before the prompt shows: nothing typed after the
+// prompt appeared is ever echoed.
 std::string promptNoEcho(const std::string& prompt)
 {
-    std::cerr << prompt << std::flush;
     termios old{};
     const bool tty = ::tcgetattr(STDIN_FILENO, &old) == 0;
     if (tty) {
@@ -86,6 +87,7 @@ std::string promptNoEcho(const std::string& prompt)
         quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
         ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
     }
+    std::cerr << prompt << std::flush;
     std::string line;
     std::getline(std::cin, line);
     if (tty)

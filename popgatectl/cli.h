@@ -87,6 +87,14 @@ std::int64_t parseSince(const std::string& text);
 MessageRecord requireMessageRecord(MessageStore& ms, const std::string& idText);
 
 int accountCommand(Context& ctx, const std::vector<std::string>& args);
+/// fillAccountForm - the guided form of `account add` (account_form.cpp): asks each
+/// field in the reference page's order, draft's values as defaults, until the core
+/// takes each answer; the password without echo, sealed. Throws InputError at end of input.
+Account fillAccountForm(Context& ctx, Account draft);
+/// printAccountSummary - the form's answers, the password only as (set).
+void printAccountSummary(Context& ctx, const Account& account);
+/// askYesNo - a yes/no question on the terminal, asked until answered.
+bool askYesNo(Context& ctx, const std::string& question, bool byDefault);
 /// messageCommand - `message list|show|delete|purge|release|retry`.
 int messageCommand(Context& ctx, const std::vector<std::string>& args);
 /// messageShow / messageDelete / messagePurge - message_inspect.cpp.
