@@ -138,6 +138,21 @@ BOOST_AUTO_TEST_CASE(version_of_every_program_is_the_changelogs)
     }
 }
 
+BOOST_AUTO_TEST_CASE(man_pages_name_the_changelogs_version)
+{
+    const std::string version = changelogVersion();
+    for (const char* page : {"popgatectl.8", "popgated.8", "popgate-milter.8", "popgate.conf.5"}) {
+        std::ifstream in(std::string(POPGATE_SOURCE_DIR) + "/docs/man/" + page);
+        std::string th;
+        for (std::string line; std::getline(in, line);)
+            if (line.rfind(".TH ", 0) == 0) {
+                th = line;
+                break;
+            }
+        BOOST_TEST(has(th, "\"popgate " + version + "\""), page << ": " << th);
+    }
+}
+
 struct UsageRow {
     const char* label;
     const char* program;
