@@ -6,7 +6,8 @@
 // inside secrets_dir, after their owner and mode were checked), the secret key file.
 // Writes: the account database (SQLite file or PostgreSQL), the secret key
 // file when it does not exist yet. Talks to: the database only.
-// Exit status: 0 done, 1 the operation failed, 2 bad usage or bad input.
+// Exit status: 0 done, 1 the operation failed or the verdict is negative, 2 bad
+// usage or bad input; the special codes (account test, filter test) in popgatectl(8).
 #include "core/dbdrivers.h"
 #include "core/errors.h"
 #include "core/keyvalue.h"
@@ -40,10 +41,11 @@ const char* const kAdminGroup = "popgate-admin";
 const char* const kCommands =
     "commands:\n"
     "  account add NAME --server=HOST [--FIELD=VALUE ...] [--password-stdin|--password-file=F]\n"
+    "  account add NAME                 on a terminal: the account form\n"
     "  account list [--json] | show NAME [--json]\n"
     "  account set NAME --FIELD=VALUE ... | enable NAME | disable NAME | remove NAME\n"
-    "  account test NAME [--deep]       Test Connection (exit 0 ok; 10-16 the failing stage; 17 "
-    "MTA)\n"
+    "  account test NAME [--deep] [--json]\n"
+    "    Test Connection (exit 0 ok; 10-16 the failing stage; 17 MTA)\n"
     "  filter add NAME [--direction=inbound|outbound] [--default=yes|no] [--active=yes|no]\n"
     "    [--description=TEXT] | filter list [--json] | show NAME [--json] | set NAME ... | remove "
     "NAME\n"
@@ -55,13 +57,17 @@ const char* const kCommands =
     "    [--add-exception=X] [--remove-exception=X] [--type=T] [--active=B] | list | show | "
     "remove\n"
     "  filter test [NAME | --account=ACCOUNT] --from=ADDR [--envelope=ADDR]\n"
-    "    (exit 0: allowed, 1: blocked or failed, 2: bad input)\n"
-    "  message list [--account=A] [--state=S] | message release ID | message retry ID|--account=A\n"
-    "  log [--account=A] [--since=2h] [--state=S] [--json]   the message log\n"
+    "    [--json] (exit 0 allowed, 1 blocked, 2 bad input, 3 failed: no verdict)\n"
+    "  message list [--account=A] [--state=S] [--since=WHEN] [--limit=N]\n"
+    "    (oldest first, with each message's age)\n"
+    "  message show ID [--body] | delete ID | purge --older-than=AGE [--account=A]\n"
+    "  message release ID | message retry ID|--account=A\n"
+    "  log [--account=A] [--since=2h] [--state=S] [--limit=N] [--follow] [--json]\n"
+    "    (the message log; --follow: new lines until Ctrl-C)\n"
     "  status [--json]                  per account: last poll, last error, next poll, 24 h "
     "counts\n"
-    "  db migrate | db status\n"
-    "  config check | config apply | config sample\n"
+    "  db migrate | db status [--json]\n"
+    "  config check [--json] | config apply | config sample\n"
     "  oauth profile add|set NAME [--provider=generic|google|microsoft] [--client-id=ID]\n"
     "    [--client-secret-stdin|--client-secret-file=F] [--auth-url=U] [--token-url=U] "
     "[--device-url=U]\n"
@@ -227,7 +233,7 @@ protected:
                                  "configuration file (default " + std::string(kDefaultConfigPath) +
                                      ", or $POPGATE_CONFIG)")
                               .argument("FILE"));
-        options.addOption(Option("json", "j", "JSON output (account list and show)"));
+        options.addOption(Option("json", "j", "JSON output (every command that prints data)"));
     }
 
     void handleOption(const std::string& name, const std::string& value) override
