@@ -16,6 +16,7 @@
 #include "popgatectl/cli.h"
 
 #include <Poco/Exception.h>
+#include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/Util/Application.h>
 #include <Poco/Util/HelpFormatter.h>
@@ -67,7 +68,7 @@ const char* const kCommands =
     "  status [--json]                  per account: last poll, last error, next poll, 24 h "
     "counts\n"
     "  db migrate | db status [--json]\n"
-    "  config check [--json] | config apply | config sample\n"
+    "  config check [--json] | config apply [--json] | config sample\n"
     "  oauth profile add|set NAME [--provider=generic|google|microsoft] [--client-id=ID]\n"
     "    [--client-secret-stdin|--client-secret-file=F] [--auth-url=U] [--token-url=U] "
     "[--device-url=U]\n"
@@ -200,6 +201,22 @@ int configCommand(Context& ctx, const std::vector<std::string>& rest)
     if (args[0] == "apply") {
         const auto declared = loadProvisioned(ctx.config);
         const ProvisionReport r = applyProvisioned(ctx.store(), ctx.secrets(), declared);
+        if (ctx.json) {
+            Poco::JSON::Object o(true);
+            auto names = [](const std::vector<std::string>& list) {
+                Poco::JSON::Array::Ptr a = new Poco::JSON::Array;
+                for (const auto& n : list)
+                    a->add(n);
+                return a;
+            };
+            o.set("added", names(r.added));
+            o.set("updated", names(r.updated));
+            o.set("unchanged", names(r.unchanged));
+            o.set("deactivated", names(r.deactivated));
+            printJson(*ctx.out, o);
+            *ctx.out << "\n";
+            return 0;
+        }
         auto print = [&](const char* what, const std::vector<std::string>& names) {
             for (const auto& n : names)
                 *ctx.out << "account '" << n << "' " << what << "\n";

@@ -430,9 +430,14 @@ int messagePurge(Context& ctx, const std::vector<std::string>& rest)
     const std::int64_t cutoff = nowSeconds() - age;
     MessageStore ms(ctx.store());
     std::vector<std::int64_t> purged;
-    std::set<std::string> referenced;
+    // Files rows name, by device and inode: a path spelled another way (a "//", a
+    // symlinked spool_dir) is still the same file.
+    std::set<std::pair<dev_t, ino_t>> referenced;
     for (const MessageRecord& m : ms.quarantined()) {
-        referenced.insert(m.quarantinePath); // also a copy `message release` is sending now
+        struct stat named {
+        };
+        if (::stat(m.quarantinePath.c_str(), &named) == 0)
+            referenced.insert({named.st_dev, named.st_ino}); // also a copy being released now
         if (m.state != MessageState::Ignored || (onlyAccount && m.accountId != onlyAccount))
             continue;
         struct stat st {
@@ -456,8 +461,8 @@ int messagePurge(Context& ctx, const std::vector<std::string>& rest)
             for (Poco::DirectoryIterator f(acc->path()); f != end; ++f) {
                 struct stat st {
                 };
-                if (referenced.count(f->path()) || ::lstat(f->path().c_str(), &st) != 0 ||
-                    !S_ISREG(st.st_mode) || st.st_mtime >= cutoff)
+                if (::lstat(f->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+                    st.st_mtime >= cutoff || referenced.count({st.st_dev, st.st_ino}))
                     continue;
                 if (::unlink(f->path().c_str()) == 0)
                     orphans.push_back(f->path());

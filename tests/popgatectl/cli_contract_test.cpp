@@ -278,6 +278,9 @@ BOOST_AUTO_TEST_CASE(filter_test_codes_and_json)
     r = cli({"config", "check", "--json"});
     BOOST_TEST(r.status == 0, r.err);
     BOOST_TEST(parse(r.out).extract<Poco::JSON::Object::Ptr>()->getValue<bool>("ok"));
+    r = cli({"config", "apply", "--json"});
+    BOOST_TEST(r.status == 0, r.err);
+    BOOST_TEST(parse(r.out).extract<Poco::JSON::Object::Ptr>()->has("added"));
     r = cli({"account", "test", "helpdesk", "--json"}); // pop.invalid never resolves
     BOOST_TEST(r.status == 10, r.err);
     o = parse(r.out).extract<Poco::JSON::Object::Ptr>();
@@ -364,8 +367,10 @@ BOOST_AUTO_TEST_CASE(message_delete_and_purge_empty_the_quarantine_by_hand)
     const std::string young = cli.dir.write("spool/quarantine/helpdesk/helpdesk.4.eml", "x\r\n");
     const std::string old = cli.dir.write("spool/quarantine/helpdesk/helpdesk.5.eml", "x\r\n");
     const std::string orphan = cli.dir.write("spool/quarantine/helpdesk/orphan.eml", "x\r\n");
+    // Old, but `message release` is sending it (the row says injecting): it stays.
+    const std::string sending = cli.dir.write("spool/quarantine/helpdesk/helpdesk.6.eml", "x\r\n");
     const std::int64_t now = std::time(nullptr);
-    for (const auto& f : {old, orphan}) {
+    for (const auto& f : {old, orphan, sending}) {
         struct utimbuf t {
             static_cast<time_t>(now - 3 * 86400), static_cast<time_t>(now - 3 * 86400)
         };
@@ -375,7 +380,9 @@ BOOST_AUTO_TEST_CASE(message_delete_and_purge_empty_the_quarantine_by_hand)
             "updated_at) VALUES (1, 'u4', 'ignored', 1, '" +
             young + "', " + std::to_string(now) + ", " + std::to_string(now) +
             "), (1, 'u5', 'ignored', 1, '" + old + "', " + std::to_string(now - 3 * 86400) + ", " +
-            std::to_string(now - 3 * 86400) + ")");
+            std::to_string(now - 3 * 86400) + "), (1, 'u6', 'injecting', 1, '" +
+            cli.dir.file("spool//quarantine/helpdesk/helpdesk.6.eml") + "', " +
+            std::to_string(now - 3 * 86400) + ", " + std::to_string(now) + ")");
     r = cli({"message", "purge", "--older-than=1d", "--json"});
     BOOST_TEST_REQUIRE(r.status == 0, r.err);
     o = parse(r.out).extract<Poco::JSON::Object::Ptr>();
@@ -385,6 +392,7 @@ BOOST_AUTO_TEST_CASE(message_delete_and_purge_empty_the_quarantine_by_hand)
     BOOST_TEST(::access(young.c_str(), F_OK) == 0, "the young copy stays");
     BOOST_TEST(::access(old.c_str(), F_OK) != 0);
     BOOST_TEST(::access(orphan.c_str(), F_OK) != 0);
+    BOOST_TEST(::access(sending.c_str(), F_OK) == 0, "a copy being released stays, however spelt");
 }
 
 namespace
