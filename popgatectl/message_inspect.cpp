@@ -24,6 +24,7 @@
 #include <cstring>
 #include <fstream>
 #include <iomanip>
+#include <map>
 #include <set>
 #include <sstream>
 #include <sys/stat.h>
@@ -194,7 +195,8 @@ Poco::JSON::Object::Ptr logJson(const LogEntry& e)
 // a failed removal changes nothing; a failed commit leaves the row naming a file that
 // is gone (what retention leaves, and what `message release` reports). Returns false
 // when the row changed meanwhile (released, or deleted by another popgatectl).
-bool removeCopy(Context& ctx, MessageStore& ms, const MessageRecord& m, const std::string& why)
+bool removeCopy(Context& ctx, MessageStore& ms, const MessageRecord& m, const std::string& account,
+                const std::string& why)
 {
     Transaction tx(ctx.store().session());
     if (!ms.dropQuarantinePath(m.id, m.quarantinePath, kDeletedReason))
@@ -204,8 +206,7 @@ bool removeCopy(Context& ctx, MessageStore& ms, const MessageRecord& m, const st
                              m.quarantinePath + " cannot be removed: " + std::strerror(errno) +
                              " (nothing changed)");
     LogEntry e;
-    if (auto a = accountOf(ctx, m))
-        e.account = a->name;
+    e.account = account;
     e.uidl = m.uidl;
     e.messageId = m.messageId;
     e.sender = m.envelopeFrom;
@@ -396,7 +397,9 @@ int messageDelete(Context& ctx, const std::vector<std::string>& rest)
                          " (only quarantined messages, state ignored, are deleted)");
     if (m.quarantinePath.empty())
         throw InputError(who + ": no quarantined copy is kept (" + terminal(m.reason) + ")");
-    if (!removeCopy(ctx, ms, m, "deleted from quarantine (message delete)"))
+    const auto account = accountOf(ctx, m);
+    if (!removeCopy(ctx, ms, m, account ? account->name : "",
+                    "deleted from quarantine (message delete)"))
         throw OperationError(who + ": changed meanwhile (released or deleted); nothing removed");
     *ctx.out << who << ": quarantined copy deleted (" << m.quarantinePath << ")\n";
     return 0;
@@ -428,6 +431,9 @@ int messagePurge(Context& ctx, const std::vector<std::string>& rest)
         onlyAccount = a->id;
     }
     const std::int64_t cutoff = nowSeconds() - age;
+    std::map<std::int64_t, std::string> names; // account id -> name, for the log lines
+    for (const auto& a : ctx.store().accounts())
+        names[a.id] = a.name;
     MessageStore ms(ctx.store());
     std::vector<std::int64_t> purged;
     // Files rows name, by device and inode: a path spelled another way (a "//", a
@@ -446,7 +452,7 @@ int messagePurge(Context& ctx, const std::vector<std::string>& rest)
         const bool exists = ::stat(m.quarantinePath.c_str(), &st) == 0;
         if (exists && st.st_mtime >= cutoff)
             continue;
-        if (removeCopy(ctx, ms, m, "purged from quarantine (message purge --older-than=" +
+        if (removeCopy(ctx, ms, m, names[m.accountId], "purged from quarantine (message purge --older-than=" +
                                        flatten(args.options.at("older-than")) + ")"))
             purged.push_back(m.id);
     }
