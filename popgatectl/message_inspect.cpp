@@ -56,14 +56,14 @@ std::string terminal(const std::string& text)
 struct Copy {
     enum class Kind { None, Gone, Kept } kind = Kind::None;
     std::int64_t bytes = 0;
-    std::int64_t modified = 0;
     std::vector<std::string> headers; ///< lines, without line ends
     bool headersCut = false;
     MessageFacts facts;
 };
 
-// readCopy - the quarantined file's header lines (up to kMaxHeaderBytes) and
-// the facts MessageRewriter (the fetcher's own parser) finds in it.
+// readCopy - the quarantined file's header lines and the facts MessageRewriter
+// (the fetcher's own parser) finds in them. Reads at most kMaxHeaderBytes: a
+// hostile header section (one endless line) costs no more memory than that.
 Copy readCopy(const MessageRecord& m)
 {
     Copy c;
@@ -77,27 +77,33 @@ Copy readCopy(const MessageRecord& m)
     }
     c.kind = Copy::Kind::Kept;
     c.bytes = st.st_size;
-    c.modified = st.st_mtime;
     std::ifstream in(m.quarantinePath, std::ios::binary);
     if (!in)
         throw OperationError("message " + std::to_string(m.id) + ": quarantined copy " +
                              m.quarantinePath + " cannot be read: " + std::strerror(errno));
-    std::ostringstream header; // the parser's output: the header section, at most about 1 MiB
-    MessageRewriter parser(header, "");
+    std::string head(kMaxHeaderBytes, '\0');
+    in.read(&head[0], static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<std::size_t>(in.gcount()));
+    std::ostringstream sink; // the parser's output, at most head's size
+    MessageRewriter parser(sink, "");
     std::ostream feed(&parser);
-    std::size_t seen = 0;
-    bool inHeader = true;
-    for (std::string line; inHeader && std::getline(in, line);) {
-        seen += line.size() + 1;
-        feed << line << "\n";
+    std::size_t at = 0;
+    for (;;) {
+        const std::size_t end = head.find('\n', at);
+        if (end == std::string::npos) { // no line end within the bound (or the file ended)
+            c.headersCut = at < head.size() && head.size() == kMaxHeaderBytes;
+            if (!c.headersCut && at < head.size())
+                c.headers.push_back(head.substr(at)); // a last line without its end
+            break;
+        }
+        std::string line = head.substr(at, end - at);
+        feed.write(head.data() + at, static_cast<std::streamsize>(end - at + 1));
+        at = end + 1;
         if (!line.empty() && line.back() == '\r')
             line.pop_back();
         if (line.empty())
-            inHeader = false;
-        else if (seen > kMaxHeaderBytes)
-            c.headersCut = true, inHeader = false;
-        else
-            c.headers.push_back(line);
+            break; // the end of the header section
+        c.headers.push_back(std::move(line));
     }
     c.facts = parser.finish();
     return c;
@@ -361,7 +367,7 @@ int messageShow(Context& ctx, const std::vector<std::string>& rest)
         for (const auto& h : copy.headers)
             out << "  " << terminal(h) << "\n";
         if (copy.headersCut)
-            out << "  [header section cut at " << kMaxHeaderBytes << " bytes]\n";
+            out << "  [header section cut: not ended within " << kMaxHeaderBytes << " bytes]\n";
     }
     out << "log:\n";
     for (const auto& e : log) {

@@ -345,6 +345,18 @@ BOOST_AUTO_TEST_CASE(message_show_escapes_for_the_terminal_and_is_exact_in_json)
     BOOST_TEST(o->getObject("filter_now")->getValue<std::string>("verdict") == "blocked");
     BOOST_TEST(o->getObject("quarantine")->getValue<std::string>("copy") == "kept");
     BOOST_TEST(o->getArray("log")->size() == 1u);
+
+    // A header section that never ends (one 3 MiB line): cut at 1 MiB, not read whole.
+    cli.dir.write("spool/quarantine/helpdesk/helpdesk.1.eml",
+                  "X-Long: " + std::string(3 * 1024 * 1024, 'a'));
+    r = cli({"message", "show", "1", "--json"});
+    BOOST_TEST_REQUIRE(r.status == 0, r.err);
+    o = parse(r.out).extract<Poco::JSON::Object::Ptr>();
+    BOOST_TEST(o->getValue<bool>("headers_cut"));
+    BOOST_TEST(o->getArray("headers")->size() == 0u);
+    BOOST_TEST(r.out.size() < 64u * 1024, "nothing of it printed: " << r.out.size());
+    r = cli({"message", "show", "1"});
+    BOOST_TEST(has(r.out, "[header section cut"), r.out.substr(0, 2000));
 }
 
 BOOST_AUTO_TEST_CASE(message_delete_and_purge_empty_the_quarantine_by_hand)
