@@ -16,8 +16,8 @@
 #include <Poco/Util/Option.h>
 #include <iomanip>
 #include <iostream>
-#include <unistd.h>
 #include <sstream>
+#include <unistd.h>
 
 namespace popgate::cli
 {

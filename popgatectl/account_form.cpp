@@ -5,8 +5,8 @@
 // system address filter chosen from those that exist, active), then the
 // mailbox popgate delivers to. Each answer goes through the core's field table
 // (setAccountField) and the account check (validateAccount), so the form accepts
-// exactly what --FIELD=VALUE accepts; a refused answer is asked again. Only used with a terminal on standard input:
-// without one, `account add` says what is missing, as before.
+// exactly what --FIELD=VALUE accepts; a refused answer is asked again. Only used with a terminal on
+// standard input: without one, `account add` says what is missing, as before.
 #include "core/errors.h"
 #include "core/filter_store.h"
 #include "core/provisioning.h"
@@ -26,8 +26,7 @@ namespace
 // empty answer. End of input cancels the form (nothing is stored).
 std::string ask(Context& ctx, const std::string& question, const std::string& byDefault)
 {
-    *ctx.err << question << (byDefault.empty() ? "" : " [" + byDefault + "]") << ": "
-             << std::flush;
+    *ctx.err << question << (byDefault.empty() ? "" : " [" + byDefault + "]") << ": " << std::flush;
     std::string line;
     if (!std::getline(std::cin, line))
         throw InputError("account add: form cancelled (end of input); nothing stored");
@@ -145,19 +144,17 @@ Account fillAccountForm(Context& ctx, Account a)
         *ctx.err << " " << n;
     *ctx.err << (names.empty() ? " none defined" : "") << "\n";
     for (;;) {
-        const std::string answer =
-            ask(ctx, "System address filter (empty: the inbound default, " + byDefault + ")",
-                a.filter);
+        const std::string answer = ask(
+            ctx, "System address filter (empty: the inbound default, " + byDefault + ")", a.filter);
         if (answer.empty() || std::find(names.begin(), names.end(), answer) != names.end()) {
             a.filter = answer;
             break;
         }
-        *ctx.err << "  filter: no inbound system filter '" << escapeText(answer, EscapeFor::Terminal)
-                 << "'\n";
+        *ctx.err << "  filter: no inbound system filter '"
+                 << escapeText(answer, EscapeFor::Terminal) << "'\n";
     }
     askField(ctx, a, "active", "Active (yes, no)", yesNo(a.active));
-    askRequired(ctx, a, "mailbox", "Mailbox address (its mail is delivered to it here)",
-                a.mailbox);
+    askRequired(ctx, a, "mailbox", "Mailbox address (its mail is delivered to it here)", a.mailbox);
     return a;
 }
 

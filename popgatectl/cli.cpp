@@ -7,8 +7,8 @@
 #include <Poco/DateTimeFormat.h>
 #include <Poco/DateTimeFormatter.h>
 #include <Poco/DateTimeParser.h>
-#include <Poco/NumberParser.h>
 #include <Poco/Exception.h>
+#include <Poco/NumberParser.h>
 #include <Poco/Timestamp.h>
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionException.h>

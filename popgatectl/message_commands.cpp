@@ -141,8 +141,8 @@ int list(Context& ctx, const std::vector<std::string>& rest)
         out << "\n";
         return 0;
     }
-    out << std::left << std::setw(7) << "ID" << std::setw(6) << "AGE" << std::setw(16)
-        << "ACCOUNT" << std::setw(10) << "STATE" << std::setw(34) << "MESSAGE-ID"
+    out << std::left << std::setw(7) << "ID" << std::setw(6) << "AGE" << std::setw(16) << "ACCOUNT"
+        << std::setw(10) << "STATE" << std::setw(34) << "MESSAGE-ID"
         << "REASON\n";
     for (const auto& [m, account] : rows)
         out << std::left << std::setw(7) << m.id << std::setw(6) << ageText(now - m.createdAt)
@@ -381,8 +381,8 @@ namespace
 {
 
 // The statuses the message log holds (popgated's and popgatectl's writers).
-const char* const kLogStatuses[] = {"delivered", "ignored",  "deferred", "failed", "uncertain",
-                                    "released",  "purged",   "poll",     "error"};
+const char* const kLogStatuses[] = {"delivered", "ignored", "deferred", "failed", "uncertain",
+                                    "released",  "purged",  "poll",     "error"};
 
 volatile std::sig_atomic_t followStop = 0;
 

@@ -224,8 +224,8 @@ bool removeCopy(Context& ctx, MessageStore& ms, const MessageRecord& m, const st
         tx.commit();
     } catch (const std::exception& ex) {
         throw OperationError("message " + std::to_string(m.id) + ": quarantined copy " +
-                             m.quarantinePath + " removed, but the ledger still names it: " +
-                             ex.what());
+                             m.quarantinePath +
+                             " removed, but the ledger still names it: " + ex.what());
     }
     return true;
 }
@@ -244,8 +244,8 @@ int messageShow(Context& ctx, const std::vector<std::string>& rest)
     const std::optional<Account> account = accountOf(ctx, m);
     const Copy copy = readCopy(m);
     const Judgement j = judge(ctx, account ? &*account : nullptr, m, copy);
-    const std::vector<LogEntry> log = account ? ms.logOf(account->name, m.uidl)
-                                              : std::vector<LogEntry>{};
+    const std::vector<LogEntry> log =
+        account ? ms.logOf(account->name, m.uidl) : std::vector<LogEntry>{};
     const std::vector<std::string> rcpts =
         account ? account->recipients() : std::vector<std::string>{};
     const std::int64_t age = nowSeconds() - m.createdAt;
@@ -290,7 +290,7 @@ int messageShow(Context& ctx, const std::vector<std::string>& rest)
         f->set("system_filter", j.filter);
         f->set("source", j.source);
         f->set("problem", j.problem);
-        f->set("verdict", j.filter.empty() ? (j.problem.empty() ? "allowed" : "unknown")
+        f->set("verdict", j.filter.empty()      ? (j.problem.empty() ? "allowed" : "unknown")
                           : j.screen.admitted() ? "allowed"
                                                 : "blocked");
         f->set("reason", j.screen.admitted() ? j.verdict.reason : j.screen.detail);
@@ -354,8 +354,9 @@ int messageShow(Context& ctx, const std::vector<std::string>& rest)
         row("filter now", "allowed: " + j.source);
     } else {
         row("filter now", "system filter \"" + j.filter + "\" (" + j.source + ")");
-        out << "  " << (j.screen.admitted() ? "allowed: " + terminal(j.verdict.reason)
-                                           : "blocked: " + terminal(j.screen.detail))
+        out << "  "
+            << (j.screen.admitted() ? "allowed: " + terminal(j.verdict.reason)
+                                    : "blocked: " + terminal(j.screen.detail))
             << "\n";
         for (const FilterStep& s : j.verdict.steps)
             out << "  " << terminal(s.text()) << "\n";
@@ -458,8 +459,9 @@ int messagePurge(Context& ctx, const std::vector<std::string>& rest)
         const bool exists = ::stat(m.quarantinePath.c_str(), &st) == 0;
         if (exists && st.st_mtime >= cutoff)
             continue;
-        if (removeCopy(ctx, ms, m, names[m.accountId], "purged from quarantine (message purge --older-than=" +
-                                       flatten(args.options.at("older-than")) + ")"))
+        if (removeCopy(ctx, ms, m, names[m.accountId],
+                       "purged from quarantine (message purge --older-than=" +
+                           flatten(args.options.at("older-than")) + ")"))
             purged.push_back(m.id);
     }
     // Files no row names (left by a crash between write and commit): retention removes

@@ -28,8 +28,8 @@ struct DaemonOptions {
     std::string user;       ///< --user; empty: not given
     std::string logTo = "syslog";
 
-    /// define - adds --help (-h), --version (-V) and --config=FILE (-c), then own, then --user=NAME (whose
-    /// help names defaultUser) and --log=WHERE, in the order --help lists them.
+    /// define - adds --help (-h), --version (-V) and --config=FILE (-c), then own, then --user=NAME
+    /// (whose help names defaultUser) and --log=WHERE, in the order --help lists them.
     static void define(Poco::Util::OptionSet& options, const std::vector<Poco::Util::Option>& own,
                        const std::string& defaultUser);
     /// take - records the value of one of these five options; false for any other option.

@@ -89,16 +89,18 @@ void gateway(const Cli& cli)
             "(1, 'u1', 'ignored', 1, '<a1@bad.example>', 'offers@bad.example', "
             "'Offers <offers@bad.example>', 120, 'blocked', '" +
             cli.dir.file("spool/quarantine/helpdesk/helpdesk.1.eml") + "', " + t(7200) + ", " +
-            t(7200) + "), (1, 'u2', 'injected', 1, '<a2@ok.example>', 'x@ok.example', "
-                      "'x@ok.example', 50, '', '', " +
+            t(7200) +
+            "), (1, 'u2', 'injected', 1, '<a2@ok.example>', 'x@ok.example', "
+            "'x@ok.example', 50, '', '', " +
             t(60) + ", " + t(60) +
             "), (1, 'u3', 'failed', 0, '<a3@ok.example>', 'y@ok.example', 'y@ok.example', 50, "
             "'too large', '', " +
             t(3 * 86400) + ", " + t(3 * 86400) + ")");
     cli.sql("INSERT INTO message_log (at, account, uidl, message_id, sender, size, status, "
             "detail) VALUES (" +
-            t(7200) + ", 'helpdesk', 'u1', '<a1@bad.example>', 'offers@bad.example', 120, "
-                      "'ignored', 'blocked')");
+            t(7200) +
+            ", 'helpdesk', 'u1', '<a1@bad.example>', 'offers@bad.example', 120, "
+            "'ignored', 'blocked')");
 }
 
 Poco::Dynamic::Var parse(const std::string& text)
@@ -127,8 +129,8 @@ bool has(const std::string& text, const std::string& part)
 BOOST_AUTO_TEST_CASE(version_of_every_program_is_the_changelogs)
 {
     const std::string version = changelogVersion();
-    for (const char* program :
-         {"popgatectl/popgatectl", "plugin/popgated/popgated", "plugin/popgate-milter/popgate-milter"}) {
+    for (const char* program : {"popgatectl/popgatectl", "plugin/popgated/popgated",
+                                "plugin/popgate-milter/popgate-milter"}) {
         const std::string name = std::string(program).substr(std::string(program).rfind('/') + 1);
         const auto r = test::run(test::binary(program), {"--version"});
         BOOST_TEST(r.status == 0, name << ": " << r.err);
@@ -165,7 +167,9 @@ BOOST_AUTO_TEST_CASE(daemons_exit_2_on_bad_usage)
     const std::vector<UsageRow> rows = {
         {"popgated unknown option", "plugin/popgated/popgated", {"--bogus"}, "bogus"},
         {"popgated missing argument", "plugin/popgated/popgated", {"--config"}, "config"},
-        {"popgated Poco's --daemon is not offered", "plugin/popgated/popgated", {"--daemon"},
+        {"popgated Poco's --daemon is not offered",
+         "plugin/popgated/popgated",
+         {"--daemon"},
          "daemon"},
         {"popgated --log=x", "plugin/popgated/popgated", {"--log=x", "--check-config"}, "--log"},
         {"milter unknown option", "plugin/popgate-milter/popgate-milter", {"--bogus"}, "bogus"},
@@ -188,26 +192,46 @@ BOOST_AUTO_TEST_CASE(every_verb_exits_2_naming_a_bad_option_or_value)
     };
     // Every verb with an option it does not take.
     const std::vector<std::vector<std::string>> verbs = {
-        {"account", "add", "x", "--server=h"}, {"account", "list"},
-        {"account", "show", "helpdesk"},       {"account", "set", "helpdesk"},
-        {"account", "enable", "helpdesk"},     {"account", "disable", "helpdesk"},
-        {"account", "remove", "helpdesk"},     {"account", "test", "helpdesk"},
-        {"account", "authorize", "helpdesk"},  {"filter", "add", "f2"},
-        {"filter", "list"},                    {"filter", "show", "inbound"},
-        {"filter", "set", "inbound"},          {"filter", "remove", "inbound"},
-        {"filter", "attach", "inbound", "spam"}, {"filter", "detach", "inbound", "spam"},
-        {"filter", "test", "--from=a@b.example"}, {"filter", "address", "add", "a2"},
-        {"filter", "address", "set", "spam"},  {"filter", "address", "list"},
-        {"filter", "address", "show", "spam"}, {"filter", "address", "remove", "spam"},
-        {"message", "list"},                   {"message", "show", "1"},
-        {"message", "delete", "1"},            {"message", "purge", "--older-than=1d"},
-        {"message", "release", "1"},           {"message", "retry", "3"},
-        {"log"},                               {"status"},
-        {"db", "migrate"},                     {"db", "status"},
-        {"config", "check"},                   {"config", "apply"},
-        {"config", "sample"},                  {"oauth", "profile", "add", "p1"},
-        {"oauth", "profile", "set", "p1"},     {"oauth", "profile", "list"},
-        {"oauth", "profile", "show", "p1"},    {"oauth", "profile", "remove", "p1"},
+        {"account", "add", "x", "--server=h"},
+        {"account", "list"},
+        {"account", "show", "helpdesk"},
+        {"account", "set", "helpdesk"},
+        {"account", "enable", "helpdesk"},
+        {"account", "disable", "helpdesk"},
+        {"account", "remove", "helpdesk"},
+        {"account", "test", "helpdesk"},
+        {"account", "authorize", "helpdesk"},
+        {"filter", "add", "f2"},
+        {"filter", "list"},
+        {"filter", "show", "inbound"},
+        {"filter", "set", "inbound"},
+        {"filter", "remove", "inbound"},
+        {"filter", "attach", "inbound", "spam"},
+        {"filter", "detach", "inbound", "spam"},
+        {"filter", "test", "--from=a@b.example"},
+        {"filter", "address", "add", "a2"},
+        {"filter", "address", "set", "spam"},
+        {"filter", "address", "list"},
+        {"filter", "address", "show", "spam"},
+        {"filter", "address", "remove", "spam"},
+        {"message", "list"},
+        {"message", "show", "1"},
+        {"message", "delete", "1"},
+        {"message", "purge", "--older-than=1d"},
+        {"message", "release", "1"},
+        {"message", "retry", "3"},
+        {"log"},
+        {"status"},
+        {"db", "migrate"},
+        {"db", "status"},
+        {"config", "check"},
+        {"config", "apply"},
+        {"config", "sample"},
+        {"oauth", "profile", "add", "p1"},
+        {"oauth", "profile", "set", "p1"},
+        {"oauth", "profile", "list"},
+        {"oauth", "profile", "show", "p1"},
+        {"oauth", "profile", "remove", "p1"},
         {"oauth", "status"},
     };
     std::vector<Row> rows;
@@ -247,8 +271,8 @@ BOOST_AUTO_TEST_CASE(every_verb_exits_2_naming_a_bad_option_or_value)
             label += a + " ";
         const auto r = cli(row.args);
         BOOST_TEST(r.status == 2, label << ": exit " << r.status << ": " << r.err);
-        BOOST_TEST(has(r.err, row.named), label << ": stderr does not name '" << row.named
-                                                << "': " << r.err);
+        BOOST_TEST(has(r.err, row.named),
+                   label << ": stderr does not name '" << row.named << "': " << r.err);
         BOOST_TEST(r.out.empty(), label << ": " << r.out);
     }
 }
@@ -339,7 +363,8 @@ BOOST_AUTO_TEST_CASE(message_show_escapes_for_the_terminal_and_is_exact_in_json)
     auto o = parse(r.out).extract<Poco::JSON::Object::Ptr>();
     auto headers = o->getArray("headers");
     BOOST_TEST_REQUIRE(headers->size() == 3u);
-    BOOST_TEST(headers->getElement<std::string>(0) == "From: Offers \x1b[31mRED <offers@bad.example>");
+    BOOST_TEST(headers->getElement<std::string>(0) ==
+               "From: Offers \x1b[31mRED <offers@bad.example>");
     BOOST_TEST(headers->getElement<std::string>(2) == "Subject: caf\xc3\xa9");
     BOOST_TEST(o->getValue<std::string>("body") == "body \x07 line\r\n");
     BOOST_TEST(o->getObject("filter_now")->getValue<std::string>("verdict") == "blocked");
