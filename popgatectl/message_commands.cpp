@@ -1,6 +1,7 @@
 // message_commands.cpp - what an operator does with fetched mail and its
-// traces: `message list|release|retry`, `log` (the message log) and `status`
-// (each account's poll state and 24-hour counts).
+// traces: `message list|release|retry`, `log` (the message log, and --follow)
+// and `status` (each account's poll state and 24-hour counts); `message
+// show|delete|purge` are in message_inspect.cpp.
 #include "core/errors.h"
 #include "core/message_store.h"
 #include "core/milter_seen.h"
