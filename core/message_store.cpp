@@ -51,6 +51,26 @@ MessageRecord readMessage(RecordSet& rs)
     return m;
 }
 
+const char* const kLogColumns =
+    "id, at, account, uidl, message_id, sender, size, status, relay, queue_id, detail";
+
+LogEntry readLogEntry(RecordSet& rs)
+{
+    LogEntry e;
+    e.id = number(rs, "id");
+    e.at = number(rs, "at");
+    e.account = text(rs, "account");
+    e.uidl = text(rs, "uidl");
+    e.messageId = text(rs, "message_id");
+    e.sender = text(rs, "sender");
+    e.size = number(rs, "size");
+    e.status = text(rs, "status");
+    e.relay = text(rs, "relay");
+    e.queueId = text(rs, "queue_id");
+    e.detail = text(rs, "detail");
+    return e;
+}
+
 // placeholders - "($k, $k+1, ...), (...)" for rows x columns, numbered from first.
 std::string placeholders(std::size_t rows, std::size_t columns, std::size_t first = 1)
 {
@@ -292,6 +312,117 @@ std::size_t MessageStore::forget(std::int64_t before)
     }
 }
 
+std::vector<ListedMessage> MessageStore::list(const MessageQuery& q)
+{
+    std::vector<ListedMessage> out;
+    // Newest first with the limit, then turned around: the last rows are the newest.
+    const Poco::Int64 limit = q.limit > 0 ? q.limit : (Poco::Int64(1) << 62);
+    try {
+        Statement select(store_.session());
+        select << "SELECT m.id AS id, m.account_id AS account_id, m.uidl AS uidl, m.state AS "
+                  "state, m.deleted AS deleted, m.message_id AS message_id, m.envelope_from AS "
+                  "envelope_from, m.header_from AS header_from, m.size AS size, m.queue_id AS "
+                  "queue_id, m.reason AS reason, m.attempts AS attempts, m.retry_at AS retry_at, "
+                  "m.quarantine_path AS quarantine_path, m.created_at AS created_at, "
+                  "m.updated_at AS updated_at, a.name AS account "
+                  "FROM messages m JOIN accounts a ON a.id = m.account_id "
+                  "WHERE ($1 = 0 OR m.account_id = $2) AND ($3 = '' OR m.state = $4) AND "
+                  "m.created_at >= $5 ORDER BY m.created_at DESC, m.id DESC LIMIT $6",
+            bind(Poco::Int64(q.accountId)), bind(Poco::Int64(q.accountId)), bind(q.state),
+            bind(q.state), bind(Poco::Int64(q.since)), bind(limit);
+        select.execute();
+        RecordSet rs(select);
+        for (bool more = rs.moveFirst(); more; more = rs.moveNext())
+            out.push_back({readMessage(rs), text(rs, "account")});
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot read the message ledger", e);
+    }
+    return {out.rbegin(), out.rend()};
+}
+
+std::vector<MessageRecord> MessageStore::quarantined(std::int64_t accountId)
+{
+    std::vector<MessageRecord> out;
+    try {
+        Statement select(store_.session());
+        select << "SELECT " << kMessageColumns
+               << " FROM messages WHERE quarantine_path <> '' AND "
+                  "($1 = 0 OR account_id = $2) ORDER BY created_at, id",
+            bind(Poco::Int64(accountId)), bind(Poco::Int64(accountId));
+        select.execute();
+        RecordSet rs(select);
+        for (bool more = rs.moveFirst(); more; more = rs.moveNext())
+            out.push_back(readMessage(rs));
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot read the quarantine", e);
+    }
+    return out;
+}
+
+bool MessageStore::dropQuarantinePath(std::int64_t id, const std::string& path,
+                                      const std::string& reason)
+{
+    try {
+        Statement update(store_.session());
+        update << "UPDATE messages SET quarantine_path = '', reason = $1, updated_at = $2 "
+                  "WHERE id = $3 AND state = 'ignored' AND quarantine_path = $4",
+            bind(reason), bind(Poco::Int64(nowSeconds())), bind(Poco::Int64(id)), bind(path);
+        return update.execute() == 1;
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot update message " + std::to_string(id), e);
+    }
+}
+
+std::vector<LogEntry> MessageStore::logOf(const std::string& account, const std::string& uidl)
+{
+    std::vector<LogEntry> out;
+    try {
+        Statement select(store_.session());
+        select << "SELECT " << kLogColumns
+               << " FROM message_log WHERE account = $1 AND uidl = $2 ORDER BY id",
+            bind(account), bind(uidl);
+        select.execute();
+        RecordSet rs(select);
+        for (bool more = rs.moveFirst(); more; more = rs.moveNext())
+            out.push_back(readLogEntry(rs));
+    } catch (const Poco::Exception& ex) {
+        throw dbError(store_, "cannot read the message log", ex);
+    }
+    return out;
+}
+
+std::vector<LogEntry> MessageStore::logAfter(const LogQuery& q, std::int64_t afterId)
+{
+    std::vector<LogEntry> out;
+    try {
+        Statement select(store_.session());
+        select << "SELECT " << kLogColumns
+               << " FROM message_log WHERE id > $1 AND ($2 = '' OR account = $3) AND at >= $4 "
+                  "AND ($5 = '' OR status = $6) ORDER BY id LIMIT $7",
+            bind(Poco::Int64(afterId)), bind(q.account), bind(q.account),
+            bind(Poco::Int64(q.since)), bind(q.status), bind(q.status), bind(q.limit);
+        select.execute();
+        RecordSet rs(select);
+        for (bool more = rs.moveFirst(); more; more = rs.moveNext())
+            out.push_back(readLogEntry(rs));
+    } catch (const Poco::Exception& ex) {
+        throw dbError(store_, "cannot read the message log", ex);
+    }
+    return out;
+}
+
+bool MessageStore::logMentions(const std::string& account)
+{
+    try {
+        std::vector<Poco::Int64> found;
+        store_.session() << "SELECT id FROM message_log WHERE account = $1 LIMIT 1",
+            bind(account), into(found), now;
+        return !found.empty();
+    } catch (const Poco::Exception& ex) {
+        throw dbError(store_, "cannot read the message log", ex);
+    }
+}
+
 void MessageStore::log(const LogEntry& e)
 {
     try {
@@ -334,8 +465,8 @@ std::vector<LogEntry> MessageStore::logEntries(const LogQuery& q)
     std::vector<LogEntry> out;
     try {
         Statement select(store_.session());
-        select << "SELECT at, account, uidl, message_id, sender, size, status, relay, queue_id, "
-                  "detail "
+        select << "SELECT id, at, account, uidl, message_id, sender, size, status, relay, "
+                  "queue_id, detail "
                   "FROM message_log WHERE ($1 = '' OR account = $2) AND at >= $3 AND ($4 = '' OR "
                   "status = $5) "
                   "ORDER BY id DESC LIMIT $6",
@@ -343,20 +474,8 @@ std::vector<LogEntry> MessageStore::logEntries(const LogQuery& q)
             bind(q.status), bind(q.limit);
         select.execute();
         RecordSet rs(select);
-        for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
-            LogEntry e;
-            e.at = number(rs, "at");
-            e.account = text(rs, "account");
-            e.uidl = text(rs, "uidl");
-            e.messageId = text(rs, "message_id");
-            e.sender = text(rs, "sender");
-            e.size = number(rs, "size");
-            e.status = text(rs, "status");
-            e.relay = text(rs, "relay");
-            e.queueId = text(rs, "queue_id");
-            e.detail = text(rs, "detail");
-            out.push_back(e);
-        }
+        for (bool more = rs.moveFirst(); more; more = rs.moveNext())
+            out.push_back(readLogEntry(rs));
     } catch (const Poco::Exception& ex) {
         throw dbError(store_, "cannot read the message log", ex);
     }

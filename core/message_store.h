@@ -48,6 +48,7 @@ struct MessageRecord {
 };
 
 struct LogEntry {
+    std::int64_t id = 0; ///< the row's id (increasing), set when read back
     std::int64_t at = 0;
     std::string account;
     std::string uidl;
@@ -65,6 +66,20 @@ struct LogQuery {
     std::int64_t since = 0;
     std::string status; ///< empty: all
     int limit = 1000;
+};
+
+/// What `message list` asks for: rows sorted by the time they were first recorded.
+struct MessageQuery {
+    std::int64_t accountId = 0; ///< 0: all accounts
+    std::string state;          ///< empty: all (else a messageStateName)
+    std::int64_t since = 0;     ///< created_at >= since
+    std::int64_t limit = 0;     ///< the newest `limit` rows; 0: all
+};
+
+/// A ledger row with its account's name (for listing).
+struct ListedMessage {
+    MessageRecord record;
+    std::string account;
 };
 
 struct AccountStatus {
@@ -106,6 +121,26 @@ public:
                  std::int64_t since);
     /// forget - drop the ledger rows of deleted messages older than `before`.
     std::size_t forget(std::int64_t before);
+
+    /// list - the rows query asks for, oldest first (created_at, then id); with a
+    /// limit, the newest `limit` of them. Throws OperationError.
+    std::vector<ListedMessage> list(const MessageQuery& query);
+    /// quarantined - the rows of the account (0: all) that name a quarantined copy,
+    /// oldest first: `ignored` ones, and `injecting` ones a release is sending.
+    /// Throws OperationError.
+    std::vector<MessageRecord> quarantined(std::int64_t accountId = 0);
+    /// dropQuarantinePath - the row forgets its quarantined copy (path cleared, reason
+    /// noted) if it is still `ignored` with that path; false when it changed meanwhile
+    /// (released, deleted by someone else). Call inside the Transaction that removes the
+    /// file, so that the row and the file go together. Throws OperationError.
+    bool dropQuarantinePath(std::int64_t id, const std::string& path, const std::string& reason);
+    /// logOf - the message log's lines of one message (account and UIDL), oldest first.
+    std::vector<LogEntry> logOf(const std::string& account, const std::string& uidl);
+    /// logAfter - log lines with an id above afterId matching query (limit: at most so
+    /// many), oldest first: what `log --follow` prints next. Throws OperationError.
+    std::vector<LogEntry> logAfter(const LogQuery& query, std::int64_t afterId);
+    /// logMentions - true when some log line names the account (it may be gone now).
+    bool logMentions(const std::string& account);
 
     /// log - append to the message log.
     void log(const LogEntry& entry);

@@ -16,6 +16,8 @@
 #include <Poco/Util/Option.h>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
+#include <unistd.h>
 
 namespace popgate::cli
 {
@@ -147,6 +149,34 @@ Poco::JSON::Object::Ptr toJson(const Account& a)
     return o;
 }
 
+int test(Context& ctx, const std::vector<std::string>& rest);
+
+// addGuided - the form (account_form.cpp), a summary, store, then offer Test
+// Connection; returns the test's exit code when it ran, else 0.
+int addGuided(Context& ctx, Account account)
+{
+    if (ctx.store().account(account.name))
+        throw InputError("account '" + account.name +
+                         "': name: an account of that name exists already");
+    for (;;) {
+        account = fillAccountForm(ctx, account);
+        printAccountSummary(ctx, account);
+        const AccountCheck check = validateAccount(account);
+        for (const auto& e : check.errors)
+            *ctx.err << "  " << e.field << ": " << e.message << "\n";
+        if (check.ok() && askYesNo(ctx, "Store this account?", true))
+            break;
+        if (!askYesNo(ctx, "Change the answers?", true))
+            throw InputError("account '" + account.name + "': not stored");
+    }
+    ctx.store().addAccount(account);
+    printWarnings(ctx, account);
+    *ctx.out << "account '" << account.name << "' added\n";
+    if (!askYesNo(ctx, "Test Connection now?", true))
+        return 0;
+    return test(ctx, {account.name});
+}
+
 int add(Context& ctx, const std::vector<std::string>& rest)
 {
     refuseArgumentSecret(rest);
@@ -158,6 +188,12 @@ int add(Context& ctx, const std::vector<std::string>& rest)
         throw InputError("account '" + flatten(account.name).substr(0, 80) +
                          "': name: must be 1-64 characters of A-Z a-z 0-9 . _ -");
     applyFieldOptions(account, args);
+    // The guided form: a person at a terminal who gave no server gets the empty
+    // account form (the options given are its defaults). Without a terminal,
+    // what is missing is reported as before.
+    if (!args.has("server") && !args.has("password-stdin") && !args.has("password-file") &&
+        ::isatty(STDIN_FILENO))
+        return addGuided(ctx, account);
     // Check everything but the secret first, so that a bad field is reported
     // before the operator is asked for a password.
     Account probe = account;
@@ -274,6 +310,38 @@ int remove(Context& ctx, const std::vector<std::string>& rest)
     return 0;
 }
 
+// TestReport - what `account test --json` prints: each line the stages printed,
+// split at its first ": " ("AUTH", "plain: ok (as helpdesk)"), and the outcome.
+struct TestReport {
+    Poco::JSON::Object::Ptr json = new Poco::JSON::Object(true);
+    Poco::JSON::Array::Ptr stages = new Poco::JSON::Array;
+
+    void addLines(const std::string& text, const std::string& verdict)
+    {
+        std::istringstream in(text);
+        for (std::string line; std::getline(in, line);) {
+            if (line.empty() || line == verdict)
+                continue;
+            Poco::JSON::Object::Ptr stage = new Poco::JSON::Object(true);
+            const auto colon = line.find(": ");
+            stage->set("stage", colon == std::string::npos ? line : line.substr(0, colon));
+            stage->set("detail", colon == std::string::npos ? "" : line.substr(colon + 2));
+            stages->add(stage);
+        }
+    }
+    int finish(Context& ctx, int code, const std::string& failedStage, const std::string& verdict)
+    {
+        json->set("stages", stages);
+        json->set("result", code == 0 ? "ok" : "failed");
+        json->set("failed_stage", failedStage);
+        json->set("verdict", verdict);
+        json->set("exit_code", code);
+        printJson(*ctx.out, *json);
+        *ctx.out << "\n";
+        return code;
+    }
+};
+
 // test - Test Connection: the POP3 stages (never DELE), and with --deep the
 // local MTA's reinjection listener (EHLO, MAIL, RCPT, RSET; no DATA).
 // Exit codes: those of conntest.h, and 17 when only the MTA check failed.
@@ -281,9 +349,16 @@ int test(Context& ctx, const std::vector<std::string>& rest)
 {
     OptionSet opts;
     opts.addOption(Option("deep", "", "also check the local MTA reinjection target"));
+    opts.addOption(Option("json", "", "JSON output: the stages and the outcome"));
     const ParsedArgs args = parseArgs(rest, opts);
-    requirePositional(args, 1, "account test NAME [--deep]");
+    requirePositional(args, 1, "account test NAME [--deep] [--json]");
     const Account a = requireAccount(ctx, args.positional[0]);
+    const bool json = ctx.json || args.has("json");
+    TestReport report;
+    report.json->set("account", a.name);
+    report.json->set("server", a.server);
+    report.json->set("port", a.effectivePort());
+    report.json->set("security", securityName(a.security));
     ConnectionTestSettings s;
     s.host = a.server;
     s.port = a.effectivePort();
@@ -296,8 +371,11 @@ int test(Context& ctx, const std::vector<std::string>& rest)
             s.secret =
                 accessTokenFor(ctx.store(), ctx.secrets(), a, Poco::Logger::get("popgatectl"));
         } catch (const OAuthError& e) {
-            *ctx.out << "Connection failed at AUTH: " << escapeText(e.what(), EscapeFor::Terminal)
-                     << "\n";
+            const std::string verdict =
+                "Connection failed at AUTH: " + escapeText(e.what(), EscapeFor::Terminal);
+            if (json)
+                return report.finish(ctx, kTestAuth, "AUTH", verdict);
+            *ctx.out << verdict << "\n";
             return kTestAuth;
         }
     } else if (a.hasSecret()) {
@@ -309,11 +387,18 @@ int test(Context& ctx, const std::vector<std::string>& rest)
     s.allowPlaintextAuth = a.plaintextAuth;
     s.connectTimeout = std::chrono::seconds(ctx.config.integer("pop3.connect_timeout"));
     s.readTimeout = std::chrono::seconds(ctx.config.integer("pop3.read_timeout"));
-    *ctx.out << "Testing account '" << a.name << "' (" << a.server << ":" << a.effectivePort()
-             << ", " << securityName(a.security) << ")\n";
-    const ConnectionTestResult r = runConnectionTest(s, *ctx.out);
+    std::ostringstream lines;
+    if (!json)
+        *ctx.out << "Testing account '" << a.name << "' (" << a.server << ":" << a.effectivePort()
+                 << ", " << securityName(a.security) << ")\n";
+    const ConnectionTestResult r = runConnectionTest(s, json ? lines : *ctx.out);
+    if (json) {
+        report.addLines(lines.str(), r.verdict);
+        report.json->set("messages", r.messages);
+        report.json->set("octets", r.octets);
+    }
     if (r.exitCode != kTestOk || !args.has("deep"))
-        return r.exitCode;
+        return json ? report.finish(ctx, r.exitCode, r.failedStage, r.verdict) : r.exitCode;
     SmtpTarget target;
     target.host = ctx.config.str("reinject.host");
     target.port = static_cast<int>(ctx.config.integer("reinject.port"));
@@ -323,14 +408,25 @@ int test(Context& ctx, const std::vector<std::string>& rest)
     const SmtpResult probe = mta.probe(a.mailbox, a.recipients());
     mta.close();
     if (probe.kind != SmtpResult::Kind::Accepted) {
-        *ctx.out << "MTA check failed: "
-                 << escapeText(probe.describe(mta.relay()), EscapeFor::Terminal) << "\n";
+        const std::string verdict =
+            "MTA check failed: " + escapeText(probe.describe(mta.relay()), EscapeFor::Terminal);
+        if (json)
+            return report.finish(ctx, 17, "MTA", verdict);
+        *ctx.out << verdict << "\n";
         return 17;
     }
-    *ctx.out << "MTA " << mta.relay() << " accepts mail for";
+    std::string line = "MTA " + mta.relay() + " accepts mail for";
     for (const auto& r2 : a.recipients())
-        *ctx.out << " <" << r2 << ">";
-    *ctx.out << " (EHLO, MAIL, RCPT, RSET; no DATA sent)\n";
+        line += " <" + r2 + ">";
+    line += " (EHLO, MAIL, RCPT, RSET; no DATA sent)";
+    if (json) {
+        Poco::JSON::Object::Ptr stage = new Poco::JSON::Object(true);
+        stage->set("stage", "MTA");
+        stage->set("detail", line);
+        report.stages->add(stage);
+        return report.finish(ctx, 0, "", r.verdict);
+    }
+    *ctx.out << line << "\n";
     return 0;
 }
 

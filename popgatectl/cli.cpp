@@ -6,7 +6,9 @@
 
 #include <Poco/DateTimeFormat.h>
 #include <Poco/DateTimeFormatter.h>
+#include <Poco/DateTimeParser.h>
 #include <Poco/Exception.h>
+#include <Poco/NumberParser.h>
 #include <Poco/Timestamp.h>
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionException.h>
@@ -74,9 +76,10 @@ void requirePositional(const ParsedArgs& args, std::size_t n, const std::string&
 namespace
 {
 
+// promptNoEcho - echo goes off before the prompt shows: nothing typed after the
+// prompt appeared is ever echoed.
 std::string promptNoEcho(const std::string& prompt)
 {
-    std::cerr << prompt << std::flush;
     termios old{};
     const bool tty = ::tcgetattr(STDIN_FILENO, &old) == 0;
     if (tty) {
@@ -84,6 +87,7 @@ std::string promptNoEcho(const std::string& prompt)
         quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
         ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
     }
+    std::cerr << prompt << std::flush;
     std::string line;
     std::getline(std::cin, line);
     if (tty)
@@ -118,6 +122,47 @@ std::optional<std::string> readSecret(const ParsedArgs& args, bool prompt,
     if (secret.size() > 4096)
         throw InputError("account '" + account + "': password: too long (at most 4096 bytes)");
     return secret;
+}
+
+std::int64_t parseSince(const std::string& text)
+{
+    if (text.empty())
+        return 0;
+    try {
+        return nowSeconds() - parseDuration(text);
+    } catch (const InputError&) {
+    }
+    Poco::DateTime dt;
+    int tz = 0;
+    if (Poco::DateTimeParser::tryParse(text, dt, tz))
+        return dt.timestamp().epochTime() - tz;
+    throw InputError("since: expected a duration such as 2h or a date such as 2026-11-28, got '" +
+                     flatten(text) + "'");
+}
+
+MessageRecord requireMessageRecord(MessageStore& ms, const std::string& idText)
+{
+    Poco::Int64 id = 0;
+    if (!Poco::NumberParser::tryParse64(idText, id) || id <= 0)
+        throw InputError("message '" + flatten(idText).substr(0, 40) +
+                         "': expected a message id (see popgatectl message list)");
+    auto m = ms.find(id);
+    if (!m)
+        throw InputError("message " + std::to_string(id) + ": no such message");
+    return *m;
+}
+
+std::string ageText(std::int64_t seconds)
+{
+    if (seconds < 0)
+        seconds = 0;
+    if (seconds < 120)
+        return std::to_string(seconds) + "s";
+    if (seconds < 2 * 3600)
+        return std::to_string(seconds / 60) + "m";
+    if (seconds < 2 * 86400)
+        return std::to_string(seconds / 3600) + "h";
+    return std::to_string(seconds / 86400) + "d";
 }
 
 std::string isoTime(std::int64_t seconds)

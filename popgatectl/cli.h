@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/config.h"
+#include "core/message_store.h"
 #include "core/secretbox.h"
 #include "core/store.h"
 #include "core/text.h"
@@ -67,17 +68,47 @@ template <typename Json> void printJson(std::ostream& out, const Json& json)
     json.stringify(text, 2);
     out << escapeText(text.str(), EscapeFor::Json);
 }
+/// printJsonLine - json on one line (JSON Lines, for output that streams), escaped as printJson.
+template <typename Json> void printJsonLine(std::ostream& out, const Json& json)
+{
+    std::ostringstream text;
+    json.stringify(text);
+    out << escapeText(text.str(), EscapeFor::Json) << "\n";
+}
 /// isoTime - "2026-11-28T18:00:00Z", or "-" for 0.
 std::string isoTime(std::int64_t seconds);
+/// ageText - "45s", "12m", "3h", "5d": a duration in the largest unit that fits twice.
+std::string ageText(std::int64_t seconds);
+/// parseSince - seconds since the epoch for "2h" (ago), "2026-11-28" or
+/// "2026-11-28T10:00:00Z"; 0 for "". Throws InputError.
+std::int64_t parseSince(const std::string& text);
+/// requireMessageRecord - the ledger row whose id idText gives; InputError for a
+/// malformed or unknown id.
+MessageRecord requireMessageRecord(MessageStore& ms, const std::string& idText);
 
 int accountCommand(Context& ctx, const std::vector<std::string>& args);
-/// messageCommand - `message list|release|retry`.
+/// fillAccountForm - the guided form of `account add` (account_form.cpp): asks each
+/// field in the reference page's order, draft's values as defaults, until the core
+/// takes each answer; the password without echo, sealed. Throws InputError at end of input.
+Account fillAccountForm(Context& ctx, Account draft);
+/// printAccountSummary - the form's answers, the password only as (set).
+void printAccountSummary(Context& ctx, const Account& account);
+/// askYesNo - a yes/no question on the terminal, asked until answered.
+bool askYesNo(Context& ctx, const std::string& question, bool byDefault);
+/// messageCommand - `message list|show|delete|purge|release|retry`.
 int messageCommand(Context& ctx, const std::vector<std::string>& args);
+/// messageShow / messageDelete / messagePurge - message_inspect.cpp.
+int messageShow(Context& ctx, const std::vector<std::string>& args);
+int messageDelete(Context& ctx, const std::vector<std::string>& args);
+int messagePurge(Context& ctx, const std::vector<std::string>& args);
 /// logCommand - `log`: the message log, filtered.
 int logCommand(Context& ctx, const std::vector<std::string>& args);
 /// statusCommand - `status`: each account's poll state and 24-hour counts.
 int statusCommand(Context& ctx, const std::vector<std::string>& args);
-/// filterCommand - `filter ...`; `filter test` returns 0 allowed, 1 blocked.
+/// kFilterTestFailed - `filter test` reached no verdict (the database, a filter gone).
+constexpr int kFilterTestFailed = 3;
+/// filterCommand - `filter ...`; `filter test` returns 0 allowed, 1 blocked,
+/// kFilterTestFailed when it could not judge.
 int filterCommand(Context& ctx, const std::vector<std::string>& args);
 /// oauthCommand - `oauth profile add|set|list|show|remove`, `oauth status` (oauth_commands.cpp).
 int oauthCommand(Context& ctx, const std::vector<std::string>& args);

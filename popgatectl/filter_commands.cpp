@@ -412,9 +412,21 @@ int test(Context& ctx, const std::vector<std::string>& rest)
         chosen = filters.activeDefault(Direction::Inbound);
         why = "the inbound default";
     }
+    const bool json = ctx.json || args.has("json");
     if (!chosen) {
-        *ctx.out << "allowed: no system filter applies (no filter named and no active inbound "
-                    "default)\n";
+        const std::string reason =
+            "no system filter applies (no filter named and no active inbound default)";
+        if (json) {
+            Poco::JSON::Object o(true);
+            o.set("system_filter", "");
+            o.set("verdict", "allowed");
+            o.set("reason", reason);
+            o.set("steps", Poco::JSON::Array::Ptr(new Poco::JSON::Array));
+            cli::printJson(*ctx.out, o);
+            *ctx.out << "\n";
+        } else {
+            *ctx.out << "allowed: " << reason << "\n";
+        }
         return 0;
     }
     const CompiledFilter compiled(*chosen, FilterOptions{}, filters.limits());
@@ -424,6 +436,27 @@ int test(Context& ctx, const std::vector<std::string>& rest)
         v = compiled.checkInbound(args.options.at("envelope"), from);
     else
         v = compiled.checkAddress(from, AddressField::HeaderFrom);
+    if (json) {
+        Poco::JSON::Object o(true);
+        o.set("system_filter", chosen->name);
+        o.set("source", why);
+        o.set("active", chosen->active);
+        o.set("verdict", v.blocked ? "blocked" : "allowed");
+        o.set("reason", v.reason);
+        Poco::JSON::Array::Ptr steps = new Poco::JSON::Array;
+        for (const FilterStep& st : v.steps) {
+            Poco::JSON::Object::Ptr step = new Poco::JSON::Object(true);
+            step->set("field", fieldName(st.field));
+            step->set("address", st.address);
+            step->set("address_filter", st.addressFilter);
+            step->set("text", st.text());
+            steps->add(step);
+        }
+        o.set("steps", steps);
+        cli::printJson(*ctx.out, o);
+        *ctx.out << "\n";
+        return v.blocked ? 1 : 0;
+    }
     *ctx.out << "system filter: \"" << chosen->name << "\" (" << why
              << (chosen->active ? "" : "; inactive") << ")\n"
              << (v.blocked ? "blocked: " : "allowed: ") << v.reason << "\n"
@@ -431,6 +464,20 @@ int test(Context& ctx, const std::vector<std::string>& rest)
     for (const FilterStep& s : v.steps)
         *ctx.out << "  " << s.text() << "\n";
     return v.blocked ? 1 : 0;
+}
+
+// testOrFailed - `filter test`'s exit codes: 0 allowed, 1 blocked, 2 bad input, and
+// kFilterTestFailed when no verdict could be reached (database, a filter gone).
+int testOrFailed(Context& ctx, const std::vector<std::string>& rest)
+{
+    try {
+        return test(ctx, rest);
+    } catch (const InputError&) {
+        throw;
+    } catch (const std::exception& e) {
+        *ctx.err << "popgatectl: filter test failed (no verdict): " << e.what() << "\n";
+        return kFilterTestFailed;
+    }
 }
 
 // filter address ... ----------------------------------------------------------
@@ -645,7 +692,7 @@ int filterCommand(Context& ctx, const std::vector<std::string>& args)
     if (verb == "detach")
         return attachOrDetach(ctx, rest, false);
     if (verb == "test")
-        return test(ctx, rest);
+        return testOrFailed(ctx, rest);
     if (verb == "address")
         return addressCommand(ctx, rest);
     throw InputError("unknown command 'filter " + flatten(verb).substr(0, 40) + "'; " + kUsage);

@@ -6,7 +6,8 @@
 // inside secrets_dir, after their owner and mode were checked), the secret key file.
 // Writes: the account database (SQLite file or PostgreSQL), the secret key
 // file when it does not exist yet. Talks to: the database only.
-// Exit status: 0 done, 1 the operation failed, 2 bad usage or bad input.
+// Exit status: 0 done, 1 the operation failed or the verdict is negative, 2 bad
+// usage or bad input; the special codes (account test, filter test) in popgatectl(8).
 #include "core/dbdrivers.h"
 #include "core/errors.h"
 #include "core/keyvalue.h"
@@ -15,6 +16,8 @@
 #include "popgatectl/cli.h"
 
 #include <Poco/Exception.h>
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
 #include <Poco/Util/Application.h>
 #include <Poco/Util/HelpFormatter.h>
 #include <Poco/Util/Option.h>
@@ -39,10 +42,11 @@ const char* const kAdminGroup = "popgate-admin";
 const char* const kCommands =
     "commands:\n"
     "  account add NAME --server=HOST [--FIELD=VALUE ...] [--password-stdin|--password-file=F]\n"
+    "  account add NAME                 on a terminal: the account form\n"
     "  account list [--json] | show NAME [--json]\n"
     "  account set NAME --FIELD=VALUE ... | enable NAME | disable NAME | remove NAME\n"
-    "  account test NAME [--deep]       Test Connection (exit 0 ok; 10-16 the failing stage; 17 "
-    "MTA)\n"
+    "  account test NAME [--deep] [--json]\n"
+    "    Test Connection (exit 0 ok; 10-16 the failing stage; 17 MTA)\n"
     "  filter add NAME [--direction=inbound|outbound] [--default=yes|no] [--active=yes|no]\n"
     "    [--description=TEXT] | filter list [--json] | show NAME [--json] | set NAME ... | remove "
     "NAME\n"
@@ -54,13 +58,17 @@ const char* const kCommands =
     "    [--add-exception=X] [--remove-exception=X] [--type=T] [--active=B] | list | show | "
     "remove\n"
     "  filter test [NAME | --account=ACCOUNT] --from=ADDR [--envelope=ADDR]\n"
-    "    (exit 0: allowed, 1: blocked or failed, 2: bad input)\n"
-    "  message list [--account=A] [--state=S] | message release ID | message retry ID|--account=A\n"
-    "  log [--account=A] [--since=2h] [--state=S] [--json]   the message log\n"
+    "    [--json] (exit 0 allowed, 1 blocked, 2 bad input, 3 failed: no verdict)\n"
+    "  message list [--account=A] [--state=S] [--since=WHEN] [--limit=N]\n"
+    "    (oldest first, with each message's age)\n"
+    "  message show ID [--body] | delete ID | purge --older-than=AGE [--account=A]\n"
+    "  message release ID | message retry ID|--account=A\n"
+    "  log [--account=A] [--since=2h] [--state=S] [--limit=N] [--follow] [--json]\n"
+    "    (the message log; --follow: new lines until Ctrl-C)\n"
     "  status [--json]                  per account: last poll, last error, next poll, 24 h "
     "counts\n"
-    "  db migrate | db status\n"
-    "  config check | config apply | config sample\n"
+    "  db migrate | db status [--json]\n"
+    "  config check [--json] | config apply [--json] | config sample\n"
     "  oauth profile add|set NAME [--provider=generic|google|microsoft] [--client-id=ID]\n"
     "    [--client-secret-stdin|--client-secret-file=F] [--auth-url=U] [--token-url=U] "
     "[--device-url=U]\n"
@@ -91,10 +99,22 @@ bool isAdmin()
     return false;
 }
 
-int dbCommand(Context& ctx, const std::vector<std::string>& args)
+// withJson - the positional arguments; a --json among them sets ctx.json, any
+// other option is an InputError (exit 2) naming it.
+std::vector<std::string> withJson(Context& ctx, const std::vector<std::string>& rest)
 {
+    OptionSet options;
+    options.addOption(Option("json", "", "JSON output"));
+    const ParsedArgs parsed = parseArgs(rest, options);
+    ctx.json = ctx.json || parsed.has("json");
+    return parsed.positional;
+}
+
+int dbCommand(Context& ctx, const std::vector<std::string>& rest)
+{
+    const std::vector<std::string> args = withJson(ctx, rest);
     if (args.size() != 1)
-        throw InputError("usage: popgatectl db migrate|status");
+        throw InputError("usage: popgatectl db migrate|status [--json]");
     if (args[0] == "migrate") {
         Store& store = ctx.openStore(Store::Open::CreateFile);
         const auto applied = store.migrate();
@@ -108,6 +128,18 @@ int dbCommand(Context& ctx, const std::vector<std::string>& args)
         Store& store = ctx.openStore();
         const int version = store.schemaVersion();
         const int latest = store.latestVersion();
+        if (ctx.json) {
+            Poco::JSON::Object o(true);
+            o.set("database", store.describe());
+            o.set("schema_version", version);
+            o.set("needed", latest);
+            o.set("status", version == latest  ? "current"
+                            : version < latest ? "needs migrate"
+                                               : "newer than this popgate");
+            printJson(*ctx.out, o);
+            *ctx.out << "\n";
+            return version == latest ? 0 : 1;
+        }
         *ctx.out << "database: " << store.describe() << "\n"
                  << "schema version: " << version << "\n"
                  << "this popgate needs: " << latest << "\n";
@@ -124,10 +156,11 @@ int dbCommand(Context& ctx, const std::vector<std::string>& args)
                      "'; usage: popgatectl db migrate|status");
 }
 
-int configCommand(Context& ctx, const std::vector<std::string>& args)
+int configCommand(Context& ctx, const std::vector<std::string>& rest)
 {
+    const std::vector<std::string> args = withJson(ctx, rest);
     if (args.size() != 1)
-        throw InputError("usage: popgatectl config check|apply|sample");
+        throw InputError("usage: popgatectl config check|apply|sample [--json]");
     if (args[0] == "sample") {
         *ctx.out << sampleConfig();
         return 0;
@@ -150,6 +183,17 @@ int configCommand(Context& ctx, const std::vector<std::string>& args)
                 broken.push_back(b + " (the account is not fetched until this is fixed)");
             throwProblems(broken);
         }
+        if (ctx.json) {
+            Poco::JSON::Object o(true);
+            o.set("ok", true);
+            o.set("configuration", ctx.config.origin());
+            o.set("accounts_dir", ctx.config.str("accounts_dir"));
+            o.set("provisioned_accounts", declared.size());
+            o.set("database_checked", store != nullptr);
+            printJson(*ctx.out, o);
+            *ctx.out << "\n";
+            return 0;
+        }
         *ctx.out << "configuration OK: " << ctx.config.origin() << ", " << declared.size()
                  << " provisioned account(s) in " << ctx.config.str("accounts_dir") << "\n";
         return 0;
@@ -157,6 +201,22 @@ int configCommand(Context& ctx, const std::vector<std::string>& args)
     if (args[0] == "apply") {
         const auto declared = loadProvisioned(ctx.config);
         const ProvisionReport r = applyProvisioned(ctx.store(), ctx.secrets(), declared);
+        if (ctx.json) {
+            Poco::JSON::Object o(true);
+            auto names = [](const std::vector<std::string>& list) {
+                Poco::JSON::Array::Ptr a = new Poco::JSON::Array;
+                for (const auto& n : list)
+                    a->add(n);
+                return a;
+            };
+            o.set("added", names(r.added));
+            o.set("updated", names(r.updated));
+            o.set("unchanged", names(r.unchanged));
+            o.set("deactivated", names(r.deactivated));
+            printJson(*ctx.out, o);
+            *ctx.out << "\n";
+            return 0;
+        }
         auto print = [&](const char* what, const std::vector<std::string>& names) {
             for (const auto& n : names)
                 *ctx.out << "account '" << n << "' " << what << "\n";
@@ -190,7 +250,7 @@ protected:
                                  "configuration file (default " + std::string(kDefaultConfigPath) +
                                      ", or $POPGATE_CONFIG)")
                               .argument("FILE"));
-        options.addOption(Option("json", "j", "JSON output (account list and show)"));
+        options.addOption(Option("json", "j", "JSON output (every command that prints data)"));
     }
 
     void handleOption(const std::string& name, const std::string& value) override

@@ -1,6 +1,7 @@
 // message_commands.cpp - what an operator does with fetched mail and its
-// traces: `message list|release|retry`, `log` (the message log) and `status`
-// (each account's poll state and 24-hour counts).
+// traces: `message list|release|retry`, `log` (the message log, and --follow)
+// and `status` (each account's poll state and 24-hour counts); `message
+// show|delete|purge` are in message_inspect.cpp.
 #include "core/errors.h"
 #include "core/message_store.h"
 #include "core/milter_seen.h"
@@ -16,12 +17,16 @@
 #include <Poco/NumberParser.h>
 #include <Poco/String.h>
 #include <Poco/Util/Option.h>
+#include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <map>
 #include <optional>
+#include <signal.h>
+#include <unistd.h>
 
 namespace popgate::cli
 {
@@ -31,23 +36,6 @@ namespace
 
 using Poco::Util::Option;
 using Poco::Util::OptionSet;
-
-// parseSince - "2h" (ago), "2026-11-28" or "2026-11-28T10:00:00Z"; 0 for "".
-std::int64_t parseSince(const std::string& text)
-{
-    if (text.empty())
-        return 0;
-    try {
-        return nowSeconds() - parseDuration(text);
-    } catch (const InputError&) {
-    }
-    Poco::DateTime dt;
-    int tz = 0;
-    if (Poco::DateTimeParser::tryParse(text, dt, tz))
-        return dt.timestamp().epochTime() - tz;
-    throw InputError("since: expected a duration such as 2h or a date such as 2026-11-28, got '" +
-                     flatten(text) + "'");
-}
 
 // headerValue - the first `name:` field of the message in file, trimmed; ""
 // when absent or unreadable (it only helps the operator look).
@@ -89,18 +77,6 @@ std::int64_t accountId(Context& ctx, const std::string& name)
     return a->id;
 }
 
-MessageRecord requireMessage(MessageStore& ms, const std::string& idText)
-{
-    Poco::Int64 id = 0;
-    if (!Poco::NumberParser::tryParse64(idText, id) || id <= 0)
-        throw InputError("message '" + flatten(idText).substr(0, 40) +
-                         "': expected a message id (see popgatectl message list)");
-    auto m = ms.find(id);
-    if (!m)
-        throw InputError("message " + std::to_string(id) + ": no such message");
-    return *m;
-}
-
 // cell - a table cell of at most `width` columns: the text escaped for the
 // terminal and cut so that no \xHH escape is cut in two.
 std::string cell(const std::string& text, std::size_t width)
@@ -115,58 +91,65 @@ std::string cell(const std::string& text, std::size_t width)
     return shown;
 }
 
+// list - the ledger, oldest first by the time each message was first recorded;
+// --limit keeps the newest N (the end of the list, as `log` does).
 int list(Context& ctx, const std::vector<std::string>& rest)
 {
     OptionSet opts;
     opts.addOption(Option("account", "", "only this account").argument("NAME"));
     opts.addOption(Option("state", "", "only this state").argument("STATE"));
+    opts.addOption(Option("since", "", "fetched after: 2h, 1d, or a date").argument("WHEN"));
+    opts.addOption(Option("limit", "", "only the newest N").argument("N"));
     opts.addOption(Option("json", "", "JSON output"));
     const ParsedArgs args = parseArgs(rest, opts);
-    requirePositional(args, 0, "message list [--account=NAME] [--state=STATE] [--json]");
+    requirePositional(args, 0,
+                      "message list [--account=NAME] [--state=STATE] [--since=WHEN] [--limit=N] "
+                      "[--json]");
+    MessageQuery q;
     if (args.has("state"))
-        parseMessageState(args.options.at("state"));
-    MessageStore ms(ctx.store());
-    Poco::JSON::Array arr;
+        q.state = messageStateName(parseMessageState(args.options.at("state")));
+    if (args.has("account"))
+        q.accountId = accountId(ctx, args.options.at("account"));
+    if (args.has("since"))
+        q.since = parseSince(args.options.at("since"));
+    if (args.has("limit"))
+        q.limit = parseInteger(args.options.at("limit"), 1, 1000000000);
+    const auto rows = MessageStore(ctx.store()).list(q);
+    const std::int64_t now = nowSeconds();
     auto& out = *ctx.out;
-    const bool json = ctx.json || args.has("json");
-    if (!json)
-        out << std::left << std::setw(7) << "ID" << std::setw(16) << "ACCOUNT" << std::setw(10)
-            << "STATE" << std::setw(34) << "MESSAGE-ID"
-            << "REASON\n";
-    for (const auto& a : ctx.store().accounts()) {
-        if (args.has("account") && a.name != args.options.at("account"))
-            continue;
-        for (const auto& [uidl, m] : ms.forAccount(a.id)) {
-            if (args.has("state") && messageStateName(m.state) != args.options.at("state"))
-                continue;
-            if (json) {
-                Poco::JSON::Object::Ptr o = new Poco::JSON::Object(true);
-                o->set("id", m.id);
-                o->set("account", a.name);
-                o->set("uidl", m.uidl);
-                o->set("state", messageStateName(m.state));
-                o->set("deleted_from_server", m.deleted);
-                o->set("message_id", m.messageId);
-                o->set("envelope_from", m.envelopeFrom);
-                o->set("size", m.size);
-                o->set("queue_id", m.queueId);
-                o->set("reason", m.reason);
-                o->set("attempts", m.attempts);
-                o->set("quarantine_path", m.quarantinePath);
-                o->set("updated", isoTime(m.updatedAt));
-                arr.add(o);
-            } else {
-                out << std::left << std::setw(7) << m.id << std::setw(16) << a.name << std::setw(10)
-                    << messageStateName(m.state) << std::setw(34)
-                    << (m.messageId.empty() ? "-" : cell(m.messageId, 33))
-                    << escapeText(m.reason, EscapeFor::Terminal) << "\n";
-            }
+    if (ctx.json || args.has("json")) {
+        Poco::JSON::Array arr;
+        for (const auto& [m, account] : rows) {
+            Poco::JSON::Object::Ptr o = new Poco::JSON::Object(true);
+            o->set("id", m.id);
+            o->set("account", account);
+            o->set("uidl", m.uidl);
+            o->set("state", messageStateName(m.state));
+            o->set("deleted_from_server", m.deleted);
+            o->set("message_id", m.messageId);
+            o->set("envelope_from", m.envelopeFrom);
+            o->set("size", m.size);
+            o->set("queue_id", m.queueId);
+            o->set("reason", m.reason);
+            o->set("attempts", m.attempts);
+            o->set("quarantine_path", m.quarantinePath);
+            o->set("created", isoTime(m.createdAt));
+            o->set("age_seconds", now - m.createdAt);
+            o->set("updated", isoTime(m.updatedAt));
+            arr.add(o);
         }
-    }
-    if (json) {
         printJson(out, arr);
         out << "\n";
+        return 0;
     }
+    out << std::left << std::setw(7) << "ID" << std::setw(6) << "AGE" << std::setw(16) << "ACCOUNT"
+        << std::setw(10) << "STATE" << std::setw(34) << "MESSAGE-ID"
+        << "REASON\n";
+    for (const auto& [m, account] : rows)
+        out << std::left << std::setw(7) << m.id << std::setw(6) << ageText(now - m.createdAt)
+            << std::setw(16) << account << std::setw(10) << messageStateName(m.state)
+            << std::setw(34) << (m.messageId.empty() ? "-" : cell(m.messageId, 33))
+            << escapeText(m.reason, EscapeFor::Terminal) << "\n";
     return 0;
 }
 
@@ -187,7 +170,7 @@ int release(Context& ctx, const std::vector<std::string>& rest)
     const bool force = args.has("force");
     MessageStore ms(ctx.store());
     const std::string subject = "message " + flatten(args.positional[0]).substr(0, 40);
-    MessageRecord m = requireMessage(ms, args.positional[0]);
+    MessageRecord m = requireMessageRecord(ms, args.positional[0]);
     std::optional<Account> account;
     for (auto& a : ctx.store().accounts())
         if (a.id == m.accountId)
@@ -204,7 +187,7 @@ int release(Context& ctx, const std::vector<std::string>& rest)
     std::ifstream in;
     {
         Transaction tx(ctx.store().session());
-        m = requireMessage(ms, args.positional[0]);
+        m = requireMessageRecord(ms, args.positional[0]);
         switch (m.state) {
         case MessageState::Injected:
             throw InputError(who + ": already delivered (" +
@@ -356,7 +339,7 @@ int retry(Context& ctx, const std::vector<std::string>& rest)
                 todo.push_back(m);
     } else {
         requirePositional(args, 1, "message retry ID | --account=NAME");
-        MessageRecord m = requireMessage(ms, args.positional[0]);
+        MessageRecord m = requireMessageRecord(ms, args.positional[0]);
         if (m.state != MessageState::Failed && m.state != MessageState::Deferred)
             throw InputError("message " + std::to_string(m.id) + ": state " +
                              messageStateName(m.state) +
@@ -376,12 +359,18 @@ int retry(Context& ctx, const std::vector<std::string>& rest)
 
 int messageCommand(Context& ctx, const std::vector<std::string>& args)
 {
-    const std::string usage = "usage: popgatectl message list|release|retry ...";
+    const std::string usage = "usage: popgatectl message list|show|delete|purge|release|retry ...";
     if (args.empty())
         throw InputError(usage);
     const std::vector<std::string> rest(args.begin() + 1, args.end());
     if (args[0] == "list")
         return list(ctx, rest);
+    if (args[0] == "show")
+        return messageShow(ctx, rest);
+    if (args[0] == "delete")
+        return messageDelete(ctx, rest);
+    if (args[0] == "purge")
+        return messagePurge(ctx, rest);
     if (args[0] == "release")
         return release(ctx, rest);
     if (args[0] == "retry")
@@ -389,64 +378,145 @@ int messageCommand(Context& ctx, const std::vector<std::string>& args)
     throw InputError("unknown command 'message " + flatten(args[0]).substr(0, 40) + "'; " + usage);
 }
 
+namespace
+{
+
+// The statuses the message log holds (popgated's and popgatectl's writers).
+const char* const kLogStatuses[] = {"delivered", "ignored", "deferred", "failed", "uncertain",
+                                    "released",  "purged",  "poll",     "error"};
+
+volatile std::sig_atomic_t followStop = 0;
+
+extern "C" void onFollowSignal(int)
+{
+    followStop = 1;
+}
+
+Poco::JSON::Object::Ptr logJson(const LogEntry& e)
+{
+    Poco::JSON::Object::Ptr o = new Poco::JSON::Object(true);
+    o->set("at", isoTime(e.at));
+    o->set("account", e.account);
+    o->set("uidl", e.uidl);
+    o->set("message_id", e.messageId);
+    o->set("sender", e.sender);
+    o->set("size", e.size);
+    o->set("status", e.status);
+    o->set("relay", e.relay);
+    o->set("queue_id", e.queueId);
+    o->set("detail", e.detail);
+    return o;
+}
+
+// printLogLine - one line as popgated's syslog line reads; values from mail escaped.
+void printLogLine(std::ostream& out, const LogEntry& e)
+{
+    out << isoTime(e.at) << " account=" << e.account;
+    if (!e.uidl.empty())
+        out << " uidl=" << escapeText(e.uidl, EscapeFor::LogField) << " message-id="
+            << (e.messageId.empty() ? "-" : escapeText(e.messageId, EscapeFor::LogField))
+            << " from=<" << escapeText(e.sender, EscapeFor::LogField) << "> size=" << e.size;
+    out << " status=" << e.status;
+    if (!e.queueId.empty())
+        out << " relay=" << e.relay << " queue-id=" << escapeText(e.queueId, EscapeFor::LogField);
+    if (!e.detail.empty())
+        out << " (" << escapeText(e.detail, EscapeFor::LogText) << ")";
+    out << "\n";
+}
+
+// follow - `log --follow`: polls the log rows after the last one shown, once a
+// second, until SIGINT or SIGTERM (then exits 0). JSON: one object per line.
+int follow(Context& ctx, LogQuery q, std::int64_t lastId, bool json)
+{
+    struct sigaction sa {
+    };
+    sa.sa_handler = onFollowSignal; // no SA_RESTART: the sleep ends at once
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    MessageStore ms(ctx.store());
+    q.limit = 1000;
+    while (!followStop) {
+        for (const auto& e : ms.logAfter(q, lastId)) {
+            lastId = e.id;
+            if (json) {
+                printJsonLine(*ctx.out, *logJson(e));
+            } else {
+                printLogLine(*ctx.out, e);
+            }
+        }
+        ctx.out->flush();
+        if (!*ctx.out)
+            return 1; // the reader went away
+        for (int i = 0; i < 10 && !followStop; ++i)
+            ::usleep(100 * 1000);
+    }
+    return 0;
+}
+
+} // namespace
+
 int logCommand(Context& ctx, const std::vector<std::string>& rest)
 {
+    std::string statuses;
+    for (const char* s : kLogStatuses)
+        statuses += std::string(statuses.empty() ? "" : ", ") + s;
     OptionSet opts;
     opts.addOption(Option("account", "", "only this account").argument("NAME"));
     opts.addOption(Option("since", "", "newer than: 2h, 1d, or a date").argument("WHEN"));
-    opts.addOption(Option("state", "",
-                          "only this status: delivered, ignored, deferred, failed, "
-                          "uncertain, released, poll, error")
-                       .argument("STATUS"));
+    opts.addOption(Option("state", "", "only this status: " + statuses).argument("STATUS"));
     opts.addOption(Option("limit", "", "at most this many lines (default 1000)").argument("N"));
+    opts.addOption(Option("follow", "f", "then print new lines as they come, until interrupted"));
     opts.addOption(Option("json", "", "JSON output"));
     const ParsedArgs args = parseArgs(rest, opts);
-    requirePositional(args, 0, "log [--account=NAME] [--since=WHEN] [--state=STATUS] [--json]");
+    requirePositional(args, 0,
+                      "log [--account=NAME] [--since=WHEN] [--state=STATUS] [--limit=N] "
+                      "[--follow] [--json]");
     LogQuery q;
-    if (args.has("account"))
-        q.account = args.options.at("account");
+    if (args.has("state")) {
+        q.status = args.options.at("state");
+        if (std::find(std::begin(kLogStatuses), std::end(kLogStatuses), q.status) ==
+            std::end(kLogStatuses))
+            throw InputError("--state: unknown status '" + flatten(q.status).substr(0, 40) +
+                             "' (expected " + statuses + ")");
+    }
     if (args.has("since"))
         q.since = parseSince(args.options.at("since"));
-    if (args.has("state"))
-        q.status = args.options.at("state");
     if (args.has("limit"))
         q.limit = static_cast<int>(parseInteger(args.options.at("limit"), 1, 1000000));
-    const auto entries = MessageStore(ctx.store()).logEntries(q);
-    if (ctx.json || args.has("json")) {
-        Poco::JSON::Array arr;
+    MessageStore ms(ctx.store());
+    if (args.has("account")) {
+        q.account = args.options.at("account");
+        // An account removed since still has its lines; a name nothing knows is a typo.
+        if (!ctx.store().account(q.account) && !ms.logMentions(q.account))
+            throw InputError("account '" + flatten(q.account).substr(0, 80) +
+                             "': no such account (and no log line names it)");
+    }
+    const auto entries = ms.logEntries(q);
+    const bool json = ctx.json || args.has("json");
+    std::int64_t lastId = 0;
+    for (const auto& e : entries)
+        lastId = std::max(lastId, e.id);
+    if (args.has("follow")) {
         for (const auto& e : entries) {
-            Poco::JSON::Object::Ptr o = new Poco::JSON::Object(true);
-            o->set("at", isoTime(e.at));
-            o->set("account", e.account);
-            o->set("uidl", e.uidl);
-            o->set("message_id", e.messageId);
-            o->set("sender", e.sender);
-            o->set("size", e.size);
-            o->set("status", e.status);
-            o->set("relay", e.relay);
-            o->set("queue_id", e.queueId);
-            o->set("detail", e.detail);
-            arr.add(o);
+            if (json) {
+                printJsonLine(*ctx.out, *logJson(e));
+            } else {
+                printLogLine(*ctx.out, e);
+            }
         }
+        return follow(ctx, q, lastId, json);
+    }
+    if (json) {
+        Poco::JSON::Array arr;
+        for (const auto& e : entries)
+            arr.add(logJson(e));
         printJson(*ctx.out, arr);
         *ctx.out << "\n";
         return 0;
     }
-    for (const auto& e : entries) {
-        *ctx.out << isoTime(e.at) << " account=" << e.account;
-        if (!e.uidl.empty())
-            *ctx.out << " uidl=" << escapeText(e.uidl, EscapeFor::LogField) << " message-id="
-                     << (e.messageId.empty() ? "-" : escapeText(e.messageId, EscapeFor::LogField))
-                     << " from=<" << escapeText(e.sender, EscapeFor::LogField)
-                     << "> size=" << e.size;
-        *ctx.out << " status=" << e.status;
-        if (!e.queueId.empty())
-            *ctx.out << " relay=" << e.relay
-                     << " queue-id=" << escapeText(e.queueId, EscapeFor::LogField);
-        if (!e.detail.empty())
-            *ctx.out << " (" << escapeText(e.detail, EscapeFor::LogText) << ")";
-        *ctx.out << "\n";
-    }
+    for (const auto& e : entries)
+        printLogLine(*ctx.out, e);
     return 0;
 }
 

@@ -31,6 +31,7 @@ void DaemonOptions::define(Poco::Util::OptionSet& options, const std::vector<Opt
                            const std::string& defaultUser)
 {
     options.addOption(Option("help", "h", "show this help and exit"));
+    options.addOption(Option("version", "V", "show the version and exit"));
     options.addOption(Option("config", "c", "configuration file").argument("FILE"));
     for (const auto& option : own)
         options.addOption(option);
@@ -46,6 +47,8 @@ bool DaemonOptions::take(const std::string& name, const std::string& value)
 {
     if (name == "help")
         help = true;
+    else if (name == "version")
+        version = true;
     else if (name == "config")
         configPath = value;
     else if (name == "user")

@@ -20,18 +20,19 @@
 namespace popgate
 {
 
-/// DaemonOptions - what --help, --config, --user and --log set.
+/// DaemonOptions - what --help, --version, --config, --user and --log set.
 struct DaemonOptions {
     bool help = false;
+    bool version = false;   ///< --version: print "PROGRAM VERSION" and exit 0
     std::string configPath; ///< empty: Config::resolve's search
     std::string user;       ///< --user; empty: not given
     std::string logTo = "syslog";
 
-    /// define - adds --help (-h) and --config=FILE (-c), then own, then --user=NAME (whose
-    /// help names defaultUser) and --log=WHERE, in the order --help lists them.
+    /// define - adds --help (-h), --version (-V) and --config=FILE (-c), then own, then --user=NAME
+    /// (whose help names defaultUser) and --log=WHERE, in the order --help lists them.
     static void define(Poco::Util::OptionSet& options, const std::vector<Poco::Util::Option>& own,
                        const std::string& defaultUser);
-    /// take - records the value of one of these four options; false for any other option.
+    /// take - records the value of one of these five options; false for any other option.
     bool take(const std::string& name, const std::string& value);
 };
 

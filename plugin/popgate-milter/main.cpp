@@ -81,6 +81,10 @@ protected:
                       "of fetched mail.");
             return 0;
         }
+        if (daemon_.version) {
+            std::cout << "popgate-milter " POPGATE_VERSION "\n";
+            return 0;
+        }
         return exitCodeOf("popgate-milter", [this] { return serve(); });
     }
 

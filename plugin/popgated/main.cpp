@@ -55,9 +55,10 @@ sigset_t handledSignals()
 class Popgated : public Poco::Util::ServerApplication
 {
 protected:
+    // defineOptions - popgated runs in the foreground (the unit's Type=simple): Poco's
+    // --daemon, --pidfile and --umask are not offered (umask is 027 whatever is asked).
     void defineOptions(OptionSet& options) override
     {
-        ServerApplication::defineOptions(options);
         DaemonOptions::define(
             options,
             {Option("once", "", "one pass over the active accounts, then exit"),
@@ -88,6 +89,10 @@ protected:
                       "[--config=FILE] [--once] [--account=NAME] [--check-config] [--user=NAME] "
                       "[--log=stderr]",
                       "Fetch mail from POP3 accounts and reinject it into the local MTA.");
+            return 0;
+        }
+        if (daemon_.version) {
+            std::cout << "popgated " POPGATE_VERSION "\n";
             return 0;
         }
         return exitCodeOf("popgated", [this] { return serve(); });
@@ -176,5 +181,13 @@ int main(int argc, char** argv)
     // Block the signals before any thread starts; waitForSignals takes them.
     popgate::blockSignals(popgate::handledSignals());
     popgate::Popgated app;
-    return app.run(argc, argv);
+    // A bad option is bad usage: exit 2, as for every popgate program (Poco's own
+    // run(argc, argv) would exit 78, EX_CONFIG).
+    try {
+        app.init(argc, argv);
+    } catch (const Poco::Exception& e) {
+        std::cerr << "popgated: " << e.displayText() << " (see --help)\n";
+        return 2;
+    }
+    return static_cast<Poco::Util::Application&>(app).run();
 }

@@ -8,6 +8,7 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 #include <boost/test/unit_test.hpp>
+#include <ctime>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -255,6 +256,32 @@ BOOST_AUTO_TEST_CASE(postgresql_smoke)
         BOOST_TEST(
             cli({"account", "add", "helpdesk", "--server=h", "--auth=none", "--mailbox=a@b.c"})
                 .status == 2);
+        // The message commands' SQL (issue [O]) on PostgreSQL: list, show, delete, log.
+        const std::string copy = cli.dir.write("held.eml", "From: a@bad.example\r\n\r\nx\r\n");
+        const std::string now = std::to_string(std::time(nullptr));
+        BOOST_TEST_REQUIRE(
+            test::run("/usr/bin/env",
+                      {"psql", "-q", "-v", "ON_ERROR_STOP=1", connect + " dbname=" + db, "-c",
+                       "INSERT INTO messages (account_id, uidl, state, deleted, envelope_from, "
+                       "quarantine_path, created_at, updated_at) SELECT id, 'u1', 'ignored', 1, "
+                       "'a@bad.example', '" + copy + "', " + now + ", " + now +
+                           " FROM accounts; INSERT INTO message_log (at, account, uidl, status) "
+                           "VALUES (" + now + ", 'helpdesk', 'u1', 'ignored')"})
+                .status == 0);
+        auto r = cli({"message", "list", "--account=helpdesk", "--state=ignored", "--since=1h",
+                      "--limit=5", "--json"});
+        BOOST_TEST_REQUIRE(r.status == 0, r.err);
+        auto rows = parseArray(r.out);
+        BOOST_TEST_REQUIRE(rows->size() == 1u);
+        const std::string id = std::to_string(rows->getObject(0)->getValue<int>("id"));
+        r = cli({"message", "show", id, "--json"});
+        BOOST_TEST(r.status == 0, r.err);
+        BOOST_TEST(cli({"log", "--account=helpdesk", "--state=ignored"}).status == 0);
+        r = cli({"message", "delete", id});
+        BOOST_TEST(r.status == 0, r.err);
+        BOOST_TEST(::access(copy.c_str(), F_OK) != 0);
+        r = cli({"log", "--account=helpdesk", "--state=purged", "--json"});
+        BOOST_TEST(parseArray(r.out)->size() == 1u, r.out << r.err);
     }
     test::run("/usr/bin/env",
               {"psql", "-q", connect + " dbname=postgres", "-c", "DROP DATABASE " + db});
