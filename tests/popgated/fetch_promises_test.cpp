@@ -107,6 +107,7 @@ struct Rig {
     Poco::AutoPtr<Hook> hook{new Hook};
     Poco::Logger* log = nullptr;
     std::atomic<bool> stopping{false};
+    std::shared_ptr<const CompiledFilter> filter; ///< the account's system filter; none: allow all
 
     explicit Rig(const std::vector<std::string>& texts, std::int64_t listSize = -1)
     {
@@ -147,8 +148,7 @@ struct Rig {
     PollReport poll()
     {
         Fetcher fetcher(
-            store, settings,
-            [](const Account&) { return std::shared_ptr<const CompiledFilter>(); }, *log);
+            store, settings, [this](const Account&) { return filter; }, *log);
         const PollReport r = fetcher.poll(account, "secret", nullptr, stopping);
         BOOST_TEST_REQUIRE(server->awaitIdle(), "the POP3 session is over");
         BOOST_TEST_REQUIRE(sink.awaitIdle(), "the SMTP session is over");
@@ -411,6 +411,87 @@ BOOST_AUTO_TEST_CASE(database_unavailable_mid_poll_deletes_nothing)
     BOOST_TEST(rig.held() == "");
     for (int k = 1; k <= 3; ++k)
         BOOST_TEST(rig.accepted(k) == 1, "message " << k << " accepted exactly once");
+}
+
+BOOST_AUTO_TEST_CASE(database_fails_between_the_250s_and_their_commit)
+{
+    // The uncertain window: twenty messages in one pipelined batch; the
+    // outcomes are committed in groups of 16. Once the first group is
+    // committed (its "delivered" lines), the database is locked: the 250s
+    // still to come are only in the delivery journal when the last commit
+    // fails. The next poll folds the journal into the ledger: those
+    // messages are deleted, never handed to the MTA a second time.
+    std::vector<std::string> texts;
+    for (int k = 1; k <= 20; ++k)
+        texts.push_back(text(k));
+    Rig rig(texts);
+    std::unique_ptr<Poco::Data::Session> locker;
+    rig.hook->onLine = [&](const std::string& line) {
+        if (!locker && line.find("status=delivered") != std::string::npos) {
+            locker = std::make_unique<Poco::Data::Session>(
+                "SQLite", rig.database.config().str("database.path"));
+            *locker << "BEGIN EXCLUSIVE", now;
+        }
+    };
+    const PollReport first = rig.poll();
+    BOOST_TEST_INFO(rig.dump());
+    BOOST_TEST_REQUIRE(bool(locker));
+    BOOST_TEST(!first.ok);
+    BOOST_TEST((first.failure == Failure::Database), first.error);
+    BOOST_TEST(rig.sink.accepted().size() == 20u, "the MTA took all twenty");
+    int unrecorded = 0;
+    for (int k = 1; k <= 20; ++k)
+        unrecorded += rig.state(k) == "injecting";
+    BOOST_TEST(unrecorded > 0, "some 250s never reached the ledger (the window was hit)");
+    BOOST_TEST(!rig.server->sessions().back().quit, "no QUIT after the database failed");
+    *locker << "ROLLBACK", now;
+    locker.reset();
+    rig.hook->onLine = nullptr;
+
+    const PollReport second = rig.poll();
+    BOOST_TEST(second.ok, second.error);
+    BOOST_TEST(rig.held() == "");
+    BOOST_TEST(second.delivered == 0, "nothing handed over again");
+    for (int k = 1; k <= 20; ++k)
+        BOOST_TEST(rig.accepted(k) == 1, "message " << k << " accepted exactly once");
+    BOOST_TEST(rig.hook->text().find("recorded from the journal") != std::string::npos);
+}
+
+// ---- the system address filter on the fetch path ----------------------------------
+
+BOOST_AUTO_TEST_CASE(system_filter_blocks_on_the_fetch_path)
+{
+    // A deny list for bad.example with one exception. The envelope sender
+    // (Return-Path, else From) and every From mailbox are judged.
+    Rig rig({text(1, "", "someone@bad.example"), text(2, "", "friend@bad.example"),
+             text(3, "Return-Path: <ok@good.example>\r\n", "spoof@bad.example"), text(4)});
+    SystemAddressFilter system;
+    system.name = "inbound";
+    EmailAddressFilter deny;
+    deny.name = "bad";
+    deny.type = FilterType::Deny;
+    deny.domains = {"bad.example"};
+    deny.exceptions = {"friend@bad.example"};
+    system.addressFilters.push_back(deny);
+    rig.filter = std::make_shared<const CompiledFilter>(system);
+
+    const PollReport r = rig.poll();
+    BOOST_TEST_INFO(rig.dump());
+    BOOST_TEST(r.ok);
+    BOOST_TEST(rig.accepted(1) == 0, "a denied sender is not delivered");
+    BOOST_TEST(rig.accepted(2) == 1, "the exception is delivered");
+    BOOST_TEST(rig.accepted(3) == 0, "a denied From behind an allowed Return-Path");
+    BOOST_TEST(rig.accepted(4) == 1);
+    for (int k : {1, 3}) {
+        const auto row = rig.row(k);
+        BOOST_TEST((row && row->state == MessageState::Ignored &&
+                    row->reason.find("bad.example") != std::string::npos &&
+                    !row->quarantinePath.empty()),
+                   "message " << k << " ignored and quarantined: " << rig.state(k) << " "
+                              << (row ? row->reason : ""));
+    }
+    BOOST_TEST(r.ignored == 2);
+    BOOST_TEST(rig.held() == "");
 }
 
 // ---- a stop request in the middle of a poll -----------------------------------------
