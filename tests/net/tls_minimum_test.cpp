@@ -6,7 +6,8 @@
 // offers nothing below 1.2. Without popgate's minimum, OpenSSL's own
 // security level would still stop the handshake, but later and for another
 // reason (the legacy SHA-1 signature), so the server-side check tells the
-// two apart. A control row (the same server allowing TLS 1.2) shows the
+// two apart. A row with a certificate of an unknown issuer checks that
+// verification is on by default. A control row (the same server allowing TLS 1.2) shows the
 // rig can do TLS at all. The key and the certificate are made here.
 #define BOOST_TEST_MODULE tls_minimum
 #include "plugin/net/pop3_client.h"
@@ -125,6 +126,8 @@ struct Row {
     const char* clientMin;   ///< the account's tls-min-version ("" the default)
     bool connects;           ///< the client gets to the greeting
     const char* serverError; ///< part of the server's reason when it fails ("" any)
+    bool stranger = false;   ///< the server shows a certificate the client does not trust
+    const char* clientError = ""; ///< part of the client's error when it fails
 };
 
 } // namespace
@@ -143,13 +146,19 @@ BOOST_AUTO_TEST_CASE(tls_below_the_minimum_is_refused)
         {"server TLS 1.0 only, default minimum", TLS1_VERSION, "", false, "unsupported protocol"},
         {"control: server up to TLS 1.2", TLS1_2_VERSION, "", true, ""},
         {"server TLS 1.2, minimum 1.3", TLS1_2_VERSION, "1.3", false, "unsupported protocol"},
+        // Never downgraded to an unverified peer either: TLS verified by default.
+        {"certificate of an unknown issuer", TLS1_2_VERSION, "", false, "", true,
+         "certificate verify failed"},
     };
+    const Identity stranger;
     for (const Row& row : rows) {
         BOOST_TEST_CONTEXT(row.label)
         {
             Poco::Net::ServerSocket listener(Poco::Net::SocketAddress("127.0.0.1", 0));
             auto server = std::async(std::launch::async,
-                                     [&] { return serveOnce(listener, id, row.serverMax); });
+                                     [&] {
+                return serveOnce(listener, row.stranger ? stranger : id, row.serverMax);
+            });
             Pop3Settings settings;
             settings.host = "127.0.0.1";
             settings.port = listener.address().port();
@@ -182,6 +191,8 @@ BOOST_AUTO_TEST_CASE(tls_below_the_minimum_is_refused)
             } else {
                 BOOST_TEST(!seen.handshake, "the server completed a " << seen.version
                                                                       << " handshake");
+                BOOST_TEST(clientError.find(row.clientError) != std::string::npos,
+                           "the client's error: " << clientError);
                 BOOST_TEST(seen.error.find(row.serverError) != std::string::npos,
                            "the server's reason: '" << seen.error << "' (client: " << clientError
                                                     << ")");
