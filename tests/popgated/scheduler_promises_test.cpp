@@ -244,7 +244,7 @@ BOOST_AUTO_TEST_CASE(hung_server_does_not_delay_other_accounts)
     Poco::Net::ServerSocket hung(Poco::Net::SocketAddress("127.0.0.1", 0), 8);
     FakeMailboxServer good(mailbox(3));
     Rig rig;
-    const int timeout = 4;
+    const int timeout = 6;
     rig.config.set("pop3.read_timeout", std::to_string(timeout) + "s");
     rig.add("a-hung", hung.address().port(), "secret");
     rig.add("b-good", good.port(), "secret");
