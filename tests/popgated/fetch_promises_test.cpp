@@ -525,4 +525,48 @@ BOOST_AUTO_TEST_CASE(stop_mid_poll_loses_nothing_and_sends_nothing_twice)
         BOOST_TEST(rig.accepted(k) == 1, "message " << k << " accepted exactly once");
 }
 
+// popgated(8) and plugin/popgated/main.cpp promise for SIGTERM: "Finish the
+// message in flight, send QUIT, exit." Twenty small messages make one batch
+// whose outcomes are committed in groups of 16; the stop comes with the
+// first group's "delivered" lines, when message 17's end of data has not
+// been sent (ARCHITECTURE.md: each 250 is read before the next message's
+// end of data). BUG (plugin/popgated/fetcher.cpp Poll::run, the stop is
+// looked at only between batches): the whole batch is delivered, up to 128
+// messages or 1 MiB after the signal. Nothing is lost or doubled, but the
+// promise is not what the code does; the fix is in fetcher.cpp or the man
+// page, not in this file. Remove the decorator when it is fixed.
+BOOST_AUTO_TEST_CASE(stop_finishes_only_the_message_in_flight,
+                     *boost::unit_test::expected_failures(1))
+{
+    std::vector<std::string> texts;
+    for (int k = 1; k <= 20; ++k)
+        texts.push_back(text(k));
+    Rig rig(texts);
+    std::size_t atStop = 0;
+    rig.hook->onLine = [&](const std::string& line) {
+        if (!rig.stopping && line.find("status=delivered") != std::string::npos) {
+            rig.stopping = true;
+            atStop = rig.sink.received().size();
+        }
+    };
+    const PollReport first = rig.poll();
+    BOOST_TEST_INFO(rig.dump());
+    BOOST_TEST(first.ok, first.error);
+    BOOST_TEST(rig.server->sessions().back().quit, "a clean QUIT");
+    BOOST_TEST_REQUIRE(atStop > 0u);
+    // The one assertion expected to fail today:
+    BOOST_TEST(rig.sink.received().size() <= atStop + 1,
+               "after the stop, at most the message in flight: " << atStop
+                                                                 << " handed over at the stop, "
+                                                                 << rig.sink.received().size()
+                                                                 << " at the end");
+    rig.hook->onLine = nullptr;
+    rig.stopping = false;
+    const PollReport second = rig.poll();
+    BOOST_TEST(second.ok, second.error);
+    BOOST_TEST(rig.held() == "");
+    for (int k = 1; k <= 20; ++k)
+        BOOST_TEST(rig.accepted(k) == 1, "message " << k << " accepted exactly once");
+}
+
 } // namespace
