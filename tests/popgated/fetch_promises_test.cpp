@@ -494,6 +494,40 @@ BOOST_AUTO_TEST_CASE(system_filter_blocks_on_the_fetch_path)
     BOOST_TEST(rig.held() == "");
 }
 
+// ---- the spool cannot be written --------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(spool_failure_stops_the_poll_and_deletes_nothing)
+{
+    // ARCHITECTURE.md: "Full disk: the spool write fails, the poll stops
+    // without QUIT, nothing is deleted." Message 2 is over the 256 KiB a
+    // spool keeps in memory, so it needs a file in spool_dir/tmp; tmp is made
+    // a regular file, and creating the spool file fails (ENOTDIR), as a full
+    // disk would fail the write.
+    std::string big;
+    for (int i = 0; big.size() < 300 * 1024; ++i)
+        big += "filler line " + std::to_string(i) + " of a message over the in-memory spool\r\n";
+    Rig rig({text(1), text(2, "", "", "") + big, text(3)});
+    const std::string tmp = rig.settings.spoolDir + "/tmp";
+    Poco::File(tmp).remove(true);
+    std::ofstream(tmp) << "not a directory\n";
+
+    const PollReport first = rig.poll();
+    BOOST_TEST_INFO(rig.dump());
+    BOOST_TEST(!first.ok);
+    BOOST_TEST((first.failure == Failure::Spool), "a spool failure: " << first.error);
+    BOOST_TEST(rig.held() == "1 2 3", "nothing deleted");
+    BOOST_TEST(!rig.server->sessions().back().quit, "no QUIT");
+    BOOST_TEST(rig.sink.received().empty(), "nothing handed to the MTA from a broken batch");
+
+    Poco::File(tmp).remove();
+    Poco::File(tmp).createDirectories();
+    const PollReport second = rig.poll();
+    BOOST_TEST(second.ok, second.error);
+    BOOST_TEST(rig.held() == "");
+    for (int k = 1; k <= 3; ++k)
+        BOOST_TEST(rig.accepted(k) == 1, "message " << k << " accepted exactly once");
+}
+
 // ---- a stop request in the middle of a poll -----------------------------------------
 
 BOOST_AUTO_TEST_CASE(stop_mid_poll_loses_nothing_and_sends_nothing_twice)
