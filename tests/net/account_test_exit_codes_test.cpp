@@ -3,11 +3,13 @@
 // popgatectl(8) and plugin/net/conntest.h document them (0 ok, 10 resolve,
 // 11 connect, 12 TLS, 13 greeting/CAPA/STLS, 14 authentication, 15 STAT or
 // UIDL, 16 QUIT, 17 the MTA with --deep), each produced by a peer on
-// loopback (the fake servers of tests/support/, a closed port, a name under
+// loopback (the fake servers of tests/support/, a port held but never
+// listening, a name under
 // .invalid), on a throwaway SQLite database. No output shows the password.
 #define BOOST_TEST_MODULE account_test_exit_codes
 #include "tests/support/fake_mailbox_server.h"
 #include "tests/support/fake_pop3_server.h"
+#include "tests/support/reserved_port.h"
 #include "tests/support/smtp_sink.h"
 #include "tests/support/testsupport.h"
 
@@ -24,13 +26,10 @@ namespace
 
 const std::string kPassword = "exit-code-Secret-77";
 
-/// closedPort - a loopback port nothing listens on (bound, then released;
-/// connection refused from then on, unless another process takes it).
-int closedPort()
+/// refused - a loopback port held, never listening: connection refused.
+const ReservedPort& refused()
 {
-    Poco::Net::ServerSocket s(Poco::Net::SocketAddress("127.0.0.1", 0));
-    const int port = s.address().port();
-    s.close();
+    static const ReservedPort port;
     return port;
 }
 
@@ -113,7 +112,7 @@ BOOST_AUTO_TEST_CASE(each_failing_stage_has_its_exit_code)
          }},
         {"11 connect", 11, "CONNECT",
          [](std::string& host, int& port, std::string& security) {
-             host = "127.0.0.1", port = closedPort(), security = "none";
+             host = "127.0.0.1", port = refused().port(), security = "none";
              return std::shared_ptr<void>();
          }},
         {"12 TLS: ssl-tls to a plaintext server", 12, "TLS",
@@ -176,7 +175,7 @@ BOOST_AUTO_TEST_CASE(each_failing_stage_has_its_exit_code)
         BOOST_TEST_CONTEXT(row.label)
         {
             const bool mtaUp = std::string(row.label).find("MTA accepts") != std::string::npos;
-            Cli cli(mtaUp ? sink.port() : closedPort());
+            Cli cli(mtaUp ? sink.port() : refused().port());
             std::string host, security;
             int port = 0;
             const auto keep = row.peer(host, port, security);

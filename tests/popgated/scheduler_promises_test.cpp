@@ -15,6 +15,7 @@
 #include "core/store.h"
 #include "plugin/popgated/scheduler.h"
 #include "tests/support/fake_mailbox_server.h"
+#include "tests/support/reserved_port.h"
 #include "tests/support/smtp_sink.h"
 #include "tests/support/testdb.h"
 #include "tests/support/testsupport.h"
@@ -221,12 +222,10 @@ BOOST_AUTO_TEST_CASE(backoff_doubles_to_the_cap_and_auth_failures_deactivate)
 BOOST_AUTO_TEST_CASE(network_failures_back_off_but_never_deactivate)
 {
     // auto_deactivate_after counts authentication failures only.
-    Poco::Net::ServerSocket closed(Poco::Net::SocketAddress("127.0.0.1", 0));
-    const int port = closed.address().port();
-    closed.close(); // connection refused from now on
+    ReservedPort refused; // held, never listening: connection refused
     Rig rig;
     rig.config.set("auto_deactivate_after", "1");
-    rig.add("desk", port, "secret");
+    rig.add("desk", refused.port(), "secret");
     rig.once();
     rig.once();
     BOOST_TEST(rig.status("desk").consecutiveFailures == 2);
