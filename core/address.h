@@ -41,19 +41,19 @@ std::vector<MailAddress> parseAddressList(const std::string& text);
 MailAddress parseAddressPattern(const std::string& text);
 
 /// normalizeDomain - lowercased A-label form of a domain ("Bücher.Example" ->
-/// "xn--bcher-kva.example"); with allowWildcard, labels holding '*' are kept
-/// (ASCII only). Throws InputError naming the domain and the fault.
+/// "xn--bcher-kva.example"): ASCII labels are checked and lowercased here,
+/// labels with 8-bit or "xn--" go through libidn2 (IDNA2008, UTS #46
+/// non-transitional). With allowWildcard, labels holding '*' are kept (ASCII
+/// only). Throws InputError naming the domain and the fault (also for every
+/// label libidn2 refuses, such as a bad A-label or a disallowed code point).
 std::string normalizeDomain(const std::string& domain, bool allowWildcard = false);
+
+/// domainForDisplay - the domain with its A-labels as U-labels (libidn2's
+/// idn2_to_unicode_8z8z) for people to read; the input unchanged if it does
+/// not convert. Never used for comparison.
+std::string domainForDisplay(const std::string& domain);
 
 /// normalizeLocalPart - the local part lowercased (UTF-8 aware).
 std::string normalizeLocalPart(const std::string& localPart);
-
-/// punycodeEncode - RFC 3492 encoding of code points (no "xn--" prefix).
-/// Throws InputError on overflow.
-std::string punycodeEncode(const std::u32string& input);
-
-/// punycodeDecode - RFC 3492 decoding (no "xn--" prefix); throws InputError
-/// for bad digits, non-basic code points before the delimiter or overflow.
-std::u32string punycodeDecode(const std::string& input);
 
 } // namespace popgate
