@@ -1,7 +1,7 @@
 // address.h - RFC 5322 addr-spec parsing and the comparison form used by the
-// address filters: local part lowercased, domain lowercased in A-labels
-// (RFC 3492 punycode, implemented here on Poco::Unicode case mapping).
-// Pure code: no I/O, no Poco::Net, no libidn. Malformed input throws
+// address filters: local part lowercased, domain in lowercase A-labels by
+// libidn2 (UTS #46 mapping, NFC, IDNA2008 rules; a label it refuses makes the
+// address malformed). Pure code: no I/O, no Poco::Net. Malformed input throws
 // InputError with a message that quotes the input; it never crashes.
 #pragma once
 
