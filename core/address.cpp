@@ -580,9 +580,15 @@ std::vector<MailAddress> parseAddressList(const std::string& text)
         throw InputError("malformed address list " + showText(text) + ": " + f.what);
     }
     std::vector<MailAddress> out;
-    for (const std::string& part : parts)
-        if (!trim(part).empty())
+    for (const std::string& part : parts) {
+        bool blank = trim(part).empty();
+        try { // a comment alone ("Team: (nobody);") is CFWS, not a mailbox
+            blank = blank || trim(stripComments(part)).empty();
+        } catch (const Fault&) { // parseAddress says what is wrong
+        }
+        if (!blank)
             out.push_back(parseAddress(part));
+    }
     if (out.empty() && !trim(text).empty() && !sawGroup)
         throw InputError("malformed address list " + showText(text) + ": no address");
     return out;

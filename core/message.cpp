@@ -84,14 +84,15 @@ bool isPopgateName(const std::string& name)
     return name.size() >= kPrefix.size() && lowered(name.substr(0, kPrefix.size())) == kPrefix;
 }
 
-/// unfold - the field body after the colon with CR/LF removed, trimmed.
+/// unfold - the field body after the colon with its line breaks (CR LF, LF)
+/// removed, trimmed. A lone CR stays: the screen refuses it in a From field.
 std::string unfold(const std::string& field)
 {
     std::string out;
     const std::size_t colon = field.find(':');
     out.reserve(field.size());
     for (std::size_t i = colon + 1; i < field.size(); ++i)
-        if (field[i] != '\r' && field[i] != '\n')
+        if (field[i] != '\n' && !(field[i] == '\r' && i + 1 < field.size() && field[i + 1] == '\n'))
             out += field[i];
     return trim(out);
 }

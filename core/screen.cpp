@@ -6,6 +6,7 @@
 #include "core/text.h"
 
 #include <Poco/String.h>
+#include <cstdio>
 
 namespace popgate
 {
@@ -64,6 +65,26 @@ ScreenVerdict unreadable(const CompiledFilter& filter, const std::string& why, V
     return out;
 }
 
+// controlByte - the first control byte of text (below 0x20 except HTAB, or
+// DEL) as "0x1b at octet 4", "" when none. The line breaks of folding (CR LF,
+// LF) are white space, not control bytes; what is left would make a reader see another address than
+// the one judged (a NUL ends the field for C programs and for the milter
+// protocol, a lone CR or an escape sequence rewrites a terminal line).
+std::string controlByte(const std::string& text)
+{
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const unsigned char c = static_cast<unsigned char>(text[i]);
+        const bool lineBreak =
+            c == '\n' || (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n');
+        if (((c < 0x20 && c != '\t') || c == 0x7f) && !lineBreak) {
+            char buf[40];
+            std::snprintf(buf, sizeof buf, "byte 0x%02x at octet %zu", c, i + 1);
+            return buf;
+        }
+    }
+    return {};
+}
+
 } // namespace
 
 ScreenVerdict judgeSenders(const CompiledFilter& filter, const std::string& envelopeSender,
@@ -77,6 +98,17 @@ ScreenVerdict judgeSenders(const CompiledFilter& filter, const std::string& enve
                           "more than " + std::to_string(kMaxFromFields) + " From fields (" +
                               std::to_string(headers->fromFields) + ")",
                           verdict);
+    if (headers) {
+        const std::vector<std::string> one{headers->from};
+        const auto& froms = headers->froms.empty() ? one : headers->froms;
+        for (std::size_t i = 0; i < froms.size(); ++i)
+            if (const std::string at = controlByte(froms[i]); !at.empty())
+                return unreadable(filter,
+                                  "From field " + std::to_string(i + 1) + " holds control " + at,
+                                  verdict);
+    }
+    if (const std::string at = controlByte(envelopeSender); !at.empty())
+        return unreadable(filter, "envelope sender holds control " + at, verdict);
     const std::string sender = envelopeSender.empty() ? "<>" : envelopeSender;
     ScreenVerdict out;
     try {
