@@ -605,8 +605,16 @@ std::string normalizeDomain(const std::string& domain, bool allowWildcard)
 
 std::string domainForDisplay(const std::string& domain)
 {
+    // From the comparison form, so that case and mapping are already settled;
+    // a domain that does not normalize is shown as given.
+    std::string key;
+    try {
+        key = domainKey(domain, false);
+    } catch (const Fault&) {
+        return domain;
+    }
     char* out = nullptr;
-    if (idn2_to_unicode_8z8z(domain.c_str(), &out, 0) != IDN2_OK)
+    if (idn2_to_unicode_8z8z(key.c_str(), &out, 0) != IDN2_OK)
         return domain;
     std::string text = out;
     idn2_free(out);

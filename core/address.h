@@ -48,9 +48,9 @@ MailAddress parseAddressPattern(const std::string& text);
 /// label libidn2 refuses, such as a bad A-label or a disallowed code point).
 std::string normalizeDomain(const std::string& domain, bool allowWildcard = false);
 
-/// domainForDisplay - the domain with its A-labels as U-labels (libidn2's
-/// idn2_to_unicode_8z8z) for people to read; the input unchanged if it does
-/// not convert. Never used for comparison.
+/// domainForDisplay - the domain's comparison form with its A-labels as
+/// U-labels (libidn2's idn2_to_unicode_8z8z), for people to read; the input
+/// unchanged if it does not normalize. Never used for comparison.
 std::string domainForDisplay(const std::string& domain);
 
 /// normalizeLocalPart - the local part lowercased (UTF-8 aware).

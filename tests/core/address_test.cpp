@@ -316,6 +316,8 @@ BOOST_AUTO_TEST_CASE(domain_for_display)
     BOOST_TEST(domainForDisplay("xn--bcher-kva.example") == "bücher.example");
     BOOST_TEST(domainForDisplay("example.com") == "example.com");
     BOOST_TEST(domainForDisplay("xn--zz.example") == "xn--zz.example"); // unchanged if bad
+    BOOST_TEST(domainForDisplay("xn--a.example") == "xn--a.example");   // decodes to nothing
+    BOOST_TEST(domainForDisplay("XN--BCHER-KVA.Example") == "bücher.example");
 }
 
 BOOST_AUTO_TEST_CASE(idna_random_u_labels_round_trip)
