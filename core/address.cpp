@@ -443,6 +443,44 @@ MailAddress parseMailbox(const std::string& text, bool pattern)
     return parseAddrSpec(inner, pattern);
 }
 
+// withoutIso2022 - raw ISO-2022-JP (RFC 1468; old Japanese mailers write
+// display names so) made opaque: each designation (ESC ( B, ESC $ B, ...) and
+// every byte of a double-byte run becomes 0x80, display-only 8-bit to the
+// parser, so that JIS bytes such as '(' or '"' open no comment or quote. An
+// address written in JIS becomes 8-bit and does not read, as it should not.
+std::string withoutIso2022(const std::string& text)
+{
+    if (text.find('\x1b') == std::string::npos)
+        return text;
+    std::string out = text;
+    bool doubleByte = false;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        auto at = [&](std::size_t k) { return i + k < out.size() ? out[i + k] : '\0'; };
+        std::size_t n = 0;
+        if (at(0) == '\x1b' && at(1) == '(' && at(2) && std::strchr("BJI", at(2))) {
+            n = 3;
+            doubleByte = false;
+        } else if (at(0) == '\x1b' && at(1) == '$' && at(2) && std::strchr("@AB", at(2))) {
+            n = 3;
+            doubleByte = true;
+        } else if (at(0) == '\x1b' && at(1) == '$' && at(2) == '(' && at(3) &&
+                   std::strchr("CDOQ", at(3))) {
+            n = 4;
+            doubleByte = true;
+        }
+        if (n) {
+            out.replace(i, n, n, '\x80');
+            i += n - 1;
+        } else if (out[i] == '\r' || out[i] == '\n') {
+            doubleByte = false; // a run never spans a line
+        } else if (doubleByte && static_cast<unsigned char>(out[i]) >= 0x21 &&
+                   static_cast<unsigned char>(out[i]) <= 0x7e) {
+            out[i] = '\x80';
+        }
+    }
+    return out;
+}
+
 } // namespace
 
 std::string MailAddress::spec() const
@@ -463,7 +501,7 @@ std::string MailAddress::spec() const
 MailAddress parseAddress(const std::string& text)
 {
     try {
-        return parseMailbox(text, false);
+        return parseMailbox(withoutIso2022(text), false);
     } catch (const Fault& f) {
         throw InputError("malformed address " + showText(text) + ": " + f.what);
     }
@@ -575,7 +613,7 @@ std::vector<MailAddress> parseAddressList(const std::string& text)
     std::vector<std::string> parts;
     bool sawGroup = false; // "undisclosed-recipients:;" names no mailbox, rightly
     try {
-        parts = splitMailboxes(text, sawGroup);
+        parts = splitMailboxes(withoutIso2022(text), sawGroup);
     } catch (const Fault& f) {
         throw InputError("malformed address list " + showText(text) + ": " + f.what);
     }

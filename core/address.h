@@ -27,7 +27,8 @@ struct MailAddress {
 /// the addr-spec must read: display names, comments and quoted strings may hold
 /// any bytes (Latin-1, CP1252, broken UTF-8; RFC 2047 words are not decoded).
 /// 8-bit in the local part must be UTF-8 (RFC 6532), in the domain UTF-8 that
-/// makes an IDN. Throws InputError for anything else.
+/// makes an IDN. Raw ISO-2022-JP runs (ESC $ B ... ESC ( B) are display text
+/// like 8-bit bytes. Throws InputError for anything else.
 MailAddress parseAddress(const std::string& text);
 
 /// parseAddressList - every mailbox of a header such as From ("a@b, Name <c@d>"),

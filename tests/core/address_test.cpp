@@ -469,3 +469,36 @@ BOOST_AUTO_TEST_CASE(groups_and_obsolete_lists)
         }
     }
 }
+
+BOOST_AUTO_TEST_CASE(raw_iso_2022_jp_display_names)
+{
+    // Old Japanese mailers write display names in raw ISO-2022-JP: its
+    // escapes contain '(' and its double-byte runs any of '(', '"', '<', ','.
+    // They are display text; the address outside them is judged.
+    struct Row {
+        const char* label;
+        std::string input;
+        std::vector<std::string> keys;
+    };
+    const std::vector<Row> rows = {
+        {"kanji display name", "\x1b$B$3$s$K$A$O\x1b(B <Taro@Example.JP>", {"taro@example.jp"}},
+        {"JIS bytes that look like ( \" < ,", "\x1b$B(\"<,\x1b(B <x@spam.example>",
+         {"x@spam.example"}},
+        {"JIS X 0208-1978 and Roman designations", "\x1b$@!!\x1b(J <a@ok.example>",
+         {"a@ok.example"}},
+        {"two mailboxes", "\x1b$B$\"\x1b(B <a@ok.example>, \x1b$B$$\x1b(B <x@spam.example>",
+         {"a@ok.example", "x@spam.example"}},
+    };
+    for (const Row& r : rows)
+        BOOST_TEST_CONTEXT(r.label)
+        {
+            std::vector<std::string> keys;
+            for (const MailAddress& a : parseAddressList(r.input))
+                keys.push_back(a.key);
+            BOOST_TEST(keys == r.keys, boost::test_tools::per_element());
+        }
+    // an address inside the JIS run is not an address a reader sees
+    checkInputError([] { parseAddress("\x1b$Bx@spam.example\x1b(B"); }, "malformed address");
+    // another escape is not ISO-2022-JP: the parser sees its bytes as written
+    checkInputError([] { parseAddress("\x1b(Z <a@ok.example>"); }, "unterminated comment");
+}

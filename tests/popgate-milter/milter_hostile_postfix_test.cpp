@@ -348,3 +348,51 @@ BOOST_AUTO_TEST_CASE(generated_senders_sample_through_postfix)
     }
     BOOST_TEST_MESSAGE(accepted << " delivered, " << refused << " refused with 550");
 }
+
+BOOST_AUTO_TEST_CASE(raw_iso_2022_jp_from_through_postfix)
+{
+    // Old Japanese mailers write display names in raw ISO-2022-JP. Postfix
+    // rewrites the From of local clients (local_header_rewrite_clients, and
+    // this suite connects from 127.0.0.1): its tokenizer takes the '(' of
+    // ESC ( B for a comment and mangles the field, which the milter then
+    // refuses. Mail from the Internet is not rewritten: emulate that.
+    PostfixWithMilter p;
+    const PostfixEnv& env = p.env;
+    const RunResult was =
+        run("/usr/sbin/postconf", {"-c", env.configDir, "-h", "local_header_rewrite_clients"});
+    BOOST_TEST_REQUIRE(was.status == 0, was.err);
+    std::string before = was.out;
+    while (!before.empty() && (before.back() == '\n' || before.back() == ' '))
+        before.pop_back();
+    postconf(env, "local_header_rewrite_clients =");
+    struct Restore {
+        const PostfixEnv& env;
+        std::string value;
+        ~Restore()
+        {
+            try {
+                postconf(env, "local_header_rewrite_clients = " + value);
+            } catch (...) {
+            }
+        }
+    } restore{env, before};
+
+    {
+        const std::string local = uniqueLocal("jis");
+        const std::string rcpt = local + "@" + env.domain;
+        const std::string from = "From: \x1b$B$3$s$K$A$O\x1b(B <a@good.org>";
+        const Reply r = rawSend(env, "a@good.org", rcpt, message(from + "\r\n", rcpt));
+        BOOST_TEST(r.code == 250, r.code << " " << r.text);
+        const auto mails = delivered(env, local);
+        BOOST_TEST_REQUIRE(mails.size() == 1u, "nothing delivered; see " << env.log);
+        BOOST_TEST(mails[0].find(from + "\n") != std::string::npos, visible(mails[0]));
+    }
+    {
+        const std::string local = uniqueLocal("jis");
+        const std::string rcpt = local + "@" + env.domain;
+        const Reply r =
+            rawSend(env, "a@good.org", rcpt, message("From: \x1b$B$3$s\x1b(B <b@bad.com>\r\n", rcpt));
+        BOOST_TEST(r.code == 550, r.code << " " << r.text);
+        BOOST_TEST(r.text.find("From <b@bad.com> blocked") != std::string::npos, r.text);
+    }
+}

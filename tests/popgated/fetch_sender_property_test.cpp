@@ -301,6 +301,11 @@ BOOST_AUTO_TEST_CASE(control_bytes_through_popgated)
     add("control bytes in other header fields pass",
         "From: a@ok.example\r\nX-Odd: nul " + nul + " esc \x1b bel \x07 cr\rx\r\n", true);
     add("HTAB in a From is white space", "From: Ann\t<a@ok.example>\r\n", true);
+    add("raw ISO-2022-JP display name (old Japanese mailers)",
+        "From: \x1b$B$3$s$K$A$O\x1b(B <a@ok.example>\r\n", true);
+    add("raw ISO-2022-JP display name, blocked address",
+        "From: \x1b$B$3$s\x1b(B <x@spam.example>\r\n", false);
+    add("an escape that is not ISO-2022-JP", "From: \x1b(Z <a@ok.example>\r\n", false);
     add("a plain message after them all", "From: a@ok.example\r\n", true);
     const Result r = poll(mails, true);
     check(mails, r, "control bytes:");
