@@ -188,8 +188,8 @@ std::string idnaLabel(const std::string& label)
     char* out = nullptr;
     const int rc = idn2_to_ascii_8z(label.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
     if (rc != IDN2_OK)
-        fail("label " + showText(label) + " refused by IDNA2008/UTS #46 (libidn2: " +
-             idn2_strerror(rc) + ")");
+        fail("label " + showText(label) +
+             " refused by IDNA2008/UTS #46 (libidn2: " + idn2_strerror(rc) + ")");
     std::string ascii = out;
     idn2_free(out);
     if (ascii.find('.') != std::string::npos)
@@ -222,8 +222,7 @@ std::string domainKey(const std::string& domain, bool allowWildcard)
         for (;;) {
             const std::size_t dot = domain.find('.', start);
             const std::string label = domain.substr(start, dot - start);
-            labels.push_back(isALabel(label) ? idnaLabel(label)
-                                             : asciiLabel(label, allowWildcard));
+            labels.push_back(isALabel(label) ? idnaLabel(label) : asciiLabel(label, allowWildcard));
             if (dot == std::string::npos)
                 break;
             start = dot + 1;

@@ -7,7 +7,6 @@
 #include "core/errors.h"
 
 #include <Poco/UTF8Encoding.h>
-
 #include <random>
 #include <string>
 #include <vector>
@@ -266,8 +265,7 @@ BOOST_AUTO_TEST_CASE(idna_through_libidn2)
         {"A-label checked and lowercased", "XN--BCHER-KVA.Example", "xn--bcher-kva.example"},
         {"halfwidth ideographic full stop", "bücher\uff61example", "xn--bcher-kva.example"},
         {"compatibility character mapped (Roman numeral four)", "\u2163.com", "iv.com"},
-        {"ASCII with -- in positions 3-4 kept (not an A-label)", "ab--c.example",
-         "ab--c.example"},
+        {"ASCII with -- in positions 3-4 kept (not an A-label)", "ab--c.example", "ab--c.example"},
         {"Arabic label (bidi rule holds)", "\u0645\u062b\u0627\u0644.example",
          "xn--mgbh0fb.example"},
     };
@@ -482,11 +480,14 @@ BOOST_AUTO_TEST_CASE(raw_iso_2022_jp_display_names)
     };
     const std::vector<Row> rows = {
         {"kanji display name", "\x1b$B$3$s$K$A$O\x1b(B <Taro@Example.JP>", {"taro@example.jp"}},
-        {"JIS bytes that look like ( \" < ,", "\x1b$B(\"<,\x1b(B <x@spam.example>",
+        {"JIS bytes that look like ( \" < ,",
+         "\x1b$B(\"<,\x1b(B <x@spam.example>",
          {"x@spam.example"}},
-        {"JIS X 0208-1978 and Roman designations", "\x1b$@!!\x1b(J <a@ok.example>",
+        {"JIS X 0208-1978 and Roman designations",
+         "\x1b$@!!\x1b(J <a@ok.example>",
          {"a@ok.example"}},
-        {"two mailboxes", "\x1b$B$\"\x1b(B <a@ok.example>, \x1b$B$$\x1b(B <x@spam.example>",
+        {"two mailboxes",
+         "\x1b$B$\"\x1b(B <a@ok.example>, \x1b$B$$\x1b(B <x@spam.example>",
          {"a@ok.example", "x@spam.example"}},
     };
     for (const Row& r : rows)

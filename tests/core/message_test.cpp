@@ -535,9 +535,11 @@ BOOST_AUTO_TEST_CASE(ids_byte_identical_to_rfc4648_base64url)
         {std::string("\x31\x32\x33", 3), "MTIz", "206cbd05e9b0087f13568bff8ca01216"},
         {std::string("\x31\x32\x33\x34", 4), "MTIzNA", "8b77d30e1962943a38deec52e549a5c5"},
         {"UID-0001.ab", "VUlELTAwMDEuYWI", "f2bd5711b03e6a50824617733b3cb2a0"},
-        {std::string("\x00\xff\xfe\xfb\x3f\x3e", 6), "AP_--z8-", "205960d8f066a2c4ec73542e6e2dc268"},
+        {std::string("\x00\xff\xfe\xfb\x3f\x3e", 6), "AP_--z8-",
+         "205960d8f066a2c4ec73542e6e2dc268"},
         {std::string(70, 'a'),
-         "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYW"
+         "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhY"
+         "W"
          "FhYQ",
          "d573920037506b7d8dfb15030451a3dc"},
         {std::string("\x00\x07\x0e\x15\x1c\x23\x2a\x31\x38\x3f\x46\x4d\x54\x5b\x62\x69\x70\x77\x7e"

@@ -60,8 +60,8 @@ public:
             domain = mixCase(domain);
             c.form += "case ";
         }
-        const std::string spec = pick(5) == 0 ? quotedLocal(local) + "@" + domain
-                                              : local + "@" + domain;
+        const std::string spec =
+            pick(5) == 0 ? quotedLocal(local) + "@" + domain : local + "@" + domain;
         if (spec[0] == '"')
             c.form += "quoted-local ";
         std::string mailbox;

@@ -85,9 +85,9 @@ BOOST_AUTO_TEST_CASE(blocked_never_admitted_allowed_always)
         ++cases;
         overLimit += c.overLimit;
         BOOST_TEST_CONTEXT("seed " << s << " case " << i << " (" << c.form << ") "
-                                   << (isBlocked ? "blocked " : "allowed ") << target.local
-                                   << "@" << target.domain << "; From fields: "
-                                   << c.header().substr(0, 300))
+                                   << (isBlocked ? "blocked " : "allowed ") << target.local << "@"
+                                   << target.domain
+                                   << "; From fields: " << c.header().substr(0, 300))
         {
             const MessageFacts facts = fetched(returnPath + c.header());
             const ScreenVerdict fetch =

@@ -57,8 +57,8 @@ struct PostfixWithMilter {
     MilterProcess milter{world};
     explicit PostfixWithMilter(const std::string& extraConfig = "") : world(extraConfig)
     {
-        postfixScript({"set-milter", env.stateDir,
-                            "inet:127.0.0.1:" + std::to_string(milter.port())});
+        postfixScript(
+            {"set-milter", env.stateDir, "inet:127.0.0.1:" + std::to_string(milter.port())});
     }
     ~PostfixWithMilter()
     {
@@ -185,14 +185,14 @@ BOOST_AUTO_TEST_CASE(control_bytes_through_postfix)
         std::string kept;  ///< when delivered: bytes the maildir copy must hold
     };
     const std::vector<Row> rows = {
-        {"terminal escape in the display name: 550",
-         "From: \x1b[2K\rBoss <a@good.org>\r\n", "body\r\n", "holds control byte 0x1b", ""},
+        {"terminal escape in the display name: 550", "From: \x1b[2K\rBoss <a@good.org>\r\n",
+         "body\r\n", "holds control byte 0x1b", ""},
         // Postfix (3.7, default main.cf) turns a lone CR into a space before the
         // milter sees the field, and stores it so: the milter judges what is kept.
         {"lone CR hiding a blocked address: 550 for the blocked address",
          "From: a@good.org\r<b@bad.com>\r\n", "body\r\n", "From <b@bad.com> blocked", ""},
-        {"lone CR in an allowed From: delivered, the CR a space",
-         "From: Ann\r<a@good.org>\r\n", "body\r\n", "", "From: Ann <a@good.org>\n"},
+        {"lone CR in an allowed From: delivered, the CR a space", "From: Ann\r<a@good.org>\r\n",
+         "body\r\n", "", "From: Ann <a@good.org>\n"},
         {"DEL in the display name: 550", "From: Bo\x7fss <a@good.org>\r\n", "body\r\n",
          "holds control byte 0x7f", ""},
         {"control byte in a second From field: 550",
@@ -204,8 +204,8 @@ BOOST_AUTO_TEST_CASE(control_bytes_through_postfix)
         {"control bytes in another header field: delivered, the field cut at the NUL",
          "From: a@good.org\r\nX-Odd: esc \x1b bel \x07 nul " + kNul + " end\r\n", "body\r\n", "",
          "X-Odd: esc \x1b bel \x07 nul \n"},
-        {"HTAB in a From is white space: delivered", "From: Ann\t<a@good.org>\r\n", "body\r\n",
-         "", "From: Ann\t<a@good.org>"},
+        {"HTAB in a From is white space: delivered", "From: Ann\t<a@good.org>\r\n", "body\r\n", "",
+         "From: Ann\t<a@good.org>"},
     };
     for (const Row& row : rows) {
         BOOST_TEST_CONTEXT(row.label)
@@ -250,8 +250,7 @@ BOOST_AUTO_TEST_CASE(nul_in_from_through_postfix)
         // address the milter judged, not the one after the NUL.
         const auto mails = delivered(env, local);
         BOOST_TEST_REQUIRE(mails.size() == 1u, "nothing delivered; see " << env.log);
-        BOOST_TEST(mails[0].find("\nFrom: <a@good.org>\n") != std::string::npos,
-                   visible(mails[0]));
+        BOOST_TEST(mails[0].find("\nFrom: <a@good.org>\n") != std::string::npos, visible(mails[0]));
         BOOST_TEST(mails[0].find("bad.com") == std::string::npos, visible(mails[0]));
     }
     postconf(env, "message_reject_characters = \\0");
@@ -270,9 +269,8 @@ BOOST_AUTO_TEST_CASE(nul_in_from_through_postfix)
         const std::string local = uniqueLocal("nulrej");
         const std::string rcpt = local + "@" + env.domain;
         const Reply r = rawSend(env, "a@good.org", rcpt, message(h, rcpt));
-        BOOST_TEST(r.code / 100 == 5, "message_reject_characters = \\0 refuses it: " << r.code
-                                                                                     << " "
-                                                                                     << r.text);
+        BOOST_TEST(r.code / 100 == 5,
+                   "message_reject_characters = \\0 refuses it: " << r.code << " " << r.text);
         BOOST_TEST(delivered(env, local, std::chrono::seconds(2)).empty());
     }
 }
@@ -293,8 +291,7 @@ BOOST_AUTO_TEST_CASE(empty_group_with_null_sender_through_postfix)
                     BOOST_TEST(delivered(env, local).size() == 1u);
                 } else {
                     BOOST_TEST(r.code == 550, r.code << " " << r.text);
-                    BOOST_TEST(r.text.find("null sender, bounces not allowed") !=
-                                   std::string::npos,
+                    BOOST_TEST(r.text.find("null sender, bounces not allowed") != std::string::npos,
                                r.text);
                 }
             }
@@ -390,8 +387,8 @@ BOOST_AUTO_TEST_CASE(raw_iso_2022_jp_from_through_postfix)
     {
         const std::string local = uniqueLocal("jis");
         const std::string rcpt = local + "@" + env.domain;
-        const Reply r =
-            rawSend(env, "a@good.org", rcpt, message("From: \x1b$B$3$s\x1b(B <b@bad.com>\r\n", rcpt));
+        const Reply r = rawSend(env, "a@good.org", rcpt,
+                                message("From: \x1b$B$3$s\x1b(B <b@bad.com>\r\n", rcpt));
         BOOST_TEST(r.code == 550, r.code << " " << r.text);
         BOOST_TEST(r.text.find("From <b@bad.com> blocked") != std::string::npos, r.text);
     }

@@ -91,15 +91,29 @@ BOOST_AUTO_TEST_CASE(control_bytes_in_from_are_unreadable_elsewhere_they_pass)
     gw.ctl({"filter", "address", "add", "spam", "--type=deny", "--domains=bad.example"});
     gw.ctl({"filter", "attach", "inbound", "spam"});
     const std::vector<Row> rows = {
-        {"NUL hiding a blocked address", "nulfrom",
-         {"From: <a@good.example>" + kNul + "<x@bad.example>"}, "x\r\n", "ignored",
+        {"NUL hiding a blocked address",
+         "nulfrom",
+         {"From: <a@good.example>" + kNul + "<x@bad.example>"},
+         "x\r\n",
+         "ignored",
          "sender unreadable: From field 1 holds control byte 0x00 at octet 17"},
-        {"terminal escape in an allowed From", "escfrom",
-         {"From: \x1b[2K\rBoss <a@good.example>"}, "x\r\n", "ignored",
+        {"terminal escape in an allowed From",
+         "escfrom",
+         {"From: \x1b[2K\rBoss <a@good.example>"},
+         "x\r\n",
+         "ignored",
          "holds control byte 0x1b"},
-        {"NUL, ESC and DEL in the body pass", "nulbody", {"From: a@good.example"},
-         "nul " + kNul + " esc \x1b[31m del \x7f end\r\n", "injected", "status=delivered"},
-        {"a plain message", "plain", {"From: a@good.example"}, "plain\r\n", "injected",
+        {"NUL, ESC and DEL in the body pass",
+         "nulbody",
+         {"From: a@good.example"},
+         "nul " + kNul + " esc \x1b[31m del \x7f end\r\n",
+         "injected",
+         "status=delivered"},
+        {"a plain message",
+         "plain",
+         {"From: a@good.example"},
+         "plain\r\n",
+         "injected",
          "status=delivered"},
     };
     const auto copies = fetchAll(s, gw, "ctl", to, rows);
@@ -135,12 +149,19 @@ BOOST_AUTO_TEST_CASE(mta_refusing_nul_is_a_per_message_failure)
     const std::string to = uniqueAddress("rejnul");
     gw.addDovecotAccount("rejnul", s.user2, to);
     const std::vector<Row> rows = {
-        {"before", "before", {"From: a@good.example"}, "before\r\n", "injected",
+        {"before",
+         "before",
+         {"From: a@good.example"},
+         "before\r\n",
+         "injected",
          "status=delivered"},
-        {"NUL in the body: the MTA's 5xx", "nul", {"From: a@good.example"},
-         "nul " + kNul + " byte\r\n", "failed", "status=failed"},
-        {"after", "after", {"From: a@good.example"}, "after\r\n", "injected",
-         "status=delivered"},
+        {"NUL in the body: the MTA's 5xx",
+         "nul",
+         {"From: a@good.example"},
+         "nul " + kNul + " byte\r\n",
+         "failed",
+         "status=failed"},
+        {"after", "after", {"From: a@good.example"}, "after\r\n", "injected", "status=delivered"},
     };
     const auto copies = fetchAll(s, gw, "rejnul", to, rows);
     BOOST_TEST(copies.size() == 2u);

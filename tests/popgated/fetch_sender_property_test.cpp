@@ -212,8 +212,7 @@ int check(const std::vector<Mail>& mails, const Result& r, const std::string& wh
             const bool got = it != r.accepted.end();
             misses += got != m.delivered;
             BOOST_TEST(got == m.delivered, (m.delivered ? "not delivered" : "DELIVERED")
-                                               << "; From fields: "
-                                               << m.text.substr(0, 300));
+                                               << "; From fields: " << m.text.substr(0, 300));
             BOOST_TEST(state == (m.delivered ? "injected" : "ignored"));
             if (got && m.delivered) {
                 const std::string& t = it->second.text;
@@ -240,8 +239,7 @@ int check(const std::vector<Mail>& mails, const Result& r, const std::string& wh
 BOOST_AUTO_TEST_CASE(generated_senders_through_popgated)
 {
     const std::uint32_t s = seed();
-    BOOST_TEST_MESSAGE("fetch_sender_property seed " << s
-                                                     << " (POPGATE_PROPERTY_SEED replays it)");
+    BOOST_TEST_MESSAGE("fetch_sender_property seed " << s << " (POPGATE_PROPERTY_SEED replays it)");
     const std::vector<SenderTarget> blocked = {
         {"x", "spam.example", ""},
         {"boss.man", "xn--bcher-kva.example", "bücher.example"},
@@ -284,10 +282,8 @@ BOOST_AUTO_TEST_CASE(control_bytes_through_popgated)
         const std::size_t k = mails.size();
         mails.push_back({label, build(header, k, body), delivered, "*"});
     };
-    add("NUL between two mailboxes",
-        "From: <a@ok.example>" + nul + "<x@spam.example>\r\n", false);
-    add("NUL after an allowed address", "From: a@ok.example" + nul + ", x@spam.example\r\n",
-        false);
+    add("NUL between two mailboxes", "From: <a@ok.example>" + nul + "<x@spam.example>\r\n", false);
+    add("NUL after an allowed address", "From: a@ok.example" + nul + ", x@spam.example\r\n", false);
     add("NUL in an allowed From", "From: Ann" + nul + " <a@ok.example>\r\n", false);
     add("lone CR hiding a blocked address", "From: a@ok.example\r<x@spam.example>\r\n", false);
     add("lone CR in an allowed From", "From: Ann\r <a@ok.example>\r\n", false);
@@ -295,8 +291,8 @@ BOOST_AUTO_TEST_CASE(control_bytes_through_popgated)
     add("DEL in the display name", "From: Bo\x7fss <a@ok.example>\r\n", false);
     add("control byte in a second From field",
         "From: a@ok.example\r\nFrom: B\x01 <b@ok.example>\r\n", false);
-    add("NUL, ESC, DEL, bare CR and 0x01 in the body pass byte for byte",
-        "From: a@ok.example\r\n", true,
+    add("NUL, ESC, DEL, bare CR and 0x01 in the body pass byte for byte", "From: a@ok.example\r\n",
+        true,
         "nul " + nul + " esc \x1b[31m del \x7f soh \x01 cr\rmid\r\n" + nul + nul + "\r\nend\r\n");
     add("control bytes in other header fields pass",
         "From: a@ok.example\r\nX-Odd: nul " + nul + " esc \x1b bel \x07 cr\rx\r\n", true);
@@ -313,8 +309,7 @@ BOOST_AUTO_TEST_CASE(control_bytes_through_popgated)
     for (std::size_t k = 0; k < 3; ++k) {
         auto row = r.rows.find("u" + std::to_string(k));
         BOOST_TEST_REQUIRE((row != r.rows.end()));
-        BOOST_TEST(row->second.reason.find("holds control byte 0x00 at octet") !=
-                       std::string::npos,
+        BOOST_TEST(row->second.reason.find("holds control byte 0x00 at octet") != std::string::npos,
                    row->second.reason);
     }
 }
@@ -338,8 +333,8 @@ BOOST_AUTO_TEST_CASE(no_readable_originator_through_popgated)
             add("no From at all, no Return-Path", "", allowNull, "");
             add("empty group, blocked Return-Path",
                 "Return-Path: <x@spam.example>\r\nFrom: x:;\r\n", false, "");
-            add("empty group, allowed Return-Path",
-                "Return-Path: <rp@ok.example>\r\nFrom: x:;\r\n", true, "rp@ok.example");
+            add("empty group, allowed Return-Path", "Return-Path: <rp@ok.example>\r\nFrom: x:;\r\n",
+                true, "rp@ok.example");
             add("a bounce with Return-Path <> and a readable From",
                 "Return-Path: <>\r\nFrom: MAILER-DAEMON@ok.example\r\n", allowNull, "");
             add("a plain message", "From: a@ok.example\r\n", true, "a@ok.example");
