@@ -1,19 +1,18 @@
 // address.cpp - addr-spec parsing, comparison form and IDN A-labels.
 // Parsing is lenient where real mail is (display names, comments, source
 // routes, dots in obsolete local parts) and strict where a comparison would
-// be wrong (bad UTF-8, stray '@', bad domain labels). Must not depend on
-// anything but the C++ library and Poco Foundation's Unicode tables.
+// be wrong (bad UTF-8, stray '@', bad domain labels, a label libidn2
+// refuses). Must not depend on anything but the C++ library, Poco
+// Foundation's UTF-8 tables and libidn2 (IDNA2008 with UTS #46 mapping).
 #include "core/address.h"
 
 #include "core/errors.h"
 
 #include <Poco/UTF8Encoding.h>
 #include <Poco/UTF8String.h>
-#include <Poco/Unicode.h>
-#include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <limits>
+#include <idn2.h>
 
 namespace popgate
 {
@@ -124,6 +123,21 @@ std::u32string decodeUtf8(const std::string& s)
     return out;
 }
 
+// appendUtf8 - c (a code point decodeUtf8 returned) as UTF-8.
+void appendUtf8(std::string& out, char32_t c)
+{
+    if (c < 0x80) {
+        out += static_cast<char>(c);
+        return;
+    }
+    char buf[4];
+    int n = c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    for (int k = n - 1; k > 0; --k, c >>= 6)
+        buf[k] = static_cast<char>(0x80 | (c & 0x3F));
+    buf[0] = static_cast<char>((n == 2 ? 0xC0 : n == 3 ? 0xE0 : 0xF0) | c);
+    out.append(buf, static_cast<std::size_t>(n));
+}
+
 bool isAscii(const std::string& s)
 {
     for (unsigned char c : s)
@@ -132,139 +146,25 @@ bool isAscii(const std::string& s)
     return true;
 }
 
-// --- RFC 3492 punycode ---------------------------------------------------
-constexpr std::uint32_t kBase = 36, kTMin = 1, kTMax = 26, kSkew = 38, kDamp = 700;
-constexpr std::uint32_t kInitialBias = 72, kInitialN = 128;
-constexpr std::uint32_t kMaxInt = std::numeric_limits<std::uint32_t>::max();
-
-std::uint32_t adapt(std::uint32_t delta, std::uint32_t numPoints, bool firstTime)
-{
-    delta = firstTime ? delta / kDamp : delta / 2;
-    delta += delta / numPoints;
-    std::uint32_t k = 0;
-    while (delta > ((kBase - kTMin) * kTMax) / 2) {
-        delta /= kBase - kTMin;
-        k += kBase;
-    }
-    return k + (kBase - kTMin + 1) * delta / (delta + kSkew);
-}
-
-char encodeDigit(std::uint32_t d)
-{
-    return static_cast<char>(d < 26 ? 'a' + d : '0' + d - 26);
-}
-
-std::uint32_t decodeDigit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return static_cast<std::uint32_t>(c - '0' + 26);
-    if (c >= 'a' && c <= 'z')
-        return static_cast<std::uint32_t>(c - 'a');
-    if (c >= 'A' && c <= 'Z')
-        return static_cast<std::uint32_t>(c - 'A');
-    return kBase;
-}
-
-std::uint32_t threshold(std::uint32_t k, std::uint32_t bias)
-{
-    return k <= bias ? kTMin : k >= bias + kTMax ? kTMax : k - bias;
-}
-
-std::string encodePunycode(const std::u32string& input)
-{
-    std::string out;
-    for (char32_t c : input)
-        if (c < 0x80)
-            out += static_cast<char>(c);
-    std::uint32_t n = kInitialN, delta = 0, bias = kInitialBias;
-    std::uint32_t h = static_cast<std::uint32_t>(out.size()), b = h;
-    if (b > 0)
-        out += '-';
-    while (h < input.size()) {
-        std::uint32_t m = kMaxInt;
-        for (char32_t c : input)
-            if (c >= n && c < m)
-                m = c;
-        if (m - n > (kMaxInt - delta) / (h + 1))
-            fail("punycode overflow");
-        delta += (m - n) * (h + 1);
-        n = m;
-        for (char32_t c : input) {
-            if (c < n && ++delta == 0)
-                fail("punycode overflow");
-            if (c == n) {
-                std::uint32_t q = delta;
-                for (std::uint32_t k = kBase;; k += kBase) {
-                    std::uint32_t t = threshold(k, bias);
-                    if (q < t)
-                        break;
-                    out += encodeDigit(t + (q - t) % (kBase - t));
-                    q = (q - t) / (kBase - t);
-                }
-                out += encodeDigit(q);
-                bias = adapt(delta, h + 1, h == b);
-                delta = 0;
-                ++h;
-            }
-        }
-        ++delta;
-        ++n;
-    }
-    return out;
-}
-
-std::u32string decodePunycode(const std::string& input)
-{
-    std::size_t b = input.rfind('-');
-    if (b == std::string::npos)
-        b = 0;
-    std::u32string out;
-    for (std::size_t j = 0; j < b; ++j) {
-        if (static_cast<unsigned char>(input[j]) >= 0x80)
-            fail("punycode: non-ASCII character before the delimiter");
-        out += static_cast<char32_t>(input[j]);
-    }
-    std::uint32_t n = kInitialN, i = 0, bias = kInitialBias;
-    for (std::size_t in = b > 0 ? b + 1 : 0; in < input.size();) {
-        std::uint32_t oldi = i, w = 1;
-        for (std::uint32_t k = kBase;; k += kBase) {
-            if (in >= input.size())
-                fail("punycode: truncated input");
-            std::uint32_t digit = decodeDigit(input[in++]);
-            if (digit >= kBase)
-                fail("punycode: bad digit " + showChar(static_cast<unsigned char>(input[in - 1])));
-            if (digit > (kMaxInt - i) / w)
-                fail("punycode overflow");
-            i += digit * w;
-            std::uint32_t t = threshold(k, bias);
-            if (digit < t)
-                break;
-            if (w > kMaxInt / (kBase - t))
-                fail("punycode overflow");
-            w *= kBase - t;
-        }
-        std::uint32_t len = static_cast<std::uint32_t>(out.size()) + 1;
-        bias = adapt(i - oldi, len, oldi == 0);
-        if (i / len > kMaxInt - n)
-            fail("punycode overflow");
-        n += i / len;
-        i %= len;
-        if (n > 0x10FFFF || (n >= 0xD800 && n <= 0xDFFF))
-            fail("punycode: decodes to an invalid code point");
-        out.insert(out.begin() + i, static_cast<char32_t>(n));
-        ++i;
-    }
-    return out;
-}
-
 // --- domains ---------------------------------------------------------------
 
+// The label separators of IDNA (RFC 3490 3.1): full stop, ideographic full
+// stop, fullwidth full stop, halfwidth ideographic full stop.
 bool isIdnDot(char32_t c)
 {
-    return c == U'.' || c == 0x3002 || c == 0xFF0E || c == 0xFF61;
+    return c == U'.' || c == U'\u3002' || c == U'\uff0e' || c == U'\uff61';
 }
 
-// asciiLabel - lowercase an ASCII label; letters, digits, '-', '_' (and '*').
+// isALabel - "xn--" in any case: an A-label that libidn2 must check.
+bool isALabel(const std::string& label)
+{
+    return label.size() >= 4 && (label[0] | 0x20) == 'x' && (label[1] | 0x20) == 'n' &&
+           label[2] == '-' && label[3] == '-';
+}
+
+// asciiLabel - an ASCII label lowercased; letters, digits, '-', '_' (and '*'
+// in a pattern). Host names with "--" in positions 3-4 that are not A-labels
+// ("ab--c") exist on the Internet and are kept, as before libidn2.
 std::string asciiLabel(const std::string& label, bool allowWildcard)
 {
     std::string out = label;
@@ -279,35 +179,22 @@ std::string asciiLabel(const std::string& label, bool allowWildcard)
     return out;
 }
 
-// unicodeLabel - an ASCII label as asciiLabel; otherwise lowercase per code
-// point, then "xn--" + punycode.
-std::string unicodeLabel(const std::u32string& label, bool allowWildcard)
+// idnaLabel - a U-label or A-label through libidn2: UTS #46 mapping
+// (non-transitional: 'ß' stays), NFC, then the IDNA2008 rules (RFC 5891-5893:
+// disallowed code points, CONTEXTJ/CONTEXTO, bidi, hyphens, A-label round
+// trip). What libidn2 refuses is refused here: the caller fails closed.
+std::string idnaLabel(const std::string& label)
 {
-    std::string ascii;
-    for (char32_t c : label) {
-        if (c >= 0x80)
-            break;
-        ascii += static_cast<char>(c);
-    }
-    if (ascii.size() == label.size())
-        return asciiLabel(ascii, allowWildcard);
-    std::u32string lower;
-    for (char32_t c : label) {
-        if (c == U'*')
-            fail("'*' cannot share a label with non-ASCII characters");
-        if (c < 0x80) {
-            lower +=
-                static_cast<char32_t>(asciiLabel(std::string(1, static_cast<char>(c)), false)[0]);
-            continue;
-        }
-        if (c < 0xA0 || Poco::Unicode::isSpace(static_cast<int>(c))) {
-            char buf[16];
-            std::snprintf(buf, sizeof buf, "U+%04X", static_cast<unsigned>(c));
-            fail(std::string("character ") + buf + " not allowed in a domain");
-        }
-        lower += static_cast<char32_t>(Poco::Unicode::toLower(static_cast<int>(c)));
-    }
-    return "xn--" + encodePunycode(lower);
+    char* out = nullptr;
+    const int rc = idn2_to_ascii_8z(label.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+    if (rc != IDN2_OK)
+        fail("label " + showText(label) +
+             " refused by IDNA2008/UTS #46 (libidn2: " + idn2_strerror(rc) + ")");
+    std::string ascii = out;
+    idn2_free(out);
+    if (ascii.find('.') != std::string::npos)
+        fail("label " + showText(label) + " maps to more than one label");
+    return asciiLabel(ascii, false);
 }
 
 std::string domainKey(const std::string& domain, bool allowWildcard)
@@ -327,24 +214,36 @@ std::string domainKey(const std::string& domain, bool allowWildcard)
         }
         return out;
     }
+    // Split at the IDN dots first, so that a wildcard label ('*', ASCII only)
+    // never reaches libidn2; every other label with 8-bit or an "xn--" does.
     std::vector<std::string> labels;
     if (isAscii(domain)) {
         std::size_t start = 0;
         for (;;) {
-            std::size_t dot = domain.find('.', start);
-            labels.push_back(asciiLabel(domain.substr(start, dot - start), allowWildcard));
+            const std::size_t dot = domain.find('.', start);
+            const std::string label = domain.substr(start, dot - start);
+            labels.push_back(isALabel(label) ? idnaLabel(label) : asciiLabel(label, allowWildcard));
             if (dot == std::string::npos)
                 break;
             start = dot + 1;
         }
     } else {
-        std::u32string all = decodeUtf8(domain), label;
+        const std::u32string all = decodeUtf8(domain);
+        std::string label;
+        bool ascii = true;
         for (std::size_t i = 0; i <= all.size(); ++i) {
             if (i == all.size() || isIdnDot(all[i])) {
-                labels.push_back(unicodeLabel(label, allowWildcard));
+                if (ascii && !isALabel(label))
+                    labels.push_back(asciiLabel(label, allowWildcard));
+                else if (label.find('*') != std::string::npos)
+                    fail("'*' cannot share a label with non-ASCII characters");
+                else
+                    labels.push_back(label.empty() ? label : idnaLabel(label));
                 label.clear();
+                ascii = true;
             } else {
-                label += all[i];
+                appendUtf8(label, all[i]);
+                ascii = ascii && all[i] < 0x80;
             }
         }
     }
@@ -543,6 +442,44 @@ MailAddress parseMailbox(const std::string& text, bool pattern)
     return parseAddrSpec(inner, pattern);
 }
 
+// withoutIso2022 - raw ISO-2022-JP (RFC 1468; old Japanese mailers write
+// display names so) made opaque: each designation (ESC ( B, ESC $ B, ...) and
+// every byte of a double-byte run becomes 0x80, display-only 8-bit to the
+// parser, so that JIS bytes such as '(' or '"' open no comment or quote. An
+// address written in JIS becomes 8-bit and does not read, as it should not.
+std::string withoutIso2022(const std::string& text)
+{
+    if (text.find('\x1b') == std::string::npos)
+        return text;
+    std::string out = text;
+    bool doubleByte = false;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        auto at = [&](std::size_t k) { return i + k < out.size() ? out[i + k] : '\0'; };
+        std::size_t n = 0;
+        if (at(0) == '\x1b' && at(1) == '(' && at(2) && std::strchr("BJI", at(2))) {
+            n = 3;
+            doubleByte = false;
+        } else if (at(0) == '\x1b' && at(1) == '$' && at(2) && std::strchr("@AB", at(2))) {
+            n = 3;
+            doubleByte = true;
+        } else if (at(0) == '\x1b' && at(1) == '$' && at(2) == '(' && at(3) &&
+                   std::strchr("CDOQ", at(3))) {
+            n = 4;
+            doubleByte = true;
+        }
+        if (n) {
+            out.replace(i, n, n, '\x80');
+            i += n - 1;
+        } else if (out[i] == '\r' || out[i] == '\n') {
+            doubleByte = false; // a run never spans a line
+        } else if (doubleByte && static_cast<unsigned char>(out[i]) >= 0x21 &&
+                   static_cast<unsigned char>(out[i]) <= 0x7e) {
+            out[i] = '\x80';
+        }
+    }
+    return out;
+}
+
 } // namespace
 
 std::string MailAddress::spec() const
@@ -563,7 +500,7 @@ std::string MailAddress::spec() const
 MailAddress parseAddress(const std::string& text)
 {
     try {
-        return parseMailbox(text, false);
+        return parseMailbox(withoutIso2022(text), false);
     } catch (const Fault& f) {
         throw InputError("malformed address " + showText(text) + ": " + f.what);
     }
@@ -675,14 +612,20 @@ std::vector<MailAddress> parseAddressList(const std::string& text)
     std::vector<std::string> parts;
     bool sawGroup = false; // "undisclosed-recipients:;" names no mailbox, rightly
     try {
-        parts = splitMailboxes(text, sawGroup);
+        parts = splitMailboxes(withoutIso2022(text), sawGroup);
     } catch (const Fault& f) {
         throw InputError("malformed address list " + showText(text) + ": " + f.what);
     }
     std::vector<MailAddress> out;
-    for (const std::string& part : parts)
-        if (!trim(part).empty())
+    for (const std::string& part : parts) {
+        bool blank = trim(part).empty();
+        try { // a comment alone ("Team: (nobody);") is CFWS, not a mailbox
+            blank = blank || trim(stripComments(part)).empty();
+        } catch (const Fault&) { // parseAddress says what is wrong
+        }
+        if (!blank)
             out.push_back(parseAddress(part));
+    }
     if (out.empty() && !trim(text).empty() && !sawGroup)
         throw InputError("malformed address list " + showText(text) + ": no address");
     return out;
@@ -697,6 +640,24 @@ std::string normalizeDomain(const std::string& domain, bool allowWildcard)
     }
 }
 
+std::string domainForDisplay(const std::string& domain)
+{
+    // From the comparison form, so that case and mapping are already settled;
+    // a domain that does not normalize is shown as given.
+    std::string key;
+    try {
+        key = domainKey(domain, false);
+    } catch (const Fault&) {
+        return domain;
+    }
+    char* out = nullptr;
+    if (idn2_to_unicode_8z8z(key.c_str(), &out, 0) != IDN2_OK)
+        return domain;
+    std::string text = out;
+    idn2_free(out);
+    return text;
+}
+
 std::string normalizeLocalPart(const std::string& localPart)
 {
     if (!isAscii(localPart))
@@ -706,24 +667,6 @@ std::string normalizeLocalPart(const std::string& localPart)
         if (c >= 'A' && c <= 'Z')
             c = static_cast<char>(c - 'A' + 'a');
     return out;
-}
-
-std::string punycodeEncode(const std::u32string& input)
-{
-    try {
-        return encodePunycode(input);
-    } catch (const Fault& f) {
-        throw InputError(f.what);
-    }
-}
-
-std::u32string punycodeDecode(const std::string& input)
-{
-    try {
-        return decodePunycode(input);
-    } catch (const Fault& f) {
-        throw InputError("cannot decode " + showText(input) + ": " + f.what);
-    }
 }
 
 } // namespace popgate

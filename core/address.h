@@ -1,7 +1,7 @@
 // address.h - RFC 5322 addr-spec parsing and the comparison form used by the
-// address filters: local part lowercased, domain lowercased in A-labels
-// (RFC 3492 punycode, implemented here on Poco::Unicode case mapping).
-// Pure code: no I/O, no Poco::Net, no libidn. Malformed input throws
+// address filters: local part lowercased, domain in lowercase A-labels by
+// libidn2 (UTS #46 mapping, NFC, IDNA2008 rules; a label it refuses makes the
+// address malformed). Pure code: no I/O, no Poco::Net. Malformed input throws
 // InputError with a message that quotes the input; it never crashes.
 #pragma once
 
@@ -27,7 +27,8 @@ struct MailAddress {
 /// the addr-spec must read: display names, comments and quoted strings may hold
 /// any bytes (Latin-1, CP1252, broken UTF-8; RFC 2047 words are not decoded).
 /// 8-bit in the local part must be UTF-8 (RFC 6532), in the domain UTF-8 that
-/// makes an IDN. Throws InputError for anything else.
+/// makes an IDN. Raw ISO-2022-JP runs (ESC $ B ... ESC ( B) are display text
+/// like 8-bit bytes. Throws InputError for anything else.
 MailAddress parseAddress(const std::string& text);
 
 /// parseAddressList - every mailbox of a header such as From ("a@b, Name <c@d>"),
@@ -41,19 +42,19 @@ std::vector<MailAddress> parseAddressList(const std::string& text);
 MailAddress parseAddressPattern(const std::string& text);
 
 /// normalizeDomain - lowercased A-label form of a domain ("Bücher.Example" ->
-/// "xn--bcher-kva.example"); with allowWildcard, labels holding '*' are kept
-/// (ASCII only). Throws InputError naming the domain and the fault.
+/// "xn--bcher-kva.example"): ASCII labels are checked and lowercased here,
+/// labels with 8-bit or "xn--" go through libidn2 (IDNA2008, UTS #46
+/// non-transitional). With allowWildcard, labels holding '*' are kept (ASCII
+/// only). Throws InputError naming the domain and the fault (also for every
+/// label libidn2 refuses, such as a bad A-label or a disallowed code point).
 std::string normalizeDomain(const std::string& domain, bool allowWildcard = false);
+
+/// domainForDisplay - the domain's comparison form with its A-labels as
+/// U-labels (libidn2's idn2_to_unicode_8z8z), for people to read; the input
+/// unchanged if it does not normalize. Never used for comparison.
+std::string domainForDisplay(const std::string& domain);
 
 /// normalizeLocalPart - the local part lowercased (UTF-8 aware).
 std::string normalizeLocalPart(const std::string& localPart);
-
-/// punycodeEncode - RFC 3492 encoding of code points (no "xn--" prefix).
-/// Throws InputError on overflow.
-std::string punycodeEncode(const std::u32string& input);
-
-/// punycodeDecode - RFC 3492 decoding (no "xn--" prefix); throws InputError
-/// for bad digits, non-basic code points before the delimiter or overflow.
-std::u32string punycodeDecode(const std::string& input);
 
 } // namespace popgate

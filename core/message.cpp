@@ -7,6 +7,7 @@
 #include "core/account.h"
 #include "core/text.h"
 
+#include <Poco/Base64Encoder.h>
 #include <Poco/DateTimeFormatter.h>
 #include <Poco/DigestEngine.h>
 #include <Poco/HMACEngine.h>
@@ -14,6 +15,7 @@
 #include <Poco/Timestamp.h>
 #include <cstring>
 #include <ctime>
+#include <sstream>
 #include <stdexcept>
 #include <vector>
 
@@ -82,14 +84,15 @@ bool isPopgateName(const std::string& name)
     return name.size() >= kPrefix.size() && lowered(name.substr(0, kPrefix.size())) == kPrefix;
 }
 
-/// unfold - the field body after the colon with CR/LF removed, trimmed.
+/// unfold - the field body after the colon with its line breaks (CR LF, LF)
+/// removed, trimmed. A lone CR stays: the screen refuses it in a From field.
 std::string unfold(const std::string& field)
 {
     std::string out;
     const std::size_t colon = field.find(':');
     out.reserve(field.size());
     for (std::size_t i = colon + 1; i < field.size(); ++i)
-        if (field[i] != '\r' && field[i] != '\n')
+        if (field[i] != '\n' && !(field[i] == '\r' && i + 1 < field.size() && field[i + 1] == '\n'))
             out += field[i];
     return trim(out);
 }
@@ -125,34 +128,21 @@ std::string hex(const Poco::DigestEngine::Digest& digest, std::size_t bytes)
 
 const char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/// base64Url - RFC 4648 section 5 alphabet, no padding.
+/// base64Url - RFC 4648 section 5 alphabet, no padding, one line (Poco's encoder).
 std::string base64Url(const std::string& data)
 {
-    std::string out;
-    std::size_t i = 0;
-    auto byte = [&](std::size_t k) { return static_cast<unsigned char>(data[k]); };
-    for (; i + 3 <= data.size(); i += 3) {
-        const unsigned v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-        out += kBase64Url[(v >> 18) & 63];
-        out += kBase64Url[(v >> 12) & 63];
-        out += kBase64Url[(v >> 6) & 63];
-        out += kBase64Url[v & 63];
-    }
-    if (data.size() - i == 1) {
-        const unsigned v = byte(i) << 16;
-        out += kBase64Url[(v >> 18) & 63];
-        out += kBase64Url[(v >> 12) & 63];
-    } else if (data.size() - i == 2) {
-        const unsigned v = (byte(i) << 16) | (byte(i + 1) << 8);
-        out += kBase64Url[(v >> 18) & 63];
-        out += kBase64Url[(v >> 12) & 63];
-        out += kBase64Url[(v >> 6) & 63];
-    }
-    return out;
+    std::ostringstream out;
+    Poco::Base64Encoder enc(out, Poco::BASE64_URL_ENCODING | Poco::BASE64_NO_PADDING);
+    enc.rdbuf()->setLineLength(0);
+    enc << data;
+    enc.close();
+    return out.str();
 }
 
 /// fromBase64Url - false for a character outside the alphabet or an
 /// impossible length; non-canonical tails are caught by re-encoding later.
+/// Kept strict by hand: Poco 1.11's decoder skips blanks and reads a
+/// truncated group as nothing instead of failing.
 bool fromBase64Url(const std::string& text, std::string& out)
 {
     if (text.size() % 4 == 1)

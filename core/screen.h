@@ -47,8 +47,12 @@ std::string envelopeSender(const MessageFacts& facts);
 /// judgeSenders - the filter's verdict for the envelope sender ("" is <>) and,
 /// if headers is given, every mailbox of every From field in it (facts.froms;
 /// facts.from when froms is empty). Fails closed: a sender that does not parse,
-/// a From field over kMaxFromField octets or more than kMaxFromFields From fields
-/// block the message (reason SenderUnreadable), never let it through unjudged.
+/// a From field over kMaxFromField octets, more than kMaxFromFields From fields,
+/// or a control byte (NUL, lone CR, ESC, DEL...; HTAB is allowed) left in an
+/// unfolded From field or in the envelope sender block the message (reason
+/// SenderUnreadable), never let it through unjudged. A message whose From
+/// fields name no mailbox ("x:;") is judged by its envelope sender alone: for
+/// "" that is the null sender, which allow_null_sender decides.
 /// verdict, if given, gets the filter's Verdict (for an unreadable sender: blocked,
 /// with the same reason text).
 ScreenVerdict judgeSenders(const CompiledFilter& filter, const std::string& envelopeSender,

@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake pkg-config
-  libpoco-dev libboost-test-dev libmilter-dev libpq-dev libsqlite3-dev libssl-dev
+  libpoco-dev libboost-test-dev libmilter-dev libpq-dev libsqlite3-dev libssl-dev libidn2-dev
   # test servers and tools (real parts, started on loopback by scripts/test.sh)
   postgresql postgresql-client sqlite3 dovecot-pop3d postfix miltertest swaks openssl
   python3 iproute2 util-linux ca-certificates procps

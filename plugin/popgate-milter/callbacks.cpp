@@ -79,12 +79,15 @@ std::string who(SMFICTX* ctx, const Envelope& e)
            ">";
 }
 
-/// unfold - a header field body on one line (folding CR/LF removed, the WSP kept).
+/// unfold - a header field body on one line (the line breaks of folding, LF or
+/// CR LF, removed; the WSP kept). A lone CR stays, for the screen to refuse in
+/// a From field, as popgated's reading does. The MTA hands the value over as a
+/// C string: Postfix cuts it at a NUL (see docs/popgate-milter.md).
 std::string unfold(const char* value)
 {
     std::string out;
     for (const char* p = value; p && *p; ++p)
-        if (*p != '\r' && *p != '\n')
+        if (*p != '\n' && !(*p == '\r' && p[1] == '\n'))
             out += *p;
     return out;
 }

@@ -519,6 +519,46 @@ BOOST_AUTO_TEST_CASE(known_answer)
     BOOST_CHECK_THROW(popgateIdHeader("", "a", "x"), std::invalid_argument);
 }
 
+BOOST_AUTO_TEST_CASE(ids_byte_identical_to_rfc4648_base64url)
+{
+    // The u= part now comes from Poco::Base64Encoder (URL alphabet, no padding,
+    // no line breaks); ids written by earlier versions must verify unchanged.
+    // Oracle: python3 base64.urlsafe_b64encode(uidl).rstrip(b"=") and
+    // hmac.new(b"k3y", b"acct\0" + uidl, sha256).hexdigest()[:32].
+    struct Row {
+        std::string uidl, u, m;
+    };
+    const std::vector<Row> rows = {
+        {std::string("", 0), "", "727c1c6d07c62771d4813de2af94d366"},
+        {std::string("\x31", 1), "MQ", "a1fc835c4e9043fb6411395052338238"},
+        {std::string("\x31\x32", 2), "MTI", "b0c6277e06220c75bf60cea1b45d8a83"},
+        {std::string("\x31\x32\x33", 3), "MTIz", "206cbd05e9b0087f13568bff8ca01216"},
+        {std::string("\x31\x32\x33\x34", 4), "MTIzNA", "8b77d30e1962943a38deec52e549a5c5"},
+        {"UID-0001.ab", "VUlELTAwMDEuYWI", "f2bd5711b03e6a50824617733b3cb2a0"},
+        {std::string("\x00\xff\xfe\xfb\x3f\x3e", 6), "AP_--z8-",
+         "205960d8f066a2c4ec73542e6e2dc268"},
+        {std::string(70, 'a'),
+         "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhY"
+         "W"
+         "FhYQ",
+         "d573920037506b7d8dfb15030451a3dc"},
+        {std::string("\x00\x07\x0e\x15\x1c\x23\x2a\x31\x38\x3f\x46\x4d\x54\x5b\x62\x69\x70\x77\x7e"
+                     "\x85\x8c\x93\x9a\xa1\xa8\xaf\xb6\xbd\xc4\xcb\xd2\xd9\xe0\xe7\xee\xf5\xfc",
+                     37),
+         "AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK-2vcTL0tng5-71_A", "ee7e75c18cd4368063ce4206d7f6a62a"},
+    };
+    for (const Row& r : rows) {
+        BOOST_TEST_CONTEXT("uidl of " << r.uidl.size() << " bytes")
+        {
+            const std::string expected = "v1 a=acct u=" + r.u + " m=" + r.m;
+            BOOST_TEST(popgateIdHeader("k3y", "acct", r.uidl) == expected);
+            PopgateId id;
+            BOOST_TEST(verifyPopgateId("k3y", expected, id));
+            BOOST_TEST(id.uidl == r.uidl);
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(round_trip_every_printable_uidl)
 {
     std::vector<std::string> uidls;

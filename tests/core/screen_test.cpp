@@ -266,6 +266,73 @@ BOOST_AUTO_TEST_CASE(every_originator_is_judged_however_the_mail_is_built)
          "x@spam.example",
          ScreenReason::Blocked,
          "sender <x@spam.example> blocked"},
+        // NUL and other control bytes (issue [H] item 5): a From field that
+        // holds one is unreadable on both paths, whatever the address says.
+        {"NUL between two addresses",
+         {std::string("<a@ok.example>\0<x@spam.example>", 31)},
+         "",
+         ScreenReason::SenderUnreadable,
+         "control byte 0x00 at octet 15"},
+        {"NUL after an allowed address",
+         {std::string("a@ok.example\0, x@spam.example", 29)},
+         "",
+         ScreenReason::SenderUnreadable,
+         "control byte 0x00"},
+        {"lone CR hiding a blocked address",
+         {"a@ok.example\r<x@spam.example>"},
+         "",
+         ScreenReason::SenderUnreadable,
+         "control byte 0x0d"},
+        {"terminal escape in a display name",
+         {"\x1b[2K\rBoss <a@ok.example>"},
+         "",
+         ScreenReason::SenderUnreadable,
+         "control byte 0x1b at octet 1"},
+        {"DEL in a display name",
+         {"Bo\x7fss <a@ok.example>"},
+         "",
+         ScreenReason::SenderUnreadable,
+         "control byte 0x7f"},
+        {"control byte in the second From field",
+         {"a@ok.example", "B\x01 <b@ok.example>"},
+         "",
+         ScreenReason::SenderUnreadable,
+         "From field 2 holds control byte 0x01"},
+        {"raw ISO-2022-JP display name (old Japanese mailers) is delivered",
+         {"\x1b$B$3$s$K$A$O\x1b(B <a@ok.example>"},
+         "",
+         ScreenReason::None,
+         ""},
+        {"raw ISO-2022-JP display name, blocked address",
+         {"\x1b$B$3$s\x1b(B <x@spam.example>"},
+         "",
+         ScreenReason::Blocked,
+         "blocked"},
+        {"ESC that is not an ISO-2022-JP designation",
+         {"\x1b(Z <a@ok.example>"},
+         "",
+         ScreenReason::SenderUnreadable,
+         "control byte 0x1b"},
+        {"ESC at the end of the field",
+         {"a@ok.example (x\x1b)"},
+         "",
+         ScreenReason::SenderUnreadable,
+         "control byte 0x1b"},
+        {"HTAB is white space, not a control byte",
+         {"Ann\t<a@ok.example>"},
+         "",
+         ScreenReason::None,
+         ""},
+        {"folded From (CR LF SP) is unfolded, not refused",
+         {"Ann\r\n <a@ok.example>"},
+         "",
+         ScreenReason::None,
+         ""},
+        {"folded From with a blocked address",
+         {"Ann\r\n\t<x@spam.example>"},
+         "",
+         ScreenReason::Blocked,
+         "blocked"},
         {"Return-Path blocked, two allowed From fields",
          {"a@ok.example", "b@ok.example"},
          "x@spam.example",
@@ -294,5 +361,97 @@ BOOST_AUTO_TEST_CASE(every_originator_is_judged_however_the_mail_is_built)
             BOOST_TEST(v.blocked == !m.admitted());
             BOOST_TEST(v.reason.find(r.detail) != std::string::npos, v.reason);
         }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(no_readable_originator_is_the_null_sender)
+{
+    // Issue [H] item C: "From: x:;" (an empty group) and no Return-Path name no
+    // originator. popgated reinjects such a message with MAIL FROM:<> and both
+    // paths judge it as the null sender: allow_null_sender decides, so an
+    // operator who refuses bounces refuses these too.
+    for (const bool allowNull : {true, false}) {
+        EmailAddressFilter f;
+        f.name = "spam";
+        f.type = FilterType::Deny;
+        f.domains = {"spam.example"};
+        SystemAddressFilter sys;
+        sys.name = "inbound-default";
+        sys.addressFilters = {f};
+        FilterOptions options;
+        options.allowNullSender = allowNull;
+        const CompiledFilter filter(sys, options);
+        for (const char* from : {"x:;", "undisclosed-recipients: ;", "Team: (nobody);"}) {
+            BOOST_TEST_CONTEXT("allow_null_sender " << allowNull << ", From: " << from)
+            {
+                const MessageFacts fetch = fetched(std::string("From: ") + from + "\r\n");
+                BOOST_TEST(envelopeSender(fetch) == "");
+                const ScreenVerdict v = screenFetched(ScreenRules(), fetch, "", "", &filter);
+                BOOST_TEST(v.admitted() == allowNull, v.detail);
+                if (!allowNull) {
+                    BOOST_TEST(screenReasonName(v.reason) == "blocked");
+                    BOOST_TEST(v.detail.find("null sender, bounces not allowed") !=
+                                   std::string::npos,
+                               v.detail);
+                }
+                MessageFacts milter; // MAIL FROM:<> and the same From field
+                addFromField(milter, from);
+                Verdict verdict;
+                BOOST_TEST(judgeSenders(filter, "", &milter, &verdict).admitted() == allowNull);
+                BOOST_TEST(verdict.blocked == !allowNull);
+                // with a real envelope sender the empty group changes nothing
+                BOOST_TEST(judgeSenders(filter, "a@ok.example", &milter, nullptr).admitted());
+                BOOST_TEST(!judgeSenders(filter, "x@spam.example", &milter, nullptr).admitted());
+            }
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(idn_u_label_and_a_label_are_one_domain)
+{
+    // A filter written with a U-label blocks the A-label and the other way
+    // round, on both paths; a domain libidn2 refuses is unreadable.
+    for (const char* listed : {"bücher.example", "xn--bcher-kva.example"}) {
+        EmailAddressFilter f;
+        f.name = "idn";
+        f.type = FilterType::Deny;
+        f.domains = {listed};
+        SystemAddressFilter sys;
+        sys.name = "inbound-default";
+        sys.addressFilters = {f};
+        const CompiledFilter filter(sys);
+        struct Row {
+            const char* from;
+            ScreenReason expected;
+        };
+        const std::vector<Row> rows = {
+            {"x@bücher.example", ScreenReason::Blocked},
+            {"x@BÜCHER.EXAMPLE", ScreenReason::Blocked},
+            {"x@xn--bcher-kva.example", ScreenReason::Blocked},
+            {"x@XN--BCHER-KVA.Example", ScreenReason::Blocked},
+            {"x@bu\xcc\x88"
+             "cher.example",
+             ScreenReason::Blocked}, // u + U+0308, NFC'd
+            {"x@bücher\xe3\x80\x82"
+             "example",
+             ScreenReason::Blocked}, // ideographic full stop
+            {"x@xn--zz.example", ScreenReason::SenderUnreadable},
+            {"x@b\xe2\x80\x8d"
+             "ücher.example",
+             ScreenReason::SenderUnreadable}, // ZWJ
+            {"x@buecher.example", ScreenReason::None},
+        };
+        for (const Row& r : rows)
+            BOOST_TEST_CONTEXT("filter lists " << listed << ", From: " << r.from)
+            {
+                const MessageFacts fetch = fetched(std::string("From: ") + r.from + "\r\n");
+                const ScreenVerdict v =
+                    screenFetched(ScreenRules(), fetch, envelopeSender(fetch), "", &filter);
+                BOOST_TEST(screenReasonName(v.reason) == screenReasonName(r.expected), v.detail);
+                MessageFacts milter;
+                addFromField(milter, r.from);
+                BOOST_TEST(screenReasonName(judgeSenders(filter, "a@ok.example", &milter).reason) ==
+                           screenReasonName(r.expected));
+            }
     }
 }
