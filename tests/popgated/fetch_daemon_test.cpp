@@ -13,6 +13,7 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <grp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -175,10 +176,17 @@ BOOST_AUTO_TEST_CASE(sighup_applies_accounts_d)
     const std::string dir = gw.file("accounts.d");
     Poco::File(dir).createDirectories();
     // The secret in secrets_dir, owned by root, not readable by others: what
-    // popgated (as config check) requires before it reads a secret_file.
+    // popgated (as config check) requires before it reads a secret_file. As root,
+    // group popgate and mode 0640: popgated reads it as user popgate.
     Poco::File(gw.file("secrets")).createDirectories();
-    writeFile(gw.file("secrets/hup.secret"), s.password + "\n");
-    ::chmod(gw.file("secrets/hup.secret").c_str(), 0600);
+    const std::string secret = gw.file("secrets/hup.secret");
+    writeFile(secret, s.password + "\n");
+    if (::geteuid() == 0) {
+        const group* popgate = ::getgrnam("popgate");
+        BOOST_TEST_REQUIRE(popgate != nullptr, "group popgate (scripts/users.sh creates it)");
+        BOOST_TEST_REQUIRE(::chown(secret.c_str(), 0, popgate->gr_gid) == 0);
+        ::chmod(secret.c_str(), 0640);
+    }
     writeFile(dir + "/hup.conf",
               "server = " + s.dovecotHost + "\nport = " + std::to_string(s.pop3sPort) +
                   "\nsecurity = ssl-tls\nuser = " + s.user2 + "\ntls-ca-file = " + s.ca +
