@@ -30,8 +30,8 @@ public:
     /// inbound default system filter "inbound", and account "helpdesk". As root, the
     /// directory, the header key and the SQLite files are popgate:popgate-db with the
     /// package's modes (2770, 0640, 0660): popgate-milter, which leaves root for user
-    /// popgate-milter (a member of popgate-db), uses them as in the package. The test
-    /// fails when those users are missing (scripts/users.sh creates them).
+    /// popgate-milter (a member of popgate-db), uses them as in the package; missing
+    /// users are made first with scripts/users.sh, as scripts/test.sh makes them.
     explicit MilterWorld(const std::string& extraConfig = "", bool createDatabase = true);
 
     const TempDir& dir() const { return dir_; }

@@ -92,10 +92,12 @@ private:
     pid_t pid_ = -1;
 };
 
+// writeFile - text into path, mode 0644: an accounts.d file holds no secret, and
+// popgated reads it as user popgate (the package's /etc/popgate/accounts.d).
 void writeFile(const std::string& path, const std::string& text)
 {
     std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-    ::chmod(path.c_str(), 0600);
+    ::chmod(path.c_str(), 0644);
 }
 
 std::string mid(const std::string& tag)
@@ -181,6 +183,7 @@ BOOST_AUTO_TEST_CASE(sighup_applies_accounts_d)
     Poco::File(gw.file("secrets")).createDirectories();
     const std::string secret = gw.file("secrets/hup.secret");
     writeFile(secret, s.password + "\n");
+    ::chmod(secret.c_str(), 0600);
     if (::geteuid() == 0) {
         const group* popgate = ::getgrnam("popgate");
         BOOST_TEST_REQUIRE(popgate != nullptr, "group popgate (scripts/users.sh creates it)");

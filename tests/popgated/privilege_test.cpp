@@ -7,9 +7,9 @@
 // same message and exit status (one row per mistake: a key readable by others,
 // a spool_dir the user cannot write, an old schema, a user that does not
 // exist); the files popgated creates have their modes whatever the umask.
-// Run as root (CI), it creates a system user of its own and the package's users
-// and groups when missing (scripts/users.sh's), and removes what it created at
-// the end; run as anyone else, the rows that need root are left out (and say so).
+// Run as root (CI), it creates a system user of its own (removed at the end) and
+// the package's users and groups when missing (as scripts/users.sh, kept); run
+// as anyone else, the rows that need root are left out (and say so).
 #define BOOST_TEST_MODULE privilege
 #include "core/config.h"
 #include "core/dbdrivers.h"
@@ -59,40 +59,36 @@ bool shell(const std::string& command)
     return std::system(command.c_str()) == 0;
 }
 
-// TestUser - as root, a system user of this suite's own, and the package's users
-// and groups that are missing (as scripts/users.sh makes them), all removed at the
-// end of the run; nothing otherwise.
+// TestUser - as root, a system user of this suite's own (removed at the end of
+// the run), and the package's users and groups where missing, made as
+// scripts/users.sh makes them and kept as the package keeps them (another suite
+// may use them meanwhile); nothing otherwise.
 struct TestUser {
     TestUser()
     {
         if (!isRoot())
             return;
         for (const char* g : {"popgate", "popgate-milter", "popgate-db", "popgate-admin"})
-            if (::getgrnam(g) == nullptr && shell(std::string("/usr/sbin/groupadd --system ") + g))
-                groups.push_back(g);
-        for (const char* u : {"popgate", "popgate-milter"})
-            if (::getpwnam(u) == nullptr &&
-                shell(std::string("/usr/sbin/useradd --system --gid ") + u +
-                      " --groups popgate-db --no-create-home --home-dir /nonexistent "
-                      "--shell /usr/sbin/nologin " +
-                      u))
-                users.push_back(u);
-        if (::getpwnam(kTestUser) == nullptr &&
-            shell(std::string("/usr/sbin/useradd --system --no-create-home "
-                              "--home-dir /nonexistent --shell /usr/sbin/nologin ") +
-                  kTestUser))
-            users.push_back(kTestUser);
+            if (::getgrnam(g) == nullptr)
+                shell(std::string("/usr/sbin/groupadd --system ") + g);
+        for (const auto& [u, gecos] :
+             {std::pair<std::string, std::string>{"popgate", "popgate POP3 fetcher"},
+              {"popgate-milter", "popgate milter"}})
+            if (::getpwnam(u.c_str()) == nullptr)
+                shell("/usr/sbin/useradd --system --gid " + u +
+                      " --groups popgate-db --no-create-home --home-dir /var/lib/" + u +
+                      " --shell /usr/sbin/nologin --comment '" + gecos + "' " + u);
+        created = ::getpwnam(kTestUser) == nullptr &&
+                  shell(std::string("/usr/sbin/useradd --system --no-create-home "
+                                    "--home-dir /nonexistent --shell /usr/sbin/nologin ") +
+                        kTestUser);
     }
     ~TestUser()
     {
-        for (const std::string& u : users)
-            if (!shell("/usr/sbin/userdel " + u))
-                std::cerr << "privilege_test: could not remove the user " << u << "\n";
-        for (const std::string& g : groups)
-            if (::getgrnam(g.c_str()) != nullptr && !shell("/usr/sbin/groupdel " + g))
-                std::cerr << "privilege_test: could not remove the group " << g << "\n";
+        if (created && !shell(std::string("/usr/sbin/userdel ") + kTestUser))
+            std::cerr << "privilege_test: could not remove the test user " << kTestUser << "\n";
     }
-    std::vector<std::string> users, groups;
+    bool created = false;
 };
 
 BOOST_GLOBAL_FIXTURE(TestUser);
