@@ -64,8 +64,7 @@ void requirePackageUsers()
     static const bool made = [] {
         if (::getpwnam("popgate") && ::getpwnam("popgate-milter") && ::getgrnam("popgate-db"))
             return true;
-        const RunResult r =
-            run("/bin/bash", {std::string(POPGATE_MILTER_LUA_DIR) + "/../../../scripts/users.sh"});
+        const RunResult r = run("/bin/bash", {POPGATE_SOURCE_DIR "/scripts/users.sh"});
         BOOST_TEST_MESSAGE("scripts/users.sh: " << r.status << " " << r.out << r.err);
         return r.status == 0;
     }();

@@ -8,7 +8,7 @@
 // a spool_dir the user cannot write, an old schema, a user that does not
 // exist); the files popgated creates have their modes whatever the umask.
 // Run as root (CI), it creates a system user of its own (removed at the end) and
-// the package's users and groups when missing (as scripts/users.sh, kept); run
+// the package's users and groups when missing (scripts/users.sh, kept); run
 // as anyone else, the rows that need root are left out (and say so).
 #define BOOST_TEST_MODULE privilege
 #include "core/config.h"
@@ -60,24 +60,17 @@ bool shell(const std::string& command)
 }
 
 // TestUser - as root, a system user of this suite's own (removed at the end of
-// the run), and the package's users and groups where missing, made as
-// scripts/users.sh makes them and kept as the package keeps them (another suite
-// may use them meanwhile); nothing otherwise.
+// the run), and the package's users and groups where missing, made by
+// scripts/users.sh and kept as the package keeps them (another suite may use
+// them meanwhile); nothing otherwise.
 struct TestUser {
     TestUser()
     {
         if (!isRoot())
             return;
-        for (const char* g : {"popgate", "popgate-milter", "popgate-db", "popgate-admin"})
-            if (::getgrnam(g) == nullptr)
-                shell(std::string("/usr/sbin/groupadd --system ") + g);
-        for (const auto& [u, gecos] :
-             {std::pair<std::string, std::string>{"popgate", "popgate POP3 fetcher"},
-              {"popgate-milter", "popgate milter"}})
-            if (::getpwnam(u.c_str()) == nullptr)
-                shell("/usr/sbin/useradd --system --gid " + u +
-                      " --groups popgate-db --no-create-home --home-dir /var/lib/" + u +
-                      " --shell /usr/sbin/nologin --comment '" + gecos + "' " + u);
+        if (!::getpwnam("popgate") || !::getpwnam("popgate-milter") ||
+            !::getgrnam("popgate-db") || !::getgrnam("popgate-admin"))
+            shell("/bin/bash " POPGATE_SOURCE_DIR "/scripts/users.sh");
         created = ::getpwnam(kTestUser) == nullptr &&
                   shell(std::string("/usr/sbin/useradd --system --no-create-home "
                                     "--home-dir /nonexistent --shell /usr/sbin/nologin ") +
