@@ -67,6 +67,7 @@ done
 
 # --- peers and tools, from Debian -------------------------------------------
 "$top/scripts/install-deps.sh"
+"$top/scripts/users.sh" # popgated started as root runs as user popgate
 want=(fetchmail getmail6 mpop msmtp gnuplot-nox time linux-perf)
 missing=()
 for p in "${want[@]}"; do
@@ -183,6 +184,8 @@ CONF
   "${ctl[@]}" filter add inbound --default=yes >/dev/null
   "${ctl[@]}" filter address add spam --type=deny --domains=spam.example >/dev/null
   "${ctl[@]}" filter attach inbound spam >/dev/null
+  # popgated, started as root, runs as popgate: what popgatectl made as root is its
+  chown -R popgate:popgate "$w"
   cmd=("$popgated" --config="$w/popgate.conf" --once --log=stderr)
 }
 # setup_popgate_before - the same, with the binaries of BENCH_BEFORE_BUILD.
@@ -388,6 +391,7 @@ CONF
   "${ctl[@]}" filter add inbound --default=yes >/dev/null
   "${ctl[@]}" filter address add spam --type=deny --domains=spam.example >/dev/null
   "${ctl[@]}" filter attach inbound spam >/dev/null
+  chown -R popgate:popgate "$w" # popgated runs as popgate (see setup_popgate)
   # in the foreground (it does not fork; --daemon is Poco's and would), log on stderr
   cmd=("$popgated" --config="$w/popgate.conf" --log=stderr)
 }

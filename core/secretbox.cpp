@@ -99,9 +99,11 @@ std::vector<unsigned char> readKey(const std::string& keyFile)
     return key;
 }
 
-// kKeyMode - a key popgate creates is its creator's alone: the group a daemon
-// would give it is popgate's, which postfix is a member of. The package makes its
-// keys 0640 group popgate-admin; readKey accepts that (never others).
+// kKeyMode - a key a program creates (a missing key file) is its creator's alone:
+// which group may share it is not the program's to guess (a daemon's own group
+// would be the wrong one). The package's postinst creates both keys itself, 0640
+// with the group that shares each (secret.key popgate-admin, header.key
+// popgate-db), before a daemon starts; readKey accepts that, never others.
 constexpr mode_t kKeyMode = 0600;
 
 // directoryOf - the directory a key file is created in.

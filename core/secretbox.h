@@ -4,11 +4,24 @@
 // wrong key is detected on open. Plaintext secrets are never logged.
 #pragma once
 
+#include "core/errors.h"
+
 #include <string>
 #include <vector>
 
 namespace popgate
 {
+
+/// SecretError - a secret popgate keeps cannot be used: the key file cannot be
+/// loaded, or a sealed secret (password, token, client secret) does not open
+/// under it. Neither the provider's nor the server's doing (Failure::Secret).
+/// SecretBox itself throws plain OperationError; the callers that must tell the
+/// two apart (accessTokenFor, popgated's scheduler) wrap it in this.
+class SecretError : public OperationError
+{
+public:
+    using OperationError::OperationError;
+};
 
 /// loadKeyFile - the 32 bytes of a 64-hex-digit key file; with create, a fresh
 /// random key is written first when the file does not exist: mode 0600 whatever

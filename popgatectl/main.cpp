@@ -302,9 +302,10 @@ private:
             return 0;
         }
         if (!isAdmin()) {
-            std::cerr << "popgatectl: permission denied: the admin role is required (run as root "
+            std::cerr << "popgatectl: permission denied: the admin role is required (run as root, "
                          "or as a member of the "
-                      << kAdminGroup << " group)\n";
+                      << kAdminGroup << " group, and of popgate-db for the database: adduser NAME "
+                      << kAdminGroup << "; adduser NAME popgate-db)\n";
             return 1;
         }
         Context ctx;

@@ -3,18 +3,21 @@
 # embedded SQLite default: a private Dovecot serves a POP3 mailbox with three
 # messages (one from a blocked domain), popgated moves them into a private
 # Postfix, and the results are shown. Everything lives in ./demo; the servers
-# listen on free 127.0.0.1 ports and are stopped at the end.
+# listen on free 127.0.0.1 ports and are stopped at the end. Run as root:
+# popgated leaves root for user popgate (scripts/users.sh creates it when
+# missing), so popgate's files live in ./demo/state, which that user owns.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${POPGATE_BUILD_DIR:-$top/build}
 demo=$top/demo
 
 "$top/scripts/install-deps.sh"
+"$top/scripts/users.sh"
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target popgatectl popgated
 
 rm -rf "$demo"
-mkdir -p "$demo"
+mkdir -p "$demo/state"
 chmod 755 "$demo"
 stop() {
   "$top/scripts/servers/postfix.sh" stop "$demo/postfix" || true
@@ -30,12 +33,12 @@ set +a
 
 cat > "$demo/popgate.conf" <<CONF
 database.driver = sqlite
-database.path = $demo/popgate.db
-secret_key_file = $demo/secret.key
-header_key_file = $demo/header.key
-accounts_dir = $demo/accounts.d
-spool_dir = $demo/spool
-debug_log_dir = $demo/debug
+database.path = $demo/state/popgate.db
+secret_key_file = $demo/state/secret.key
+header_key_file = $demo/state/header.key
+accounts_dir = $demo/state/accounts.d
+spool_dir = $demo/state/spool
+debug_log_dir = $demo/state/debug
 reinject.port = $POPGATE_TEST_POSTFIX_REINJECT_PORT
 CONF
 ctl() { "$build/popgatectl/popgatectl" --config="$demo/popgate.conf" "$@"; }
@@ -58,6 +61,8 @@ echo "$POPGATE_TEST_DOVECOT_PASSWORD" | ctl account add service-desk --server=12
 ctl filter add inbound --default=yes
 ctl filter address add spam --type=deny --domains=spam.example
 ctl filter attach inbound spam
+# What popgatectl made as root (database, secret key) for popgated, which runs as popgate.
+chown -R popgate:popgate "$demo/state"
 ctl account list
 ctl account test service-desk --deep
 "$build/plugin/popgated/popgated" --config="$demo/popgate.conf" --once --log=stderr

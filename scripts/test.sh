@@ -1,13 +1,17 @@
 #!/bin/bash
 # test.sh - the whole test suite on a fresh Debian 12 machine (as root):
-# installs the dependencies, builds with warnings as errors, starts the real
-# servers the suites use (PostgreSQL, Dovecot) on 127.0.0.1 high ports, runs
-# every suite with ctest, and stops the servers by PID whatever happens.
+# installs the dependencies, builds with warnings as errors, creates the
+# package's system users when missing (scripts/users.sh: started as root, the
+# daemons switch to popgate and popgate-milter, and the suites start them as
+# root), starts the real servers the suites use (PostgreSQL, Dovecot, Postfix)
+# on 127.0.0.1 high ports, runs every suite with ctest, and stops the servers
+# by PID whatever happens.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${POPGATE_BUILD_DIR:-$top/build}
 
 "$top/scripts/install-deps.sh"
+"$top/scripts/users.sh"
 cmake -S "$top" -B "$build" -DPOPGATE_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)"
 

@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 using Poco::Util::Option;
@@ -36,8 +37,8 @@ void DaemonOptions::define(Poco::Util::OptionSet& options, const std::vector<Opt
     for (const auto& option : own)
         options.addOption(option);
     options.addOption(Option("user", "u",
-                             "started as root, run as this user (the package's: " + defaultUser +
-                                 ")")
+                             "started as root, run as this user instead of " + defaultUser +
+                                 " (root is never kept)")
                           .argument("NAME"));
     options.addOption(
         Option("log", "", "where log lines go: syslog (default) or stderr").argument("WHERE"));
@@ -100,20 +101,22 @@ RunAs leaveRoot(const std::string& program, const std::string& explicitUser,
 {
     if (::geteuid() != 0 && ::getuid() != 0)
         return {userName(::getuid()), false};
-    if (explicitUser.empty()) {
-        std::cerr << program << ": warning: running as root; start it as user " << defaultUser
-                  << " (--user=" << defaultUser << " or the unit's User=)\n";
-        return {"root", false};
-    }
+    // Root is never kept: the user named by --user, else the program's own. No
+    // option, environment variable or configuration key keeps root (as Postfix's
+    // and Dovecot's daemons, which have none either).
+    const bool given = !explicitUser.empty();
+    const std::string wanted = given ? explicitUser : defaultUser;
+    const std::string which =
+        "user '" + flatten(wanted) + "' (" + (given ? "--user" : program + "'s default user") + ")";
+    const std::string refusal = "; " + program + " does not run as root: ";
     errno = 0;
-    const passwd* pw = ::getpwnam(explicitUser.c_str());
+    const passwd* pw = ::getpwnam(wanted.c_str());
     if (!pw)
-        throw InputError("user '" + flatten(explicitUser) + "' (--user): no such user" +
-                         (errno != 0 ? " (" + why(errno) + ")" : std::string()) +
-                         "; create it (the Debian package does) or name another with --user");
+        throw UnusableUser(which + ": no such user" +
+                           (errno != 0 ? " (" + why(errno) + ")" : std::string()) + refusal +
+                           "create it (the Debian package does) or name another with --user");
     if (pw->pw_uid == 0)
-        throw InputError("user '" + flatten(explicitUser) +
-                         "' (--user): has uid 0; name an unprivileged user");
+        throw UnusableUser(which + ": has uid 0" + refusal + "name an unprivileged user");
     const uid_t uid = pw->pw_uid;
     const gid_t gid = pw->pw_gid;
     const std::string name = pw->pw_name;
@@ -201,6 +204,9 @@ int exitCodeOf(const std::string& program, const std::function<int()>& body)
 {
     try {
         return body();
+    } catch (const UnusableUser& e) {
+        std::cerr << program << ": " << e.what() << "\n";
+        return EX_CONFIG;
     } catch (const InputError& e) {
         std::cerr << program << ": " << e.what() << "\n";
         return 2;

@@ -2,10 +2,11 @@
 // take (--help, --config, --user, --log), leaving root for the daemon's user,
 // the umask, the checks a start and --check-config make alike, the log channel
 // (syslog facility mail, or stderr lines with a time stamp), the exit codes
-// (2 bad input, 1 failed work) and the signal masks. Knows neither the fetcher
-// nor libmilter: each daemon's main.cpp keeps what is its own.
+// (78 no user to run as, 2 bad input, 1 failed work) and the signal masks.
+// Knows neither the fetcher nor libmilter: each daemon's main.cpp keeps what
+// is its own.
 // SECURITY: the only code of popgate that changes its user; it runs before
-// any database, key or spool file is opened.
+// any database, key or spool file is opened, and a daemon never keeps root.
 #pragma once
 
 #include <Poco/Logger.h>
@@ -14,6 +15,7 @@
 #include <functional>
 #include <initializer_list>
 #include <signal.h>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -25,7 +27,7 @@ struct DaemonOptions {
     bool help = false;
     bool version = false;   ///< --version: print "PROGRAM VERSION" and exit 0
     std::string configPath; ///< empty: Config::resolve's search
-    std::string user;       ///< --user; empty: not given
+    std::string user;       ///< --user; empty: the daemon's default user
     std::string logTo = "syslog";
 
     /// define - adds --help (-h), --version (-V) and --config=FILE (-c), then own, then --user=NAME
@@ -42,13 +44,22 @@ struct RunAs {
     bool switched = false; ///< true: started as root and switched to user
 };
 
-/// leaveRoot - started as root: switches to the user named by --user (explicitUser) with
-/// initgroups, setgid and setuid, in that order, and checks that root cannot be regained.
-/// Throws InputError "user 'NAME' (--user): no such user; ..." for an unknown user (or one
-/// whose uid is 0), OperationError when a step of the switch fails. Started as root without
-/// --user: stays root and writes a warning naming defaultUser to stderr (the switch becomes
-/// the default once every caller passes --user). Not root: nothing changes (the user it runs
-/// as is the one it was started as). Call before opening any database, key or spool file.
+/// UnusableUser - the user a daemon started as root must switch to does not exist or has
+/// uid 0: a configuration error (exitCodeOf gives 78, EX_CONFIG), never a reason to stay root.
+class UnusableUser : public std::runtime_error
+{
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// leaveRoot - started as root: switches to explicitUser (--user) or, when none was given,
+/// to defaultUser (the package's user for this daemon), with initgroups, setgid and setuid,
+/// in that order, and checks that root cannot be regained. Root is never kept: there is no
+/// option to keep it. Throws UnusableUser "user 'NAME' (--user | PROGRAM's default user):
+/// no such user; PROGRAM does not run as root: ..." for an unknown user (or one whose uid
+/// is 0), OperationError when a step of the switch fails. Not root: nothing changes (the
+/// user it runs as is the one it was started as; --user is not looked at). Call before
+/// opening any database, key or spool file.
 RunAs leaveRoot(const std::string& program, const std::string& explicitUser,
                 const std::string& defaultUser);
 
@@ -78,8 +89,9 @@ void checkLogTarget(const std::string& logTo);
 /// (facility mail, tag, pid). Throws nothing.
 Poco::Logger& setUpLogging(const std::string& tag, const std::string& logTo);
 
-/// exitCodeOf - runs body and returns its code; an InputError is printed to stderr as
-/// "PROGRAM: MESSAGE" and gives 2, any other std::exception likewise and gives 1.
+/// exitCodeOf - runs body and returns its code; an error is printed to stderr as
+/// "PROGRAM: MESSAGE": UnusableUser gives 78 (EX_CONFIG), InputError 2, any other
+/// std::exception 1.
 int exitCodeOf(const std::string& program, const std::function<int()>& body);
 
 /// signalSet - a sigset_t holding exactly these signals.

@@ -55,17 +55,6 @@ private:
     std::string oauthError_;
 };
 
-/// A secret popgate keeps cannot be used: the key file cannot be loaded, or a
-/// sealed secret (password, token, client secret) does not open under it.
-/// Neither the provider's nor the server's doing (Failure::Secret). SecretBox
-/// itself throws plain OperationError; the callers that must tell the two
-/// apart (accessTokenFor, popgated's scheduler) wrap it in this.
-class SecretError : public OperationError
-{
-public:
-    using OperationError::OperationError;
-};
-
 /// What a token endpoint granted. expiresIn 0: it did not say.
 struct OAuthTokens {
     std::string accessToken;

@@ -3,8 +3,8 @@
 // the duplicate backstop and forged-header removal for mail popgated reinjects.
 //
 // Runs as: the unprivileged popgate-milter user, in the foreground (systemd's
-// User=, or --user=popgate-milter when started as root: it switches before it
-// opens the database or the key, and never keeps root). Reads:
+// User=; started as root it switches to it, or to --user, before it opens the
+// database or the key, and exits 78 rather than keep root). Reads:
 // popgate.conf, the header key file (never the secret key, never an account
 // secret), the database (filters, accounts by name, the ledger). Writes: the
 // database table milter_seen; the socket (umask 007). Talks to: the MTA over

@@ -1,9 +1,9 @@
 // popgated - the fetcher daemon: pulls mail from every active POP3 account
 // and reinjects it into the local MTA over SMTP.
 //
-// Runs as: the unprivileged popgate user (the systemd unit's User=, or
-// --user=popgate when started as root: it switches before it opens the
-// database or a key, and never keeps root); it is the only popgate program
+// Runs as: the unprivileged popgate user (the systemd unit's User=; started
+// as root it switches to it, or to --user, before it opens the database or a
+// key, and exits 78 rather than keep root); it is the only popgate program
 // that unseals account secrets. Files it creates are never world-readable
 // (umask 027 plus explicit modes). Reads: popgate.conf,
 // accounts.d, the secret and header key files, the database. Writes: the

@@ -13,9 +13,12 @@
 #include <arpa/inet.h>
 #include <boost/test/unit_test.hpp>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -53,11 +56,47 @@ bool accepts(int port)
     return ok;
 }
 
+// requirePackageUsers - as root: the package's users and groups, made by
+// scripts/users.sh when one is missing (idempotent; kept, as the package keeps
+// them): these suites also run without scripts/test.sh (dpkg-buildpackage).
+void requirePackageUsers()
+{
+    static const bool made = [] {
+        if (::getpwnam("popgate") && ::getpwnam("popgate-milter") && ::getgrnam("popgate-db"))
+            return true;
+        const RunResult r = run("/bin/bash", {POPGATE_SOURCE_DIR "/scripts/users.sh"});
+        BOOST_TEST_MESSAGE("scripts/users.sh: " << r.status << " " << r.out << r.err);
+        return r.status == 0;
+    }();
+    BOOST_REQUIRE_MESSAGE(made && ::getpwnam("popgate") && ::getpwnam("popgate-milter") &&
+                              ::getgrnam("popgate-db"),
+                          "users popgate and popgate-milter and group popgate-db: popgate-milter "
+                          "started as root switches to its user; scripts/users.sh creates them");
+}
+
+// own - as root: path becomes user popgate, group popgate-db, with mode (the
+// package's layout).
+void own(const std::string& path, mode_t mode)
+{
+    requirePackageUsers();
+    const passwd* pw = ::getpwnam("popgate");
+    const group* gr = ::getgrnam("popgate-db");
+    BOOST_REQUIRE_MESSAGE(::chown(path.c_str(), pw->pw_uid, gr->gr_gid) == 0 &&
+                              ::chmod(path.c_str(), mode) == 0,
+                          "cannot give " << path << " to popgate:popgate-db");
+}
+
 } // namespace
 
 MilterWorld::MilterWorld(const std::string& extraConfig, bool createDatabase)
 {
     registerDatabaseDrivers();
+    const bool root = ::geteuid() == 0;
+    // As root, the package's /var/lib/popgate: popgate:popgate-db 2770, so that the
+    // milter, which leaves root for user popgate-milter (group popgate-db), may
+    // create the database's -wal and -shm files here.
+    if (root)
+        own(dir_.path(), 02770);
     std::string text = "header_key_file = " + dir_.file("header.key") + "\n" + extraConfig;
     if (extraConfig.find("database.") == std::string::npos)
         text += "database.path = " + dir_.file("popgate.db") + "\n";
@@ -65,6 +104,8 @@ MilterWorld::MilterWorld(const std::string& extraConfig, bool createDatabase)
     config_ = Config::load(configPath_);
     const auto key = loadKeyFile(config_.str("header_key_file"), true);
     headerKey_.assign(key.begin(), key.end());
+    if (root)
+        own(config_.str("header_key_file"), 0640); // as the postinst: popgate:popgate-db 0640
     if (!createDatabase)
         return;
 
@@ -91,6 +132,10 @@ MilterWorld::MilterWorld(const std::string& extraConfig, bool createDatabase)
     a.mailbox = "service-desk@company.com";
     store.addAccount(a);
     accountId_ = a.id;
+    if (root && config_.str("database.driver") == "sqlite")
+        for (const char* suffix : {"", "-wal", "-shm"})
+            if (::access((config_.str("database.path") + suffix).c_str(), F_OK) == 0)
+                own(config_.str("database.path") + suffix, 0660);
 }
 
 std::string MilterWorld::popgateId(const std::string& account, const std::string& uidl) const

@@ -27,7 +27,11 @@ class MilterWorld
 public:
     /// MilterWorld - SQLite in the temp dir unless extraConfig sets database.*; the
     /// database gets the schema, address filter "spam" (deny bad.com, *.bad.net),
-    /// inbound default system filter "inbound", and account "helpdesk".
+    /// inbound default system filter "inbound", and account "helpdesk". As root, the
+    /// directory, the header key and the SQLite files are popgate:popgate-db with the
+    /// package's modes (2770, 0640, 0660): popgate-milter, which leaves root for user
+    /// popgate-milter (a member of popgate-db), uses them as in the package; missing
+    /// users are made first with scripts/users.sh, as scripts/test.sh makes them.
     explicit MilterWorld(const std::string& extraConfig = "", bool createDatabase = true);
 
     const TempDir& dir() const { return dir_; }

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <grp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -91,10 +92,12 @@ private:
     pid_t pid_ = -1;
 };
 
+// writeFile - text into path, mode 0644: an accounts.d file holds no secret, and
+// popgated reads it as user popgate (the package's /etc/popgate/accounts.d).
 void writeFile(const std::string& path, const std::string& text)
 {
     std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-    ::chmod(path.c_str(), 0600);
+    ::chmod(path.c_str(), 0644);
 }
 
 std::string mid(const std::string& tag)
@@ -175,10 +178,18 @@ BOOST_AUTO_TEST_CASE(sighup_applies_accounts_d)
     const std::string dir = gw.file("accounts.d");
     Poco::File(dir).createDirectories();
     // The secret in secrets_dir, owned by root, not readable by others: what
-    // popgated (as config check) requires before it reads a secret_file.
+    // popgated (as config check) requires before it reads a secret_file. As root,
+    // group popgate and mode 0640: popgated reads it as user popgate.
     Poco::File(gw.file("secrets")).createDirectories();
-    writeFile(gw.file("secrets/hup.secret"), s.password + "\n");
-    ::chmod(gw.file("secrets/hup.secret").c_str(), 0600);
+    const std::string secret = gw.file("secrets/hup.secret");
+    writeFile(secret, s.password + "\n");
+    ::chmod(secret.c_str(), 0600);
+    if (::geteuid() == 0) {
+        const group* popgate = ::getgrnam("popgate");
+        BOOST_TEST_REQUIRE(popgate != nullptr, "group popgate (scripts/users.sh creates it)");
+        BOOST_TEST_REQUIRE(::chown(secret.c_str(), 0, popgate->gr_gid) == 0);
+        ::chmod(secret.c_str(), 0640);
+    }
     writeFile(dir + "/hup.conf",
               "server = " + s.dovecotHost + "\nport = " + std::to_string(s.pop3sPort) +
                   "\nsecurity = ssl-tls\nuser = " + s.user2 + "\ntls-ca-file = " + s.ca +

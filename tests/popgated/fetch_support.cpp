@@ -1,6 +1,8 @@
 // fetch_support.cpp - see fetch_support.h.
 #include "tests/popgated/fetch_support.h"
 
+#include "core/secretbox.h"
+
 #include <Poco/DirectoryIterator.h>
 #include <Poco/File.h>
 #include <Poco/String.h>
@@ -11,10 +13,12 @@
 #include <cstdio>
 #include <fcntl.h>
 #include <fstream>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sstream>
 #include <stdexcept>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -52,6 +56,24 @@ std::vector<std::string> filesIn(const std::string& dir)
             out.push_back(it->path());
     std::sort(out.begin(), out.end());
     return out;
+}
+
+// own - as root: path becomes user:group with mode (the package's layout); the
+// test fails when either is missing (scripts/users.sh creates them).
+void own(const std::string& path, const char* user, const char* group, mode_t mode)
+{
+    const passwd* pw = ::getpwnam(user);
+    BOOST_REQUIRE_MESSAGE(pw != nullptr, std::string("user ") + user +
+                                             " is missing: popgated started as root switches to "
+                                             "it; scripts/users.sh (run by scripts/test.sh) "
+                                             "creates it");
+    const uid_t uid = pw->pw_uid;
+    const struct group* gr = ::getgrnam(group);
+    BOOST_REQUIRE_MESSAGE(gr != nullptr, std::string("group ") + group +
+                                             " is missing; scripts/users.sh creates it");
+    BOOST_REQUIRE_MESSAGE(::chown(path.c_str(), uid, gr->gr_gid) == 0 &&
+                              ::chmod(path.c_str(), mode) == 0,
+                          "cannot give " << path << " to " << user << ":" << group);
 }
 
 void sleepMs(int ms)
@@ -297,7 +319,30 @@ Gateway::Gateway(const Servers& servers) : servers_(servers)
         {"pop3.read_timeout", "5s"},
     };
     write();
+    if (::geteuid() == 0)
+        packageLayout();
     ctl({"db", "migrate"});
+    if (::geteuid() == 0)
+        for (const char* suffix : {"", "-wal", "-shm"})
+            if (Poco::File(dbFile() + suffix).exists())
+                own(dbFile() + suffix, "popgate", "popgate-db", 0660);
+}
+
+void Gateway::packageLayout()
+{
+    // What debian/popgate.postinst makes of /etc/popgate and /var/*/popgate
+    // (ARCHITECTURE.md, "Who can read what"): popgated, started as root,
+    // switches to user popgate, which can then use them as in the package.
+    ::chmod(dir_.path().c_str(), 0755);
+    for (const char* d : {"db", "spool", "debug"})
+        Poco::File(dir_.file(d)).createDirectories();
+    own(dir_.file("db"), "popgate", "popgate-db", 02770);
+    own(dir_.file("spool"), "popgate", "popgate-admin", 02770);
+    own(dir_.file("debug"), "popgate", "popgate-admin", 02750);
+    loadKeyFile(dir_.file("secret.key"), true);
+    loadKeyFile(dir_.file("header.key"), true);
+    own(dir_.file("secret.key"), "popgate", "popgate-admin", 0640);
+    own(dir_.file("header.key"), "popgate", "popgate-db", 0640);
 }
 
 void Gateway::write()

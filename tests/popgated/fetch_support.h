@@ -117,6 +117,12 @@ struct LedgerRow {
 
 /// Gateway - popgate.conf, database, keys, spool and debug logs in a TempDir,
 /// reinjecting into the test Postfix; accounts made with the real popgatectl.
+/// As root (scripts/test.sh), laid out as the Debian package lays out its files:
+/// keys, database, spool and debug log directory belong to user popgate (groups
+/// popgate-admin, popgate-db) with the package's modes, so that popgated, which
+/// leaves root for user popgate, can use them; the test fails when that user is
+/// missing (scripts/users.sh creates it). accounts.d and secrets stay root's: a
+/// secret file popgated must read is group popgate, mode 0640.
 class Gateway
 {
 public:
@@ -141,7 +147,8 @@ public:
     std::string sql(const std::string& statement);
     /// ledger - the messages rows, oldest first (all accounts when account is "").
     std::vector<LedgerRow> ledger(const std::string& account = "");
-    /// headerKey - the raw bytes of header_key_file (created by popgated's first run).
+    /// headerKey - the raw bytes of header_key_file (made with the layout as root, else by
+    /// popgated's first run).
     std::string headerKey() const;
 
     const std::string& configFile() const { return conf_; }
@@ -151,6 +158,7 @@ public:
 
 private:
     void write();
+    void packageLayout();
 
     const Servers& servers_;
     TempDir dir_;
