@@ -123,7 +123,8 @@ std::string readSecret(const std::string& given, const std::string& secretsDir, 
     if (confined && !ownerAllowed(st.st_uid))
         throw InputError("secret_file: " + path + " is owned by " + userName(st.st_uid) +
                          "; it must be owned by root or " + kPopgateUser +
-                         " (chown root it)");
+                         " (chown root:" + kPopgateUser + " it, chmod 0640: popgated reads it as " +
+                         kPopgateUser + ")");
     if (confined && (st.st_mode & 0007) != 0)
         throw InputError("secret_file: " + path + " is accessible to others (mode " +
                          octal(st.st_mode) + "); chmod o-rwx it (mode 0600 or 0640)");

@@ -52,6 +52,7 @@ struct Setup {
     }
     RunResult popgated() const
     {
+        handToPopgated(dir.path());
         return run(binary("plugin/popgated/popgated"),
                    {"--config=" + conf, "--once", "--log=stderr"});
     }

@@ -105,6 +105,7 @@ BOOST_AUTO_TEST_CASE(sigterm_mid_message_loses_nothing_and_sends_nothing_twice)
     Setup s;
     s.add(proxy.port());
 
+    handToPopgated(s.dir.path());
     Poco::Pipe outPipe, errPipe;
     Poco::ProcessHandle popgated = Poco::Process::launch(
         binary("plugin/popgated/popgated"), {"--config=" + s.conf, "--once", "--log=stderr"},
@@ -147,6 +148,7 @@ BOOST_AUTO_TEST_CASE(sigterm_mid_message_loses_nothing_and_sends_nothing_twice)
     BOOST_TEST(server.sessions().back().quit, "QUIT was sent");
 
     // The next run delivers the rest; every message once.
+    handToPopgated(s.dir.path());
     const RunResult again =
         run(binary("plugin/popgated/popgated"), {"--config=" + s.conf, "--once", "--log=stderr"});
     BOOST_TEST(again.status == 0, again.err);

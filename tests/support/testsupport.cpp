@@ -12,7 +12,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <thread>
 
 namespace popgate::test
@@ -90,4 +92,19 @@ std::string binary(const std::string& relative)
     return std::string(POPGATE_BINARY_DIR) + "/" + relative;
 }
 
+} // namespace popgate::test
+
+namespace popgate::test
+{
+void handToPopgated(const std::string& dir)
+{
+    if (::geteuid() != 0)
+        return;
+    if (::getpwnam("popgate") == nullptr) {
+        const RunResult r = run("/bin/bash", {POPGATE_SOURCE_DIR "/scripts/users.sh"});
+        BOOST_TEST_REQUIRE(r.status == 0, "scripts/users.sh: " << r.out << r.err);
+    }
+    const RunResult r = run("/bin/chown", {"-R", "popgate:popgate", dir});
+    BOOST_TEST_REQUIRE(r.status == 0, "chown -R popgate " << dir << ": " << r.err);
+}
 } // namespace popgate::test

@@ -50,3 +50,12 @@ std::string readFile(const std::string& path);
 std::string binary(const std::string& relative);
 
 } // namespace popgate::test
+
+namespace popgate::test
+{
+/// handToPopgated - as root, give the tree at dir to user popgate (group popgate), so
+/// that popgated, which leaves root for that user at start, can use the files
+/// popgatectl made there as root; creates the package's users first when missing
+/// (scripts/users.sh). Not root: nothing to do (popgated runs as the caller).
+void handToPopgated(const std::string& dir);
+} // namespace popgate::test
