@@ -123,8 +123,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(f.fromTooLarge || f.tooManyFroms, where + " " + factsText(f));
     for (const std::string& from : f.froms)
         FUZZ_CHECK(from.size() <= kMaxFromField, where + " " + factsText(f));
-    if (!f.froms.empty())
+    // from is the first field's body; "" when that one was too large to keep.
+    if (!f.froms.empty() && !f.fromTooLarge)
         FUZZ_CHECK(f.from == f.froms.front(), where + " " + factsText(f));
+    if (!f.from.empty())
+        FUZZ_CHECK(!f.froms.empty() && f.from == f.froms.front(), where + " " + factsText(f));
     const std::string lowered = lowerAscii(message);
     if (lowered.find("from") == std::string::npos)
         FUZZ_CHECK(f.fromFields == 0, where + " " + factsText(f));

@@ -149,12 +149,15 @@ void session(Pop3Client& client, const std::string& ops)
                     messages.push_back({i, i * 10, std::string()});
             std::vector<std::ostringstream> sinks(messages.size());
             std::size_t doneCount = 0;
+            std::size_t cursor = 0; // sinks are asked for in message order; numbers may repeat
             const auto replies = client.retrieveMany(
                 messages,
                 [&](int n) -> std::ostream& {
-                    for (std::size_t i = 0; i < messages.size(); ++i)
-                        if (messages[i].number == n)
+                    for (std::size_t i = cursor; i < messages.size(); ++i)
+                        if (messages[i].number == n) {
+                            cursor = i + 1;
                             return sinks[i];
+                        }
                     FUZZ_CHECK(false, "sink asked for message " + std::to_string(n));
                     std::abort();
                 },
