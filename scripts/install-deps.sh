@@ -13,6 +13,9 @@ packages=(
   python3 iproute2 util-linux ca-certificates procps
   # the Debian package check (scripts/package-test.sh)
   dpkg-dev debhelper lintian fakeroot
+  # fuzzing and the ASan+UBSan build (scripts/fuzz.sh): clang++, and libFuzzer
+  # with the sanitizer runtimes (libclang_rt.fuzzer is in libclang-rt-14-dev)
+  clang clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -311,6 +311,20 @@ void Pop3Client::open(const StageObserver& onStage)
     if (connected_ || broken_)
         throw Pop3NetworkError(Pop3Stage::Connect, "connect", "open() called twice");
     connectTcp(onStage);
+    greet(onStage);
+}
+
+void Pop3Client::openOn(const Poco::Net::StreamSocket& connected, const StageObserver& onStage)
+{
+    if (connected_ || broken_)
+        throw Pop3NetworkError(Pop3Stage::Connect, "connect", "open() called twice");
+    socket_ = connected;
+    connected_ = true;
+    greet(onStage);
+}
+
+void Pop3Client::greet(const StageObserver& onStage)
+{
     if (settings_.security == Security::SslTls)
         handshake(Pop3Stage::Tls, onStage);
 

@@ -160,6 +160,10 @@ public:
     /// open - resolve, connect, TLS (ssl-tls), greeting, CAPA, and for starttls
     /// STLS + handshake + CAPA again. Throws Pop3Error; stage() says where.
     void open(const StageObserver& onStage = StageObserver());
+    /// openOn - open() over a socket the caller has connected (a socketpair in
+    /// tests and tests/fuzz): no resolve, no connect; then as open(). Throws Pop3Error.
+    void openOn(const Poco::Net::StreamSocket& connected,
+                const StageObserver& onStage = StageObserver());
     /// authenticate - log in, trying each of chooseMechanisms() in order: a
     /// refusal moves on to the next (after open() again if the server hung up);
     /// [IN-USE], [LOGIN-DELAY] and [SYS/TEMP] end it at once (Pop3ServerError).
@@ -243,6 +247,7 @@ private:
 
     int port() const;
     void connectTcp(const StageObserver& onStage);
+    void greet(const StageObserver& onStage);
     void handshake(Pop3Stage stage, const StageObserver& onStage);
     void readCapabilities();
     void startTlsCommand(const StageObserver& onStage);
