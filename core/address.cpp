@@ -623,8 +623,12 @@ std::vector<MailAddress> parseAddressList(const std::string& text)
             blank = blank || trim(stripComments(part)).empty();
         } catch (const Fault&) { // parseAddress says what is wrong
         }
-        if (!blank)
-            out.push_back(parseAddress(part));
+        if (blank)
+            continue;
+        MailAddress a = parseAddress(part);
+        if (a.isNull()) // "<>" names no mailbox: a From of it is unreadable, not a bounce
+            throw InputError("malformed address list " + showText(text) + ": <> is not a mailbox");
+        out.push_back(std::move(a));
     }
     if (out.empty() && !trim(text).empty() && !sawGroup)
         throw InputError("malformed address list " + showText(text) + ": no address");

@@ -55,12 +55,10 @@ CompiledFilter onlyOkExample()
 // it as the null address, so "From: <>" got the bounce policy's verdict and a
 // message with it passed an allow list ("only ok.example") when bounces are
 // allowed. A From field that names no mailbox must fail closed (issue 21: no
-// syntax skips the judgement). The fix is in core/address.cpp (parseAddressList
-// refuses a "<>" element), on the branch that replaces the IDN code; until it is
-// merged the three checks below fail as expected. When it is: drop
-// expected_failures here and set kNullFromRefused in tests/fuzz/fuzz_support.h.
-BOOST_AUTO_TEST_CASE(f1_a_null_mailbox_in_a_from_field_fails_closed,
-                     *boost::unit_test::expected_failures(3))
+// syntax skips the judgement). Fixed in core/address.cpp: parseAddressList
+// refuses a "<>" element (and tests/fuzz/fuzz_support.h's kNullFromRefused makes
+// the address and screen targets require it).
+BOOST_AUTO_TEST_CASE(f1_a_null_mailbox_in_a_from_field_fails_closed)
 {
     BOOST_CHECK_THROW(parseAddressList("<>"), InputError);
     BOOST_CHECK_THROW(parseAddressList("a@ok.example, <>"), InputError);

@@ -123,7 +123,7 @@ BOOST_AUTO_TEST_CASE(secret_files_are_refused_before_they_are_read)
              "/open is accessible to others (mode 0644); chmod o-rwx it (mode 0600 or 0640)"},
         {"secret file owned by another user", "owned",
          file + secrets + "/owned is owned by nobody; it must be owned by root or popgate (chown "
-                          "root it)"},
+                          "root:popgate it, chmod 0640: popgated reads it as popgate)"},
     };
     for (const auto& row : rows) {
         BOOST_TEST_CONTEXT(row.label)
