@@ -5,6 +5,8 @@
 // is core/filter.h - nothing here decides what a pattern means.
 #include "core/errors.h"
 #include "core/filter_store.h"
+#include "core/address.h"
+#include "core/screen.h"
 #include "core/text.h"
 #include "popgatectl/cli.h"
 
@@ -429,13 +431,30 @@ int test(Context& ctx, const std::vector<std::string>& rest)
         }
         return 0;
     }
-    const CompiledFilter compiled(*chosen, FilterOptions{}, filters.limits());
-    Verdict v;
+    // The enforcement's own reading (core/screen.h judgeSenders, as popgated and
+    // popgate-milter judge, with allow_null_sender from popgate.conf). Addresses
+    // that do not parse are the operator's bad input (exit 2), checked first.
+    FilterOptions options;
+    options.allowNullSender = ctx.config.flag("allow_null_sender");
+    const CompiledFilter compiled(*chosen, options, filters.limits());
     const std::string from = args.has("from") ? args.options.at("from") : "";
-    if (args.has("envelope"))
-        v = compiled.checkInbound(args.options.at("envelope"), from);
-    else
+    Verdict v;
+    if (args.has("envelope")) {
+        const std::string envelope = args.options.at("envelope");
+        if (envelope != "" && envelope != "<>")
+            (void)parseAddress(envelope);
+        MessageFacts facts;
+        if (args.has("from")) {
+            (void)parseAddressList(from);
+            facts.from = from;
+            facts.froms = {from};
+            facts.fromFields = 1;
+        }
+        judgeSenders(compiled, envelope == "<>" ? "" : envelope,
+                     args.has("from") ? &facts : nullptr, &v);
+    } else {
         v = compiled.checkAddress(from, AddressField::HeaderFrom);
+    }
     if (json) {
         Poco::JSON::Object o(true);
         o.set("system_filter", chosen->name);

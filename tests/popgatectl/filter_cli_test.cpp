@@ -9,6 +9,7 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 #include <boost/test/unit_test.hpp>
+#include <fstream>
 #include <unistd.h>
 
 using namespace popgate;
@@ -171,6 +172,28 @@ BOOST_AUTO_TEST_CASE(filter_test_on_the_issue_vectors)
                    {"tlds", "--from=x@other.com"},
                    0,
                    "system filter inactive: ALLOW"}});
+}
+
+// filter test reads popgate.conf as the enforcement does (issue 21): with
+// allow_null_sender = no the null sender is blocked, as popgate-milter answers 550.
+BOOST_AUTO_TEST_CASE(filter_test_reads_allow_null_sender)
+{
+    Cli cli;
+    addVectors(cli);
+    runRows(cli, {{"bounces allowed (the default)",
+                   {"inbound-default", "--envelope=<>"},
+                   0,
+                   "allowed: "}});
+    std::ofstream(cli.conf, std::ios::app) << "allow_null_sender = no\n";
+    runRows(cli, {{"allow_null_sender = no", {"inbound-default", "--envelope=<>"}, 1, "blocked: "},
+                  {"a sender still judged",
+                   {"inbound-default", "--envelope=a@ok.com", "--from=b@ok.com"},
+                   0,
+                   "allowed: "},
+                  {"a control byte in From fails closed",
+                   {"inbound-default", "--envelope=a@ok.com", "--from=B\x1b <b@ok.com>"},
+                   1,
+                   "blocked: "}});
 }
 
 BOOST_AUTO_TEST_CASE(filter_test_resolves_accounts)
