@@ -59,6 +59,8 @@ const char* const kCommands =
     "  log [--account=A] [--since=2h] [--state=S] [--json]   the message log\n"
     "  status [--json]                  per account: last poll, last error, next poll, 24 h "
     "counts\n"
+    "  hosts [--json]                   PostgreSQL: the popgated hosts, heartbeat, version, "
+    "accounts held\n"
     "  db migrate | db status\n"
     "  config check | config apply | config sample\n"
     "  oauth profile add|set NAME [--provider=generic|google|microsoft] [--client-id=ID]\n"
@@ -267,6 +269,8 @@ private:
             return logCommand(ctx, rest);
         if (noun == "status")
             return statusCommand(ctx, rest);
+        if (noun == "hosts")
+            return hostsCommand(ctx, rest);
         if (noun == "config")
             return configCommand(ctx, rest);
         if (noun == "oauth")
