@@ -147,17 +147,31 @@ void LeaseKeeper::tick()
         ++changes_;
     } catch (const std::exception& e) {
         store_.reset(); // a new session next time (the server may have restarted)
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (!down_) {
-            // Once, not once per account per second: the polls that find their
-            // leases unconfirmed wait without a word until it is back.
-            log_.error(flatten(e.what()) +
-                       ": cannot confirm the leases; fetching and deleting nothing until the "
-                       "database is back");
-            down_ = true;
-            downSince_ = asked;
-        }
+        reportOutage(e.what());
     }
+}
+
+void LeaseKeeper::reportOutage(const std::string& what)
+{
+    if (!enabled_)
+        return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (down_)
+        return;
+    // Once, not once per account per second: the polls that find their leases
+    // unconfirmed wait without a word until it is back.
+    log_.error(flatten(what) +
+               ": cannot confirm the leases; fetching and deleting nothing until the database "
+               "is back");
+    down_ = true;
+    downSince_ = steadyMillis();
+    ++outages_;
+}
+
+std::uint64_t LeaseKeeper::outages() const
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    return outages_;
 }
 
 void LeaseKeeper::stop()

@@ -55,6 +55,11 @@ public:
     bool databaseDown() const;
     /// identityLost - another process took this host id: stop.
     bool identityLost() const;
+    /// reportOutage - a worker lost its database connection: logged here once
+    /// per outage (with PostgreSQL), until a tick reaches the database again.
+    void reportOutage(const std::string& what);
+    /// outages - grows with every outage: a session older than one is reopened.
+    std::uint64_t outages() const;
 
 private:
     const Config& config_;
@@ -71,6 +76,7 @@ private:
     std::map<std::int64_t, std::shared_ptr<LeaseToken>> held_;
     std::uint64_t changes_ = 0;
     bool down_ = false;
+    std::uint64_t outages_ = 0;
     std::int64_t downSince_ = 0;
     bool identityLost_ = false;
 };

@@ -352,6 +352,8 @@ PollReport pollOne(const Config& config, Store& store, Fetcher& fetcher, const A
         ++st.consecutiveFailures;
         // A database outage is logged once by the lease keeper; the polls in
         // flight when it began say so at debug level only.
+        if (report.failure == Failure::Database && !store.session().isConnected())
+            keeper.reportOutage(report.error);
         const bool quiet = report.failure == Failure::Database && keeper.databaseDown();
         if (d.authFailure)
             ++st.authFailures;
@@ -359,7 +361,9 @@ PollReport pollOne(const Config& config, Store& store, Fetcher& fetcher, const A
         st.lastErrorAt = nowSeconds();
         const std::int64_t wait = accountBackoff(st.consecutiveFailures, account.pollInterval,
                                                  config.integer("backoff_cap"));
-        next = nowMillis() + jittered(wait);
+        // The database's outage is not the account's: it is polled again as
+        // soon as the keeper confirms its lease again (skipped until then).
+        next = nowMillis() + (quiet ? std::max<std::int64_t>(1000, keeper.tickMs()) : jittered(wait));
         const std::string line =
             "account=" + account.name + " server=" + account.server + " poll failed (" +
             failureName(report.failure) + ", " + d.meaning +
@@ -569,6 +573,7 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                 Store store;
                 FilterCache filters;
                 Fetcher fetcher;
+                std::uint64_t outages = 0; ///< keeper.outages() when it was opened
             };
             std::unique_ptr<Kit> kit;
             while (true) {
@@ -583,10 +588,16 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                         shared.lateness.add(nowMillis() - shared.queue.front().second);
                     shared.queue.pop_front();
                 }
+                // A session opened before an outage is dead: a new one.
+                if (kit && kit->outages != keeper.outages())
+                    kit.reset();
                 if (!kit) {
                     try {
+                        const std::uint64_t outages = keeper.outages();
                         kit = std::make_unique<Kit>(config, settings, log);
+                        kit->outages = outages;
                     } catch (const std::exception& e) {
+                        keeper.reportOutage(e.what());
                         if (!keeper.databaseDown())
                             log.error("account=" + account.name + " not polled: " +
                                       flatten(e.what()));
@@ -651,7 +662,7 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
     std::map<std::string, Account> active; ///< those this host polls
     std::int64_t loadedGeneration = -1, lastCheck = 0, lastHousekeeping = 0,
                  lastStats = nowSeconds();
-    std::uint64_t seenLeases = 0;
+    std::uint64_t seenLeases = 0, mainOutages = keeper.outages();
     bool firstLoad = true;
     while (!options.once && !stopping.load()) {
         const std::int64_t now = nowSeconds();
@@ -664,8 +675,12 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
         }
         const bool forced = reload.exchange(false);
         try {
-            if (!main)
+            if (mainOutages != keeper.outages())
+                main.reset(); // opened before an outage: dead
+            if (!main) {
+                mainOutages = keeper.outages();
                 main = std::make_unique<Store>(config);
+            }
             if (forced) {
                 log.notice("SIGHUP: re-reading " + config.str("accounts_dir") +
                            ", the accounts and the filters");
@@ -693,6 +708,8 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                 }
             }
         } catch (const std::exception& e) {
+            if (main && !main->session().isConnected())
+                keeper.reportOutage(e.what());
             main.reset(); // a new session next time
             if (!keeper.databaseDown())
                 log.error(std::string("cannot read the accounts: ") + flatten(e.what()));
