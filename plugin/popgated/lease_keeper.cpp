@@ -18,13 +18,18 @@ constexpr std::int64_t kShareSlack = 1;
 
 } // namespace
 
+void checkLeaseSettings(const Config& config)
+{
+    if (config.integer("lease_period") * 1000 < kMinPeriodMs)
+        throw InputError(config.origin() + ": lease_period: must be at least 2s (got " +
+                         config.str("lease_period") + ")");
+}
+
 LeaseKeeper::LeaseKeeper(const Config& config, Poco::Logger& log)
     : config_(config), log_(log), enabled_(config.str("database.driver") == "postgresql"),
       periodMs_(config.integer("lease_period") * 1000)
 {
-    if (periodMs_ < kMinPeriodMs)
-        throw InputError(config.origin() + ": lease_period: must be at least 2s (got " +
-                         config.str("lease_period") + ")");
+    checkLeaseSettings(config);
     me_.hostId = config.str("host_id").empty() ? defaultHostId() : config.str("host_id");
     me_.instance = newInstanceId();
     me_.hostname = defaultHostId();
@@ -139,7 +144,7 @@ void LeaseKeeper::tick()
     } catch (const LeaseLost& e) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!identityLost_)
-            log_.critical(std::string(e.what()) + ": this popgated stops");
+            log_.critical(escapeText(e.what(), EscapeFor::LogText) + ": this popgated stops");
         identityLost_ = true;
         for (auto& [id, t] : held_)
             t->markLost();
@@ -160,7 +165,7 @@ void LeaseKeeper::reportOutage(const std::string& what)
         return;
     // Once, not once per account per second: the polls that find their leases
     // unconfirmed wait without a word until it is back.
-    log_.error(flatten(what) +
+    log_.error(escapeText(what, EscapeFor::LogText) +
                ": cannot confirm the leases; fetching and deleting nothing until the database "
                "is back");
     down_ = true;

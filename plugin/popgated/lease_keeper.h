@@ -21,6 +21,10 @@
 namespace popgate
 {
 
+/// checkLeaseSettings - throws InputError for a lease_period under 2 s (the
+/// start and --check-config refuse it alike).
+void checkLeaseSettings(const Config& config);
+
 class LeaseKeeper
 {
 public:
