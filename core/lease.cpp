@@ -123,8 +123,9 @@ std::map<std::int64_t, Held> LeaseStore::registerHost(std::int64_t staleMs)
             Statement take(store_.session());
             take << "UPDATE account_leases SET instance = $1, epoch = epoch + 1, acquired_at = " +
                         kNow + ", expires_at = " + kNow +
-                        " + CAST($2 AS BIGINT) WHERE holder = $3 AND instance = $4 AND expires_at > " + kNow +
-                        " RETURNING account_id, epoch, CAST($2 AS BIGINT) AS remaining",
+                        " + CAST($2 AS BIGINT) WHERE holder = $3 AND instance = $4 AND expires_at "
+                        "> " +
+                        kNow + " RETURNING account_id, epoch, CAST($2 AS BIGINT) AS remaining",
                 bind(me_.instance), bind(durationMs_), bind(me_.hostId), bind(predecessor);
             take.execute();
             RecordSet held(take);
@@ -197,9 +198,10 @@ std::map<std::int64_t, Held> LeaseStore::renew()
         return {};
     try {
         Statement update(store_.session());
-        update << "UPDATE account_leases SET expires_at = " + kNow +
-                      " + CAST($1 AS BIGINT) WHERE holder = $2 AND instance = $3 AND expires_at > " + kNow +
-                      " RETURNING account_id, epoch, CAST($1 AS BIGINT) AS remaining",
+        update
+            << "UPDATE account_leases SET expires_at = " + kNow +
+                   " + CAST($1 AS BIGINT) WHERE holder = $2 AND instance = $3 AND expires_at > " +
+                   kNow + " RETURNING account_id, epoch, CAST($1 AS BIGINT) AS remaining",
             bind(durationMs_), bind(me_.hostId), bind(me_.instance);
         update.execute();
         RecordSet rs(update);
@@ -220,15 +222,15 @@ std::map<std::int64_t, Held> LeaseStore::acquire(std::int64_t limit, std::int64_
         update << "UPDATE account_leases SET holder = $1, instance = $2, epoch = epoch + 1, "
                   "acquired_at = " +
                       kNow + ", expires_at = " + kNow +
-                      " + CAST($3 AS BIGINT) WHERE account_id IN (SELECT l.account_id FROM account_leases l "
+                      " + CAST($3 AS BIGINT) WHERE account_id IN (SELECT l.account_id FROM "
+                      "account_leases l "
                       "JOIN accounts a ON a.id = l.account_id WHERE a.active = 1 AND "
                       "l.expires_at <= " +
                       kNow +
                       " AND (CAST($4 AS BIGINT) = 0 OR l.account_id = CAST($4 AS BIGINT)) "
                       "ORDER BY random() LIMIT CAST($5 AS BIGINT) FOR UPDATE OF l SKIP LOCKED) "
                       "RETURNING account_id, epoch, CAST($3 AS BIGINT) AS remaining",
-            bind(me_.hostId), bind(me_.instance), bind(durationMs_), bind(onlyAccount),
-            bind(limit);
+            bind(me_.hostId), bind(me_.instance), bind(durationMs_), bind(onlyAccount), bind(limit);
         update.execute();
         RecordSet rs(update);
         return readHeld(rs);
@@ -367,11 +369,11 @@ SingleHostLock::SingleHostLock(const std::string& databasePath) : path_(database
         ::close(fd_);
         fd_ = -1;
         if (error == EWOULDBLOCK)
-            throw OperationError(
-                "database sqlite " + databasePath + " is in use by another popgated" +
-                (pid.empty() ? std::string() : " (pid " + flatten(pid) + ")") +
-                ": SQLite serves one popgated per database file (lock " + path_ +
-                "); for several gateway hosts use PostgreSQL (docs/scale-out.md)");
+            throw OperationError("database sqlite " + databasePath +
+                                 " is in use by another popgated" +
+                                 (pid.empty() ? std::string() : " (pid " + flatten(pid) + ")") +
+                                 ": SQLite serves one popgated per database file (lock " + path_ +
+                                 "); for several gateway hosts use PostgreSQL (docs/scale-out.md)");
         throw OperationError("database sqlite " + databasePath + ": cannot lock " + path_ + ": " +
                              std::strerror(error));
     }

@@ -72,7 +72,10 @@ int hostsCommand(Context& ctx, const std::vector<std::string>& args)
         }
         auto& out = *ctx.out;
         out << escapeText(h.hostId, EscapeFor::Terminal) << ": "
-            << (live ? "live" : h.heartbeatAt == 0 ? "stopped" : "silent") << "\n"
+            << (live                 ? "live"
+                : h.heartbeatAt == 0 ? "stopped"
+                                     : "silent")
+            << "\n"
             << "  host:           " << escapeText(h.hostname, EscapeFor::Terminal) << " pid "
             << h.pid << "\n"
             << "  version:        " << escapeText(h.version, EscapeFor::Terminal) << "\n"
@@ -100,10 +103,10 @@ std::map<std::int64_t, std::string> leaseSummaries(Context& ctx, bool json)
         if (l.remainingMs <= 0 || l.holder.empty())
             out[id] = json ? "" : "none (free: the next host to look takes it)";
         else
-            out[id] = json ? l.holder + " " + isoMillis(l.expiresAt)
-                           : escapeText(l.holder, EscapeFor::Terminal) + " until " +
-                                 isoMillis(l.expiresAt) + " (epoch " + std::to_string(l.epoch) +
-                                 ")";
+            out[id] = json
+                          ? l.holder + " " + isoMillis(l.expiresAt)
+                          : escapeText(l.holder, EscapeFor::Terminal) + " until " +
+                                isoMillis(l.expiresAt) + " (epoch " + std::to_string(l.epoch) + ")";
     }
     return out;
 }

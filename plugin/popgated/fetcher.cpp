@@ -62,9 +62,9 @@ Poll::Poll(Store& store, MessageStore& ledger, const FetchSettings& settings, Po
            std::shared_ptr<LeaseToken> lease)
     : store_(store), ledger_(ledger), settings_(settings), log_(log), account_(account),
       trace_(trace), stopping_(stopping), lease_(std::move(lease)),
-      started_(std::chrono::steady_clock::now()),
-      who_("account=" + account.name), mta_(settings.mta),
-      journal_(settings.spoolDir + "/journal/" + account.name), recipients_(account.recipients())
+      started_(std::chrono::steady_clock::now()), who_("account=" + account.name),
+      mta_(settings.mta), journal_(settings.spoolDir + "/journal/" + account.name),
+      recipients_(account.recipients())
 {
 }
 

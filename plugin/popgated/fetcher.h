@@ -79,8 +79,7 @@ public:
     /// if given (PostgreSQL), fences every ledger write and the DELEs.
     /// Never throws for server, MTA or database trouble: see the report.
     PollReport poll(const Account& account, const std::string& secret, ProtocolTrace* trace,
-                    const std::atomic<bool>& stopping,
-                    std::shared_ptr<LeaseToken> lease = nullptr);
+                    const std::atomic<bool>& stopping, std::shared_ptr<LeaseToken> lease = nullptr);
 
 private:
     Store& store_;

@@ -132,8 +132,8 @@ void LeaseKeeper::tick()
             log_.notice("leases: " + std::to_string(taken.size()) + " taken, " +
                         std::to_string(lost) + " lost, " + std::to_string(giveBack.size()) +
                         " given back; " + std::to_string(held().size()) + " held (" +
-                        std::to_string(accounts) + " active account(s), " +
-                        std::to_string(hosts) + " live host(s))");
+                        std::to_string(accounts) + " active account(s), " + std::to_string(hosts) +
+                        " live host(s))");
         std::lock_guard<std::mutex> lock(mutex_);
         if (down_) {
             log_.notice("database " + store_->describe() + " reachable again after " +

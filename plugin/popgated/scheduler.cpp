@@ -9,10 +9,10 @@
 #include "core/secretbox.h"
 #include "core/store.h"
 #include "core/text.h"
-#include "plugin/popgated/fetcher.h"
-#include "plugin/popgated/lease_keeper.h"
 #include "plugin/net/oauth_client.h"
 #include "plugin/net/pop3_trace.h"
+#include "plugin/popgated/fetcher.h"
+#include "plugin/popgated/lease_keeper.h"
 
 #include <Poco/DirectoryIterator.h>
 #include <Poco/Environment.h>
@@ -232,7 +232,6 @@ std::string accountSecret(const Config& config, Store& store, const Account& acc
     }
 }
 
-// pollOne - one account, from the worker's own store; updates its status.
 // skipPoll - the account is not polled now (its lease is not this host's, or
 // not confirmed: the keeper logs a database outage once); looked at again in
 // retryMs, without a log line or a status row.
@@ -257,8 +256,8 @@ PollReport pollOne(const Config& config, Store& store, Fetcher& fetcher, const A
     if (keeper.enabled()) {
         lease = keeper.token(account.id);
         if (!lease || !lease->begin(keeper.tickMs())) {
-            skipPoll(account, shared, std::min<std::int64_t>(account.pollInterval * 1000,
-                                                             std::max<std::int64_t>(1000, keeper.tickMs())));
+            const std::int64_t retry = std::max<std::int64_t>(1000, keeper.tickMs());
+            skipPoll(account, shared, std::min<std::int64_t>(account.pollInterval * 1000, retry));
             return {};
         }
     }
@@ -363,13 +362,14 @@ PollReport pollOne(const Config& config, Store& store, Fetcher& fetcher, const A
                                                  config.integer("backoff_cap"));
         // The database's outage is not the account's: it is polled again as
         // soon as the keeper confirms its lease again (skipped until then).
-        next = nowMillis() + (quiet ? std::max<std::int64_t>(1000, keeper.tickMs()) : jittered(wait));
-        const std::string line =
-            "account=" + account.name + " server=" + account.server + " poll failed (" +
-            failureName(report.failure) + ", " + d.meaning +
-            "): " + escapeText(report.error, EscapeFor::LogText) + "; " +
-            std::to_string(report.delivered) + " delivered before; next poll in " +
-            std::to_string((next - nowMillis() + 500) / 1000) + "s";
+        next =
+            nowMillis() + (quiet ? std::max<std::int64_t>(1000, keeper.tickMs()) : jittered(wait));
+        const std::string line = "account=" + account.name + " server=" + account.server +
+                                 " poll failed (" + failureName(report.failure) + ", " + d.meaning +
+                                 "): " + escapeText(report.error, EscapeFor::LogText) + "; " +
+                                 std::to_string(report.delivered) +
+                                 " delivered before; next poll in " +
+                                 std::to_string((next - nowMillis() + 500) / 1000) + "s";
         if (quiet)
             log.debug(line);
         else
@@ -567,7 +567,8 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
             struct Kit {
                 Kit(const Config& c, const FetchSettings& s, Poco::Logger& l)
                     : store(c), filters(store, c, l),
-                      fetcher(store, s, [this](const Account& a) { return filters.get(a); }, l)
+                      fetcher(
+                          store, s, [this](const Account& a) { return filters.get(a); }, l)
                 {
                 }
                 Store store;
@@ -599,8 +600,8 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                     } catch (const std::exception& e) {
                         keeper.reportOutage(e.what());
                         if (!keeper.databaseDown())
-                            log.error("account=" + account.name + " not polled: " +
-                                      flatten(e.what()));
+                            log.error("account=" + account.name +
+                                      " not polled: " + flatten(e.what()));
                         skipPoll(account, shared, 5000);
                         if (shared.once) {
                             std::lock_guard<std::mutex> lock(shared.mutex);
@@ -702,8 +703,8 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                     all.swap(fresh);
                     seenLeases = ~keeper.changes(); // recompute below
                     log.information("scheduler: configuration generation " +
-                                    std::to_string(generation) + ", " +
-                                    std::to_string(all.size()) + " active account(s)");
+                                    std::to_string(generation) + ", " + std::to_string(all.size()) +
+                                    " active account(s)");
                     loadedGeneration = generation;
                 }
             }
@@ -730,8 +731,8 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
             const std::int64_t nowMs = nowMillis();
             for (const auto& [name, a] : fresh)
                 if (!shared.nextPoll.count(name) && !shared.running.count(name))
-                    shared.schedule(name, nowMs + (firstLoad ? firstPollIn(a.pollInterval)
-                                                             : firstPollIn(1)));
+                    shared.schedule(
+                        name, nowMs + (firstLoad ? firstPollIn(a.pollInterval) : firstPollIn(1)));
             active.swap(fresh);
             if (!all.empty())
                 firstLoad = false;

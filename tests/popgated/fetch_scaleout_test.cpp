@@ -50,7 +50,8 @@ void sleepMs(int ms)
 
 std::string pgBin(const std::string& program)
 {
-    const RunResult r = run("/bin/sh", {"-c", "ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1"});
+    const RunResult r =
+        run("/bin/sh", {"-c", "ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1"});
     return Poco::trim(r.out) + "/" + program;
 }
 
@@ -90,19 +91,19 @@ public:
     }
     void stop() const
     {
-        const RunResult r = run("/usr/sbin/runuser", {"-u", "postgres", "--", pgBin("pg_ctl"), "-D",
-                                                      state() + "/data", "-w", "-m", "fast",
-                                                      "stop"});
+        const RunResult r =
+            run("/usr/sbin/runuser", {"-u", "postgres", "--", pgBin("pg_ctl"), "-D",
+                                      state() + "/data", "-w", "-m", "fast", "stop"});
         BOOST_REQUIRE_MESSAGE(r.status == 0, "pg_ctl stop: " + r.err + r.out);
     }
     void start() const
     {
-        const RunResult r = run(
-            "/usr/sbin/runuser",
-            {"-u", "postgres", "--", pgBin("pg_ctl"), "-D", state() + "/data", "-w", "-l",
-             state() + "/server.log", "-o",
-             "-p " + port_ + " -k " + state() + " -c listen_addresses=127.0.0.1 -c fsync=off",
-             "start"});
+        const RunResult r =
+            run("/usr/sbin/runuser",
+                {"-u", "postgres", "--", pgBin("pg_ctl"), "-D", state() + "/data", "-w", "-l",
+                 state() + "/server.log", "-o",
+                 "-p " + port_ + " -k " + state() + " -c listen_addresses=127.0.0.1 -c fsync=off",
+                 "start"});
         BOOST_REQUIRE_MESSAGE(r.status == 0, "pg_ctl start: " + r.err + r.out);
     }
 
@@ -161,20 +162,20 @@ std::string messageId(const std::string& tag, const std::string& user, int i)
 
 /// dropMail - n messages into each maildir, Message-IDs recorded in expected;
 /// bodyLines lines of text each (to make a transfer take a while).
-void dropMail(const std::vector<std::pair<std::string, std::string>>& users,
-              const std::string& tag, int from, int n, int bodyLines,
-              std::set<std::string>& expected)
+void dropMail(const std::vector<std::pair<std::string, std::string>>& users, const std::string& tag,
+              int from, int n, int bodyLines, std::set<std::string>& expected)
 {
     for (int i = from; i < from + n; ++i)
         for (const auto& [user, maildir] : users) {
             const std::string id = messageId(tag, user, i);
             std::string body;
             for (int l = 0; l < bodyLines; ++l)
-                body += "line " + std::to_string(l) + " of a message that takes a while to move\r\n";
-            dropMessage(maildir, message({"From: sender@example.com", "To: " + user + "@example.com",
-                                          "Subject: scale-out " + std::to_string(i),
-                                          "Message-ID: " + id},
-                                         body));
+                body +=
+                    "line " + std::to_string(l) + " of a message that takes a while to move\r\n";
+            dropMessage(maildir,
+                        message({"From: sender@example.com", "To: " + user + "@example.com",
+                                 "Subject: scale-out " + std::to_string(i), "Message-ID: " + id},
+                                body));
             expected.insert(id);
         }
 }
@@ -342,7 +343,7 @@ std::vector<std::string> overlaps(const Servers& s, std::size_t offset,
 {
     const std::string log = readFile(dovecotState(s) + "/main/dovecot.log");
     std::istringstream in(log.substr(std::min(offset, log.size())));
-    std::map<std::string, std::string> open; // user -> session id
+    std::map<std::string, std::string> open;   // user -> session id
     std::map<std::string, std::string> userOf; // session -> user
     std::vector<std::string> out;
     std::string line;
@@ -369,7 +370,8 @@ std::vector<std::string> overlaps(const Servers& s, std::size_t offset,
             // pop3(USER)<PID><SESSION>: Info: Disconnected: ...
             const std::string user = field(line, "pop3(", ')');
             const auto lt = line.find('<', line.find('>') + 1);
-            const std::string session = lt == std::string::npos ? "" : field(line.substr(lt), "<", '>');
+            const std::string session =
+                lt == std::string::npos ? "" : field(line.substr(lt), "<", '>');
             if (open.count(user) && open[user] == session)
                 open.erase(user);
         }
@@ -438,12 +440,15 @@ BOOST_AUTO_TEST_CASE(three_hosts_deliver_every_message_once)
     for (std::size_t i = 0; i < c.size(); ++i)
         c.start(i);
     // The fair share settles: about 20 accounts each.
-    BOOST_TEST(waitUntil(6 * kLeaseSeconds, [&] {
-        for (const char* h : {"h1", "h2", "h3"})
-            if (leasesHeldBy(c, h) < 15)
-                return false;
-        return true;
-    }), "each host holds about its share: " << c.psql("SELECT holder, COUNT(*) FROM account_leases GROUP BY holder"));
+    BOOST_TEST(waitUntil(6 * kLeaseSeconds,
+                         [&] {
+                             for (const char* h : {"h1", "h2", "h3"})
+                                 if (leasesHeldBy(c, h) < 15)
+                                     return false;
+                             return true;
+                         }),
+               "each host holds about its share: "
+                   << c.psql("SELECT holder, COUNT(*) FROM account_leases GROUP BY holder"));
     BOOST_TEST(waitUntil(60, [&] { return allDelivered(to, expected); }));
     dropMail(users, "a", 3, 2, 5, expected); // more while they run
     BOOST_TEST(waitUntil(60, [&] { return allDelivered(to, expected) && mailboxesEmpty(users); }));
@@ -483,9 +488,8 @@ BOOST_AUTO_TEST_CASE(a_killed_host_s_accounts_move_within_one_lease_period)
     for (std::size_t i = 0; i < c.size(); ++i)
         c.start(i);
     // h1 mid-transfer: its first deliveries are in its log.
-    BOOST_REQUIRE(waitUntil(30, [&] {
-        return countLines(readFile(c.logFile(0)), "status=delivered") >= 3;
-    }));
+    BOOST_REQUIRE(
+        waitUntil(30, [&] { return countLines(readFile(c.logFile(0)), "status=delivered") >= 3; }));
     const int held = leasesHeldBy(c, "h1");
     c.kill9(0);
     const auto killed = Clock::now();
@@ -493,8 +497,7 @@ BOOST_AUTO_TEST_CASE(a_killed_host_s_accounts_move_within_one_lease_period)
     BOOST_TEST(held > 0);
     // Within one lease period (plus one keeper tick of the taker): none is h1's.
     BOOST_TEST(waitUntil(kLeaseSeconds + 1, [&] { return leasesHeldBy(c, "h1") == 0; }));
-    const double movedAfter =
-        std::chrono::duration<double>(Clock::now() - killed).count();
+    const double movedAfter = std::chrono::duration<double>(Clock::now() - killed).count();
     BOOST_TEST_MESSAGE("h1's accounts held by h2/h3 after " << movedAfter << " s");
     BOOST_TEST(waitUntil(kLeaseSeconds + 2, [&] {
         return leasesHeldBy(c, "h2") + leasesHeldBy(c, "h3") == static_cast<int>(users.size());
@@ -531,9 +534,8 @@ BOOST_AUTO_TEST_CASE(a_paused_host_records_and_deletes_nothing_after_its_lease)
     dropMail(users, "c", 0, 12, 400, expected);
     for (std::size_t i = 0; i < c.size(); ++i)
         c.start(i);
-    BOOST_REQUIRE(waitUntil(30, [&] {
-        return countLines(readFile(c.logFile(0)), "status=delivered") >= 3;
-    }));
+    BOOST_REQUIRE(
+        waitUntil(30, [&] { return countLines(readFile(c.logFile(0)), "status=delivered") >= 3; }));
     ::kill(c.pid(0), SIGSTOP);
     const std::size_t pausedAt = readFile(c.logFile(0)).size();
     const std::size_t dovecotFrom = dovecotLogSize(s);
@@ -546,7 +548,8 @@ BOOST_AUTO_TEST_CASE(a_paused_host_records_and_deletes_nothing_after_its_lease)
         BOOST_TEST(c.stop(i) == 0);
     const std::string after = readFile(c.logFile(0)).substr(pausedAt);
     const int fenced = countLines(after, "lease lost");
-    BOOST_TEST_MESSAGE("h1 after SIGCONT: " << fenced << " session(s) fenced:\n" << after.substr(0, 3000));
+    BOOST_TEST_MESSAGE("h1 after SIGCONT: " << fenced << " session(s) fenced:\n"
+                                            << after.substr(0, 3000));
     const Tally t = tally(to, expected);
     BOOST_TEST(t.lost == 0);
     // Only the messages in flight at the pause may come twice: one per fenced session.
