@@ -277,6 +277,22 @@ std::pair<std::int64_t, std::int64_t> LeaseStore::shareCounts(std::int64_t stale
     }
 }
 
+std::map<std::int64_t, std::int64_t> LeaseStore::nextPolls()
+{
+    std::map<std::int64_t, std::int64_t> out;
+    try {
+        Statement select(store_.session());
+        select << "SELECT account_id, next_poll_at FROM account_status";
+        select.execute();
+        RecordSet rs(select);
+        for (bool more = rs.moveFirst(); more; more = rs.moveNext())
+            out[number(rs, "account_id")] = number(rs, "next_poll_at");
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot read the accounts' next polls", e);
+    }
+    return out;
+}
+
 std::vector<HostView> LeaseStore::hosts()
 {
     std::vector<HostView> out;

@@ -154,6 +154,10 @@ public:
     /// shareCounts - (active accounts, live hosts: heartbeat within staleMs).
     std::pair<std::int64_t, std::int64_t> shareCounts(std::int64_t staleMs);
 
+    /// nextPolls - each account's next poll as its last holder recorded it
+    /// (account_status.next_poll_at, Unix seconds): a host taking an account
+    /// over keeps its cadence.
+    std::map<std::int64_t, std::int64_t> nextPolls();
     /// hosts / leases - for popgatectl (any dialect; empty with SQLite).
     std::vector<HostView> hosts();
     std::map<std::int64_t, LeaseView> leases();

@@ -726,13 +726,29 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
             // Gone, inactive or no longer held: forgotten (their heap entries go stale).
             for (auto it = shared.nextPoll.begin(); it != shared.nextPoll.end();)
                 it = fresh.count(it->first) ? std::next(it) : shared.nextPoll.erase(it);
-            // First sight: the first polls of a start spread out; an account
-            // taken over from another host is polled within a tick.
+            // First sight. An account taken over from another host keeps the
+            // poll time that host recorded (a thousand accounts moving at once
+            // do not all come due at once); one overdue or never polled is
+            // polled within 5 s; one never polled (or any, at this host's
+            // start) spread over up to 30 s.
+            std::map<std::int64_t, std::int64_t> recorded; // account id -> next poll (s)
+            if (keeper.enabled() && main) {
+                try {
+                    recorded = LeaseStore(*main, HostIdentity{}, 0).nextPolls();
+                } catch (const std::exception&) {
+                    // without them, the spread below
+                }
+            }
             const std::int64_t nowMs = nowMillis();
-            for (const auto& [name, a] : fresh)
-                if (!shared.nextPoll.count(name) && !shared.running.count(name))
-                    shared.schedule(
-                        name, nowMs + (firstLoad ? firstPollIn(a.pollInterval) : firstPollIn(1)));
+            for (const auto& [name, a] : fresh) {
+                if (shared.nextPoll.count(name) || shared.running.count(name))
+                    continue;
+                const auto r = recorded.find(a.id);
+                const std::int64_t at = r == recorded.end() ? 0 : r->second * 1000;
+                const bool spread = firstLoad || at == 0;
+                shared.schedule(name,
+                                at > nowMs ? at : nowMs + firstPollIn(spread ? a.pollInterval : 5));
+            }
             active.swap(fresh);
             if (!all.empty())
                 firstLoad = false;
