@@ -22,8 +22,9 @@ namespace
 
 const std::vector<ConfigKey> kKeys = {
     {"database.driver", ConfigType::Choice, "sqlite",
-     "Where accounts and message state live: sqlite (embedded, one host) or postgresql "
-     "(several gateway hosts sharing the work).",
+     "Where accounts and message state live: sqlite (embedded; one popgated per database "
+     "file) or postgresql (one or several gateway hosts sharing the accounts, see "
+     "docs/scale-out.md).",
      "sqlite|postgresql", false},
     {"database.path", ConfigType::Path, POPGATE_STATEDIR "/popgate.db",
      "SQLite database file (database.driver = sqlite).", nullptr, false},
@@ -69,6 +70,16 @@ const std::vector<ConfigKey> kKeys = {
      false},
     {"workers", ConfigType::Integer, "8",
      "Accounts fetched at the same time (one session per account at a time).", nullptr, false},
+    {"host_id", ConfigType::String, "",
+     "This gateway host's name among the popgated processes sharing one PostgreSQL database "
+     "(empty: the host name). Two live processes with the same id are refused at start. "
+     "See docs/scale-out.md.",
+     nullptr, false},
+    {"lease_period", ConfigType::Duration, "60s",
+     "With PostgreSQL: how long a host's hold on an account lasts unless renewed (it is renewed "
+     "every third of it while the host runs). A host that dies or loses the database gives up "
+     "its accounts within this time, and the other hosts take them over; at least 2s.",
+     nullptr, false},
     {"session_time_budget", ConfigType::Duration, "10m",
      "A poll that runs longer stops after the message in flight and QUITs, so one slow server "
      "never holds a worker for long.",

@@ -192,6 +192,25 @@ void MessageStore::save(MessageRecord& m)
     }
 }
 
+bool MessageStore::claim(MessageRecord& m, MessageState expected, int seenAttempts)
+{
+    const std::int64_t time = nowSeconds();
+    try {
+        Statement update(store_.session());
+        update << "UPDATE messages SET state = $1, reason = $2, attempts = $3, retry_at = $4, "
+                  "updated_at = $5 WHERE id = $6 AND state = $7 AND attempts = $8",
+            bind(messageStateName(m.state)), bind(m.reason), bind(m.attempts),
+            bind(Poco::Int64(m.retryAt)), bind(Poco::Int64(time)), bind(Poco::Int64(m.id)),
+            bind(messageStateName(expected)), bind(seenAttempts);
+        if (update.execute() == 0)
+            return false;
+        m.updatedAt = time;
+        return true;
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot claim message " + std::to_string(m.id), e);
+    }
+}
+
 void MessageStore::saveMany(const std::vector<MessageRecord*>& records)
 {
     const std::int64_t time = nowSeconds();

@@ -105,6 +105,12 @@ public:
     std::optional<MessageRecord> find(std::int64_t id);
     /// save - insert or update by (accountId, uidl); sets id and times.
     void save(MessageRecord& record);
+    /// claim - compare-and-set for a writer outside a poll (`message release`):
+    /// write the row's state, reason, attempts and retry time only if it still
+    /// says `expected` with `seenAttempts` attempts, as when the caller read it;
+    /// false when another writer changed it first (on PostgreSQL two
+    /// transactions can both read the old row; only one of them wins here).
+    bool claim(MessageRecord& record, MessageState expected, int seenAttempts);
     /// saveMany - save() for many rows, a few multi-row statements instead of
     /// one each (ids are not read back). Call inside a Transaction.
     void saveMany(const std::vector<MessageRecord*>& records);

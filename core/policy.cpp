@@ -52,6 +52,8 @@ std::string failureName(Failure f)
         return "oauth-unavailable";
     case Failure::Spool:
         return "spool";
+    case Failure::LeaseLost:
+        return "lease-lost";
     }
     return "unknown";
 }
@@ -126,6 +128,13 @@ Decision decide(Failure f)
     // dropped (what was recorded is deleted by the next one).
     case Failure::Spool:
         d = {MessageOutcome::None, true, false, true, false, "local"};
+        break;
+    // Another host holds the account now (docs/scale-out.md): this one records
+    // nothing more and deletes nothing (drop, no QUIT); the new holder resends
+    // the message in flight with the same X-Popgate-Id. Not the account's
+    // failure: no back-off, the account is simply no longer this host's.
+    case Failure::LeaseLost:
+        d = {MessageOutcome::None, true, false, false, false, "lease lost"};
         break;
     }
     return d;

@@ -34,6 +34,7 @@ enum class Failure {
     OAuthRefused,   ///< the token endpoint refused the grant (invalid_grant, ...)
     OAuthUnavailable, ///< the token endpoint could not be reached or answered 5xx
     Spool,          ///< a spool or quarantine file could not be written (disk full)
+    LeaseLost,      ///< another host holds the account now (or the lease expired): fenced
 };
 
 enum class MessageOutcome {

@@ -112,6 +112,11 @@ constexpr int kFilterTestFailed = 3;
 int filterCommand(Context& ctx, const std::vector<std::string>& args);
 /// oauthCommand - `oauth profile add|set|list|show|remove`, `oauth status` (oauth_commands.cpp).
 int oauthCommand(Context& ctx, const std::vector<std::string>& args);
+/// hostsCommand - `hosts`: the popgated hosts on a PostgreSQL database (host_commands.cpp).
+int hostsCommand(Context& ctx, const std::vector<std::string>& args);
+/// leaseSummaries - per account id, who holds its lease and until when, for
+/// `status` ("HOST ISO-TIME" with json); empty with SQLite.
+std::map<std::int64_t, std::string> leaseSummaries(Context& ctx, bool json);
 /// authorizeAccount - `account authorize NAME`: obtain and store the account's tokens.
 int authorizeAccount(Context& ctx, const std::vector<std::string>& args);
 

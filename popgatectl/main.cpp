@@ -67,6 +67,8 @@ const char* const kCommands =
     "    (the message log; --follow: new lines until Ctrl-C)\n"
     "  status [--json]                  per account: last poll, last error, next poll, 24 h "
     "counts\n"
+    "  hosts [--json]                   PostgreSQL: the popgated hosts, heartbeat, version, "
+    "accounts held\n"
     "  db migrate | db status [--json]\n"
     "  config check [--json] | config apply [--json] | config sample\n"
     "  oauth profile add|set NAME [--provider=generic|google|microsoft] [--client-id=ID]\n"
@@ -328,6 +330,8 @@ private:
             return logCommand(ctx, rest);
         if (noun == "status")
             return statusCommand(ctx, rest);
+        if (noun == "hosts")
+            return hostsCommand(ctx, rest);
         if (noun == "config")
             return configCommand(ctx, rest);
         if (noun == "oauth")

@@ -536,6 +536,7 @@ int statusCommand(Context& ctx, const std::vector<std::string>& args)
             ++counts[e.account][e.status];
     Poco::JSON::Array arr;
     const bool json = ctx.json || parsed.has("json");
+    const auto leases = leaseSummaries(ctx, json); // host_commands.cpp; empty with SQLite
     for (const auto& a : ctx.store().accounts()) {
         const AccountStatus s = ms.status(a.id);
         auto& c = counts[a.name];
@@ -562,6 +563,8 @@ int statusCommand(Context& ctx, const std::vector<std::string>& args)
             for (const auto& p : problems)
                 probs->add(p);
             o->set("problems", probs);
+            if (leases.count(a.id))
+                o->set("lease", leases.at(a.id));
             arr.add(o);
             continue;
         }
@@ -571,6 +574,8 @@ int statusCommand(Context& ctx, const std::vector<std::string>& args)
             << "  last success: " << isoTime(s.lastSuccessAt) << "\n"
             << "  next poll:    " << isoTime(s.nextPollAt) << "\n"
             << "  failures:     " << s.consecutiveFailures << " in a row\n";
+        if (leases.count(a.id))
+            out << "  held by:      " << leases.at(a.id) << "\n";
         for (const auto& p : problems)
             out << "  problem:      " << p << "\n";
         if (!s.lastError.empty())

@@ -51,18 +51,20 @@ Fetcher::Fetcher(Store& store, FetchSettings settings, FilterFor filterFor, Poco
 }
 
 PollReport Fetcher::poll(const Account& account, const std::string& secret, ProtocolTrace* trace,
-                         const std::atomic<bool>& stopping)
+                         const std::atomic<bool>& stopping, std::shared_ptr<LeaseToken> lease)
 {
-    Poll poll(store_, ledger_, settings_, log_, account, trace, stopping);
+    Poll poll(store_, ledger_, settings_, log_, account, trace, stopping, std::move(lease));
     return poll.run(secret, filterFor_);
 }
 
 Poll::Poll(Store& store, MessageStore& ledger, const FetchSettings& settings, Poco::Logger& log,
-           const Account& account, ProtocolTrace* trace, const std::atomic<bool>& stopping)
+           const Account& account, ProtocolTrace* trace, const std::atomic<bool>& stopping,
+           std::shared_ptr<LeaseToken> lease)
     : store_(store), ledger_(ledger), settings_(settings), log_(log), account_(account),
-      trace_(trace), stopping_(stopping), started_(std::chrono::steady_clock::now()),
-      who_("account=" + account.name), mta_(settings.mta),
-      journal_(settings.spoolDir + "/journal/" + account.name), recipients_(account.recipients())
+      trace_(trace), stopping_(stopping), lease_(std::move(lease)),
+      started_(std::chrono::steady_clock::now()), who_("account=" + account.name),
+      mta_(settings.mta), journal_(settings.spoolDir + "/journal/" + account.name),
+      recipients_(account.recipients())
 {
 }
 
@@ -116,6 +118,13 @@ PollReport Poll::run(const std::string& secret, const FilterFor& filterFor)
              e.what());
     } catch (const SecretError& e) {
         fail(Failure::Secret, e.what());
+    } catch (const LeaseLost& e) {
+        // Fenced: nothing more is recorded or deleted; the client's destructor
+        // drops the session without QUIT.
+        report_.leaseLost = true;
+        fail(Failure::LeaseLost, e.what());
+        log_.warning(who_ + " lease lost: " + escapeText(e.what(), EscapeFor::LogText) +
+                     "; session dropped, nothing more recorded or deleted by this host");
     } catch (const OperationError& e) {
         fail(Failure::Database, e.what());
     } catch (const Poco::Exception& e) {
@@ -186,6 +195,9 @@ void Poll::commit(const std::string& what, const std::function<void()>& stage)
     pendingLog_.clear();
     try {
         Transaction tx(store_.session());
+        // The fencing token, in the write's own transaction (core/lease.h).
+        if (lease_)
+            fence(store_, settings_.instance, *lease_);
         stage();
         ledger_.saveMany(pendingRows_);
         ledger_.logMany(pendingLog_);

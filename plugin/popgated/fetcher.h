@@ -9,6 +9,7 @@
 
 #include "core/account.h"
 #include "core/filter.h"
+#include "core/lease.h"
 #include "core/message_store.h"
 #include "core/policy.h"
 #include "plugin/net/reinject.h"
@@ -43,6 +44,12 @@ struct FetchSettings {
     /// A failed message is tried again after this many poll intervals
     /// (failed_retry_polls; 0: only by `popgatectl message retry`).
     int failedRetryPolls = 0;
+    /// This process's lease instance (core/lease.h): with a lease, every
+    /// ledger write and the DELEs are fenced by it.
+    std::string instance;
+    /// QUIT (which applies the DELEs) is sent only while the lease is known
+    /// good for this much longer; else the session is dropped.
+    std::int64_t leaseMarginMs = 1000;
 };
 
 struct PollReport {
@@ -53,6 +60,7 @@ struct PollReport {
     int failed = 0;
     int deleted = 0;
     bool ok = true;                         ///< no failure of the account's (policy)
+    bool leaseLost = false;                 ///< fenced: another host holds the account now
     Failure failure = Failure::Pop3Network; ///< when !ok
     std::string error;                      ///< when !ok: command and the peer's words
 };
@@ -67,10 +75,11 @@ public:
     Fetcher(Store& store, FetchSettings settings, FilterFor filterFor, Poco::Logger& log);
 
     /// poll - one session with the account's server; secret is the unsealed
-    /// password (or token); trace, if given, sees the redacted exchange.
+    /// password (or token); trace, if given, sees the redacted exchange; lease,
+    /// if given (PostgreSQL), fences every ledger write and the DELEs.
     /// Never throws for server, MTA or database trouble: see the report.
     PollReport poll(const Account& account, const std::string& secret, ProtocolTrace* trace,
-                    const std::atomic<bool>& stopping);
+                    const std::atomic<bool>& stopping, std::shared_ptr<LeaseToken> lease = nullptr);
 
 private:
     Store& store_;

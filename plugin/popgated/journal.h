@@ -7,6 +7,11 @@
 // of the machine, like the unflushed group commits it stands in for. The next
 // poll of the account folds it into the ledger before it plans.
 // One file per account (spool_dir/journal/ACCOUNT), used by one poll at a time.
+// It is this host's file: with several hosts (leases, docs/scale-out.md) each
+// outcome is committed before the next end of data instead, so that a host
+// taking an account over finds all but the message in flight in the ledger;
+// the journal then only covers a commit the database refused (an outage), and
+// is folded in if this host holds the account again.
 #pragma once
 
 #include <string>

@@ -18,6 +18,7 @@
 #include "core/secretbox.h"
 #include "core/store.h"
 #include "plugin/daemon/daemon.h"
+#include "plugin/popgated/lease_keeper.h"
 #include "plugin/popgated/scheduler.h"
 
 #include <Poco/Logger.h>
@@ -145,6 +146,7 @@ private:
     static std::size_t preflight(const Config& config)
     {
         const auto declared = loadProvisioned(config);
+        checkLeaseSettings(config);
         checkKeyFile(config.str("header_key_file"), KeyFile::Creatable);
         checkKeyFile(config.str("secret_key_file"), KeyFile::Optional);
         requireWritableDirectory("spool_dir", config.str("spool_dir"));

@@ -78,7 +78,8 @@ class Poll
 {
 public:
     Poll(Store& store, MessageStore& ledger, const FetchSettings& settings, Poco::Logger& log,
-         const Account& account, ProtocolTrace* trace, const std::atomic<bool>& stopping);
+         const Account& account, ProtocolTrace* trace, const std::atomic<bool>& stopping,
+         std::shared_ptr<LeaseToken> lease);
 
     /// run - the whole poll; never throws for server, MTA, disk or database trouble.
     PollReport run(const std::string& secret, const FilterFor& filterFor);
@@ -100,6 +101,7 @@ private:
     // Shared by the stages.
     void fail(Failure failure, const std::string& words);
     void endSession(Failure failure, const std::string& words);
+    /// commit - one transaction: the lease check (fencing), stage(), the staged rows and log.
     void commit(const std::string& what, const std::function<void()>& stage);
     void stageRow(MessageRecord& row) { pendingRows_.push_back(&row); }
     void stageLog(const Item& it, const std::string& status, const std::string& queueId,
@@ -116,6 +118,9 @@ private:
     const Account& account_;
     ProtocolTrace* trace_;
     const std::atomic<bool>& stopping_;
+    /// This host's lease on the account (nullptr with SQLite): commit() checks
+    /// it in every ledger transaction; expunge() before DELE and before QUIT.
+    const std::shared_ptr<LeaseToken> lease_;
     const std::chrono::steady_clock::time_point started_;
     const std::string who_; ///< "account=NAME"
 

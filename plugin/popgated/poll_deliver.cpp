@@ -122,8 +122,11 @@ void Poll::deliver(Batch& batch)
             it.rec.state = MessageState::Injected;
             it.rec.queueId = r.queueId;
             it.rec.reason.clear();
-            // Before the next message's end of data: see journal.h.
-            now = !journal_.append({it.uid.uid, r.queueId});
+            // Before the next message's end of data: see journal.h. Under a lease
+            // (several hosts) each outcome is committed at once, fenced: the
+            // journal is this host's, and a host taking the account over must
+            // find every 250 but the one in flight in the ledger.
+            now = !journal_.append({it.uid.uid, r.queueId}) || lease_ != nullptr;
             outcomes.push_back({&it, "delivered", r.reply});
         } else {
             const Failure f = failureOf(r.kind);

@@ -17,6 +17,12 @@ void Poll::expunge()
         pop_->quit();
         return;
     }
+    // Under a lease: DELE only while this host still holds the account
+    // (checked on the database, which also says for how long), and QUIT, which
+    // applies the DELEs, only while that is still known to hold; else the
+    // session is dropped and the next holder deletes these (they are recorded).
+    if (lease_)
+        commit("the lease check", [] {});
     std::sort(toDelete_.begin(), toDelete_.end());
     std::vector<int> numbers;
     for (const auto& d : toDelete_)
@@ -32,8 +38,10 @@ void Poll::expunge()
                          " refused: " + escapeText(replies[i].problem, EscapeFor::LogText) +
                          " (kept on the server; not delivered again)");
     }
+    if (lease_ && !lease_->validFor(settings_.leaseMarginMs))
+        throw LeaseLost("the lease ran out while DELE was sent; QUIT not sent, so no DELE applies");
     pop_->quit();
-    ledger_.markDeleted(account_.id, done);
+    commit("the deleted messages", [&] { ledger_.markDeleted(account_.id, done); });
     report_.deleted = static_cast<int>(done.size());
 }
 

@@ -39,7 +39,8 @@ void Poll::plan()
         for (const auto& [uid, r] : rows)
             if (!r.deleted && !listed.count(uid))
                 gone.push_back(uid);
-        ledger_.markDeleted(account_.id, gone);
+        if (!gone.empty())
+            commit("the deleted messages", [&] { ledger_.markDeleted(account_.id, gone); });
     }
 
     const std::int64_t now = nowSeconds();

@@ -9,9 +9,10 @@
 #include "core/secretbox.h"
 #include "core/store.h"
 #include "core/text.h"
-#include "plugin/popgated/fetcher.h"
 #include "plugin/net/oauth_client.h"
 #include "plugin/net/pop3_trace.h"
+#include "plugin/popgated/fetcher.h"
+#include "plugin/popgated/lease_keeper.h"
 
 #include <Poco/DirectoryIterator.h>
 #include <Poco/Environment.h>
@@ -23,6 +24,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <random>
 #include <set>
@@ -230,10 +232,43 @@ std::string accountSecret(const Config& config, Store& store, const Account& acc
     }
 }
 
-// pollOne - one account, from the worker's own store; updates its status.
-void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account& account,
-             Poco::Logger& log, std::atomic<bool>& stopping, Shared& shared)
+// skipPoll - the account is not polled now (its lease is not this host's, or
+// not confirmed: the keeper logs a database outage once); looked at again in
+// retryMs, without a log line or a status row.
+void skipPoll(const Account& account, Shared& shared, std::int64_t retryMs)
 {
+    std::lock_guard<std::mutex> lock(shared.mutex);
+    shared.running.erase(account.name);
+    if (shared.once)
+        shared.tick.notify_one();
+    else
+        shared.schedule(account.name, nowMillis() + retryMs);
+}
+
+// pollOne - one account, from the worker's own store; updates its status.
+// With leases (PostgreSQL) only under this host's lease, claimed for the poll.
+// Returns the report (the worker reopens its database session after a failure).
+PollReport pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account& account,
+                   Poco::Logger& log, std::atomic<bool>& stopping, Shared& shared,
+                   LeaseKeeper& keeper)
+{
+    std::shared_ptr<LeaseToken> lease;
+    if (keeper.enabled()) {
+        lease = keeper.token(account.id);
+        if (!lease || !lease->begin(keeper.tickMs())) {
+            const std::int64_t retry = std::max<std::int64_t>(1000, keeper.tickMs());
+            skipPoll(account, shared, std::min<std::int64_t>(account.pollInterval * 1000, retry));
+            return {};
+        }
+    }
+    struct EndUse {
+        LeaseToken* t;
+        ~EndUse()
+        {
+            if (t)
+                t->end();
+        }
+    } endUse{lease.get()};
     MessageStore ms(store);
     const std::int64_t now = nowSeconds();
     AccountStatus st;
@@ -266,7 +301,7 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
         } else {
             st.debugUntil = 0;
         }
-        report = fetcher.poll(account, secret, trace.get(), stopping);
+        report = fetcher.poll(account, secret, trace.get(), stopping, lease);
     } catch (const OAuthError& e) { // the token endpoint refused the grant or was unreachable
         report.ok = false;
         report.failure =
@@ -282,6 +317,14 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
         report.error = e.what();
     }
 
+    if (report.leaseLost) {
+        // Another host holds the account now: its status is that host's to
+        // write; this one forgets the account (the keeper drops the lease).
+        if (lease)
+            lease->markLost();
+        skipPoll(account, shared, account.pollInterval * 1000);
+        return report;
+    }
     st.accountId = account.id;
     st.lastPollAt = now;
     std::int64_t next = 0; // unix milliseconds
@@ -306,18 +349,31 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
     } else {
         const Decision d = decide(report.failure);
         ++st.consecutiveFailures;
+        // A database outage is logged once by the lease keeper; the polls in
+        // flight when it began say so at debug level only.
+        if (report.failure == Failure::Database && !store.session().isConnected())
+            keeper.reportOutage(report.error);
+        const bool quiet = report.failure == Failure::Database && keeper.databaseDown();
         if (d.authFailure)
             ++st.authFailures;
         st.lastError = report.error;
         st.lastErrorAt = nowSeconds();
         const std::int64_t wait = accountBackoff(st.consecutiveFailures, account.pollInterval,
                                                  config.integer("backoff_cap"));
-        next = nowMillis() + jittered(wait);
-        log.error("account=" + account.name + " server=" + account.server + " poll failed (" +
-                  failureName(report.failure) + ", " + d.meaning +
-                  "): " + escapeText(report.error, EscapeFor::LogText) + "; " +
-                  std::to_string(report.delivered) + " delivered before; next poll in " +
-                  std::to_string((next - nowMillis() + 500) / 1000) + "s");
+        // The database's outage is not the account's: it is polled again as
+        // soon as the keeper confirms its lease again (skipped until then).
+        next =
+            nowMillis() + (quiet ? std::max<std::int64_t>(1000, keeper.tickMs()) : jittered(wait));
+        const std::string line = "account=" + account.name + " server=" + account.server +
+                                 " poll failed (" + failureName(report.failure) + ", " + d.meaning +
+                                 "): " + escapeText(report.error, EscapeFor::LogText) + "; " +
+                                 std::to_string(report.delivered) +
+                                 " delivered before; next poll in " +
+                                 std::to_string((next - nowMillis() + 500) / 1000) + "s";
+        if (quiet)
+            log.debug(line);
+        else
+            log.error(line);
         const std::int64_t limit = config.integer("auto_deactivate_after");
         if (d.authFailure && limit > 0 && st.authFailures >= limit) {
             try {
@@ -351,8 +407,9 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
         tx.commit();
         store.setCommitSync(true);
     } catch (const std::exception& e) {
-        log.error("account=" + account.name +
-                  " cannot record its status: " + std::string(e.what()));
+        if (!keeper.databaseDown())
+            log.error("account=" + account.name +
+                      " cannot record its status: " + std::string(e.what()));
         try {
             store.setCommitSync(true);
         } catch (...) {
@@ -369,6 +426,7 @@ void pollOne(const Config& config, Store& store, Fetcher& fetcher, const Account
         shared.tick.notify_one();
     else
         shared.schedule(account.name, next);
+    return report;
 }
 
 // sweepSpool - remove spool files a killed popgated left behind: their
@@ -444,22 +502,81 @@ void provision(const Config& config, Store& main, Poco::Logger& log)
 int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Logger& log,
                  std::atomic<bool>& stopping, std::atomic<bool>& reload)
 {
-    Store main(config);
-    main.requireCurrentSchema();
-    provision(config, main, log);
-    const FetchSettings settings = fetchSettings(config);
+    // Leases with PostgreSQL (several hosts); with SQLite one popgated per
+    // database file, kept by a lock file beside it.
+    LeaseKeeper keeper(config, log);
+    std::optional<SingleHostLock> singleHost;
+    if (!keeper.enabled())
+        singleHost.emplace(config.str("database.path"));
+    auto main = std::make_unique<Store>(config);
+    main->requireCurrentSchema();
+    provision(config, *main, log);
+    FetchSettings settings = fetchSettings(config);
+    settings.instance = keeper.instance();
+    settings.leaseMarginMs = keeper.tickMs();
     Poco::File(settings.spoolDir + "/tmp").createDirectories();
     sweepSpool(settings.spoolDir + "/tmp", log);
+    std::int64_t onlyId = 0;
+    if (!options.onlyAccount.empty()) {
+        const auto a = main->account(options.onlyAccount);
+        if (!a || !a->active)
+            throw InputError("account '" + options.onlyAccount + "': no such active account");
+        onlyId = a->id;
+    }
+    keeper.start(options.once, onlyId);
+
+    // The keeper's own thread: heartbeat and renewals every sixth of lease_period.
+    std::mutex keeperMutex;
+    std::condition_variable keeperWake;
+    bool keeperDone = false;
+    std::thread keeperThread;
+    if (keeper.enabled())
+        keeperThread = std::thread([&] {
+            std::unique_lock<std::mutex> lock(keeperMutex);
+            while (!keeperDone) {
+                keeperWake.wait_for(lock, Millis(keeper.tickMs()), [&] { return keeperDone; });
+                if (keeperDone)
+                    break;
+                lock.unlock();
+                keeper.tick();
+                if (keeper.identityLost())
+                    stopping = true;
+                lock.lock();
+            }
+        });
+    auto stopKeeper = [&] {
+        if (!keeperThread.joinable())
+            return;
+        {
+            std::lock_guard<std::mutex> lock(keeperMutex);
+            keeperDone = true;
+        }
+        keeperWake.notify_all();
+        keeperThread.join();
+        keeper.stop();
+    };
+
     Shared shared;
     const int workers = static_cast<int>(std::max<std::int64_t>(1, config.integer("workers")));
     std::atomic<bool> done{false};
     std::vector<std::thread> pool;
     for (int i = 0; i < workers; ++i) {
         pool.emplace_back([&] {
-            Store store(config);
-            FilterCache filters(store, config, log);
-            Fetcher fetcher(
-                store, settings, [&](const Account& a) { return filters.get(a); }, log);
+            // The worker's own database session, reopened after a database
+            // failure (a restarted PostgreSQL leaves the old session dead).
+            struct Kit {
+                Kit(const Config& c, const FetchSettings& s, Poco::Logger& l)
+                    : store(c), filters(store, c, l),
+                      fetcher(
+                          store, s, [this](const Account& a) { return filters.get(a); }, l)
+                {
+                }
+                Store store;
+                FilterCache filters;
+                Fetcher fetcher;
+                std::uint64_t outages = 0; ///< keeper.outages() when it was opened
+            };
+            std::unique_ptr<Kit> kit;
             while (true) {
                 Account account;
                 {
@@ -472,7 +589,31 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                         shared.lateness.add(nowMillis() - shared.queue.front().second);
                     shared.queue.pop_front();
                 }
-                pollOne(config, store, fetcher, account, log, stopping, shared);
+                // A session opened before an outage is dead: a new one.
+                if (kit && kit->outages != keeper.outages())
+                    kit.reset();
+                if (!kit) {
+                    try {
+                        const std::uint64_t outages = keeper.outages();
+                        kit = std::make_unique<Kit>(config, settings, log);
+                        kit->outages = outages;
+                    } catch (const std::exception& e) {
+                        keeper.reportOutage(e.what());
+                        if (!keeper.databaseDown())
+                            log.error("account=" + account.name +
+                                      " not polled: " + flatten(e.what()));
+                        skipPoll(account, shared, 5000);
+                        if (shared.once) {
+                            std::lock_guard<std::mutex> lock(shared.mutex);
+                            ++shared.failedPolls;
+                        }
+                        continue;
+                    }
+                }
+                const PollReport r = pollOne(config, kit->store, kit->fetcher, account, log,
+                                             stopping, shared, keeper);
+                if (!r.ok && r.failure == Failure::Database)
+                    kit.reset();
             }
         });
     }
@@ -480,22 +621,36 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
     auto wanted = [&](const Account& a) {
         return a.active && (options.onlyAccount.empty() || a.name == options.onlyAccount);
     };
+    // mine - with leases, only the accounts this host holds are polled here.
+    auto mine = [&](const Account& a, const std::set<std::int64_t>& held) {
+        return !keeper.enabled() || held.count(a.id) != 0;
+    };
     if (options.once) {
-        // Every active account once, all at the same time (workers permitting).
+        // Every active account once (with leases: every one this host could
+        // take), all at the same time (workers permitting).
         std::vector<Account> accounts;
         try {
-            accounts = main.accounts();
+            accounts = main->accounts();
         } catch (const std::exception& e) {
             log.error(std::string("cannot read the accounts: ") + e.what());
             ++shared.failedPolls;
         }
+        const std::set<std::int64_t> held = keeper.held();
+        int elsewhere = 0;
         std::unique_lock<std::mutex> lock(shared.mutex);
         shared.once = true;
         for (const auto& a : accounts)
             if (wanted(a)) {
+                if (!mine(a, held)) {
+                    ++elsewhere;
+                    continue;
+                }
                 shared.running.insert(a.name);
                 shared.queue.emplace_back(a, 0);
             }
+        if (elsewhere)
+            log.notice(std::to_string(elsewhere) +
+                       " active account(s) held by other hosts: left to them");
         shared.work.notify_all();
         shared.tick.wait(lock, [&] { return shared.running.empty() || stopping.load(); });
     }
@@ -503,9 +658,13 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
     // The daemon. Accounts are re-read when the configuration generation
     // moved (checked every 5 s) or on SIGHUP; due polls come off a heap, so
     // neither a wake-up nor a finished poll costs a pass over every account.
-    std::map<std::string, Account> active; ///< by name, as last read
+    // With leases, the accounts polled here follow what the keeper holds.
+    std::map<std::string, Account> all;    ///< wanted accounts by name, as last read
+    std::map<std::string, Account> active; ///< those this host polls
     std::int64_t loadedGeneration = -1, lastCheck = 0, lastHousekeeping = 0,
                  lastStats = nowSeconds();
+    std::uint64_t seenLeases = 0, mainOutages = keeper.outages();
+    bool firstLoad = true;
     while (!options.once && !stopping.load()) {
         const std::int64_t now = nowSeconds();
         if (now - lastStats >= 3600) {
@@ -516,46 +675,86 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
             lastStats = now;
         }
         const bool forced = reload.exchange(false);
-        if (forced) {
-            log.notice("SIGHUP: re-reading " + config.str("accounts_dir") +
-                       ", the accounts and the filters");
-            try {
-                provision(config, main, log);
-            } catch (const std::exception& e) {
-                // The accounts as they were keep being polled.
-                log.error(config.str("accounts_dir") + ": not applied: " + flatten(e.what()));
+        try {
+            if (mainOutages != keeper.outages())
+                main.reset(); // opened before an outage: dead
+            if (!main) {
+                mainOutages = keeper.outages();
+                main = std::make_unique<Store>(config);
             }
-        }
-        if (forced || now - lastCheck >= 5) {
-            lastCheck = now;
-            try {
-                const std::int64_t generation = main.generation();
+            if (forced) {
+                log.notice("SIGHUP: re-reading " + config.str("accounts_dir") +
+                           ", the accounts and the filters");
+                try {
+                    provision(config, *main, log);
+                } catch (const InputError& e) {
+                    // The accounts as they were keep being polled.
+                    log.error(config.str("accounts_dir") + ": not applied: " + flatten(e.what()));
+                }
+            }
+            if (forced || now - lastCheck >= 5) {
+                lastCheck = now;
+                const std::int64_t generation = main->generation();
                 if (forced || generation != loadedGeneration) {
                     std::map<std::string, Account> fresh;
-                    for (auto& a : main.accounts())
+                    for (auto& a : main->accounts())
                         if (wanted(a))
                             fresh.emplace(a.name, std::move(a));
-                    std::lock_guard<std::mutex> lock(shared.mutex);
-                    // Gone or inactive: forgotten (their heap entries go stale).
-                    for (auto it = shared.nextPoll.begin(); it != shared.nextPoll.end();)
-                        it = fresh.count(it->first) ? std::next(it) : shared.nextPoll.erase(it);
-                    // First sight: the first polls spread out.
-                    const std::int64_t nowMs = nowMillis();
-                    for (const auto& [name, a] : fresh)
-                        if (!shared.nextPoll.count(name) && !shared.running.count(name))
-                            shared.schedule(name, nowMs + firstPollIn(a.pollInterval));
-                    active.swap(fresh);
-                    loadedGeneration = generation;
+                    all.swap(fresh);
+                    seenLeases = ~keeper.changes(); // recompute below
                     log.information("scheduler: configuration generation " +
-                                    std::to_string(generation) + ", " +
-                                    std::to_string(active.size()) + " active account(s)");
+                                    std::to_string(generation) + ", " + std::to_string(all.size()) +
+                                    " active account(s)");
+                    loadedGeneration = generation;
                 }
-            } catch (const std::exception& e) {
-                log.error(std::string("cannot read the accounts: ") + e.what());
             }
+        } catch (const std::exception& e) {
+            if (main && !main->session().isConnected())
+                keeper.reportOutage(e.what());
+            main.reset(); // a new session next time
+            if (!keeper.databaseDown())
+                log.error(std::string("cannot read the accounts: ") + flatten(e.what()));
         }
-        if (now - lastHousekeeping >= 3600) {
-            housekeeping(config, main, log);
+        if (keeper.changes() != seenLeases) {
+            seenLeases = keeper.changes();
+            const std::set<std::int64_t> held = keeper.held();
+            std::map<std::string, Account> fresh;
+            for (const auto& [name, a] : all)
+                if (mine(a, held))
+                    fresh.emplace(name, a);
+            std::lock_guard<std::mutex> lock(shared.mutex);
+            // Gone, inactive or no longer held: forgotten (their heap entries go stale).
+            for (auto it = shared.nextPoll.begin(); it != shared.nextPoll.end();)
+                it = fresh.count(it->first) ? std::next(it) : shared.nextPoll.erase(it);
+            // First sight. An account taken over from another host keeps the
+            // poll time that host recorded (a thousand accounts moving at once
+            // do not all come due at once); one overdue or never polled is
+            // polled within 5 s; one never polled (or any, at this host's
+            // start) spread over up to 30 s.
+            std::map<std::int64_t, std::int64_t> recorded; // account id -> next poll (s)
+            if (keeper.enabled() && main) {
+                try {
+                    recorded = LeaseStore(*main, HostIdentity{}, 0).nextPolls();
+                } catch (const std::exception&) {
+                    // without them, the spread below
+                }
+            }
+            const std::int64_t nowMs = nowMillis();
+            for (const auto& [name, a] : fresh) {
+                if (shared.nextPoll.count(name) || shared.running.count(name))
+                    continue;
+                const auto r = recorded.find(a.id);
+                const std::int64_t at = r == recorded.end() ? 0 : r->second * 1000;
+                const bool spread = firstLoad || at == 0;
+                shared.schedule(name,
+                                at > nowMs ? at : nowMs + firstPollIn(spread ? a.pollInterval : 5));
+            }
+            active.swap(fresh);
+            if (!all.empty())
+                firstLoad = false;
+        }
+        if (now - lastHousekeeping >= 3600 && main) {
+            housekeeping(config, *main, log);
             lastHousekeeping = now;
         }
         std::unique_lock<std::mutex> lock(shared.mutex);
@@ -569,7 +768,7 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
             shared.nextPoll.erase(next);
             auto a = active.find(d.second);
             if (a == active.end())
-                continue; // deactivated or removed while it ran
+                continue; // deactivated, removed or no longer held while it ran
             shared.running.insert(d.second);
             shared.queue.emplace_back(a->second, d.first);
             shared.work.notify_one();
@@ -591,12 +790,12 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
     shared.work.notify_all();
     for (auto& t : pool)
         t.join();
+    stopKeeper(); // the leases given back only once no poll runs under them
     if (!options.once)
         log.notice("scheduler: " + shared.lateness.summary() + " (the last " +
                    std::to_string(nowSeconds() - lastStats) + " s)");
-    if (options.once && !options.onlyAccount.empty() && shared.finishedPolls == 0 &&
-        shared.failedPolls == 0)
-        throw InputError("account '" + options.onlyAccount + "': no such active account");
+    if (keeper.identityLost())
+        return 1;
     return shared.failedPolls == 0 ? 0 : 1;
 }
 

@@ -210,3 +210,30 @@ BOOST_AUTO_TEST_CASE(batch_forms_match_the_single_ones)
         }
     }
 }
+
+// claim - compare-and-set: of two writers that read the same row, one wins.
+BOOST_AUTO_TEST_CASE(claim_is_compare_and_set)
+{
+    for (const char* d : test::kDialects) {
+        BOOST_TEST_CONTEXT(d)
+        {
+            Db db(d);
+            MessageStore ms(*db.store);
+            MessageRecord r;
+            r.accountId = db.accountId;
+            r.uidl = "u1";
+            r.state = MessageState::Ignored;
+            r.quarantinePath = "/q/1.eml";
+            ms.save(r);
+            MessageRecord first = *ms.find(r.id), second = *ms.find(r.id);
+            for (MessageRecord* m : {&first, &second}) {
+                m->state = MessageState::Injecting;
+                ++m->attempts;
+            }
+            BOOST_TEST(ms.claim(first, MessageState::Ignored, r.attempts));
+            BOOST_TEST(!ms.claim(second, MessageState::Ignored, r.attempts));
+            BOOST_TEST(messageStateName(ms.find(r.id)->state) == "injecting");
+            BOOST_TEST(ms.find(r.id)->attempts == r.attempts + 1);
+        }
+    }
+}

@@ -71,6 +71,9 @@ BOOST_AUTO_TEST_CASE(failure_table)
         {Failure::OAuthUnavailable, M::None, true, false, true, false},
         // Our disk: stop, delete nothing in this session.
         {Failure::Spool, M::None, true, false, true, false},
+        // Another host holds the account now: record and delete nothing more,
+        // drop the session; not the account's failure (no back-off).
+        {Failure::LeaseLost, M::None, true, false, false, false},
     };
     for (const auto& r : rows) {
         BOOST_TEST_CONTEXT(failureName(r.failure))
@@ -84,7 +87,7 @@ BOOST_AUTO_TEST_CASE(failure_table)
             BOOST_TEST(std::string(d.meaning).size() > 0u);
             // Never QUIT (which applies DELEs) unless the session is ending anyway
             // or nothing is wrong with our own state.
-            if (r.failure == Failure::Database)
+            if (r.failure == Failure::Database || r.failure == Failure::LeaseLost)
                 BOOST_TEST(!d.quit);
         }
     }
