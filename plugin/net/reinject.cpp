@@ -292,7 +292,8 @@ void SmtpReinjector::writeBody(const SmtpMessage& m)
 
 std::vector<SmtpResult>
 SmtpReinjector::deliverMany(const std::vector<SmtpMessage>& messages,
-                            const std::function<void(std::size_t, const SmtpResult&)>& onResult)
+                            const std::function<void(std::size_t, const SmtpResult&)>& onResult,
+                            const std::function<bool()>& stopBefore)
 {
     std::vector<SmtpResult> results;
     auto push = [&](const SmtpResult& r) {
@@ -330,6 +331,8 @@ SmtpReinjector::deliverMany(const std::vector<SmtpMessage>& messages,
     };
 
     for (std::size_t i = 0; i < messages.size(); ++i) {
+        if (i > 0 && stopBefore && stopBefore())
+            break; // the pending message, if any, is finished below
         const SmtpMessage& m = messages[i];
         if (!socket_) {
             const SmtpResult c = connect();

@@ -80,10 +80,13 @@ public:
     /// results than messages). Never throws for SMTP or network trouble.
     /// onResult, if given, is told each result as soon as it is known (index
     /// into messages), while later messages may still be on their way; what
-    /// it throws ends the session and propagates.
+    /// it throws ends the session and propagates. stopBefore, if given, is asked
+    /// before each message after the first: true leaves that one and the rest
+    /// unattempted (the one already on its way is finished), and the session open.
     std::vector<SmtpResult>
     deliverMany(const std::vector<SmtpMessage>& messages,
-                const std::function<void(std::size_t, const SmtpResult&)>& onResult = nullptr);
+                const std::function<void(std::size_t, const SmtpResult&)>& onResult = nullptr,
+                const std::function<bool()>& stopBefore = nullptr);
     /// deliver - one message from a stream (popgatectl message release).
     SmtpResult deliver(const std::string& sender, const std::vector<std::string>& recipients,
                        std::istream& message, std::int64_t size);

@@ -163,7 +163,10 @@ void Poll::deliver(Batch& batch)
 
     std::size_t attempted = 0;
     try {
-        attempted = mta_.deliverMany(messages, outcome).size();
+        // A stop (SIGTERM) finishes the message on its way and hands over no more:
+        // the rest stay on the server, as they were, for the next run.
+        attempted =
+            mta_.deliverMany(messages, outcome, [this] { return stopping_.load(); }).size();
     } catch (...) {
         if (relaxed) {
             try {
@@ -173,6 +176,8 @@ void Poll::deliver(Batch& batch)
         }
         throw;
     }
+    if (!outcomes.empty()) // stopped before the batch's last message: its results
+        flushOutcomes(true);
     if (relaxed) // only when the last result never came: cannot happen, but be sure
         store_.setCommitSync(true);
     if (attempted < sending.size()) {
