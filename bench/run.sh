@@ -4,7 +4,7 @@
 # counting SMTP sink, a private Postfix), all on 127.0.0.1. One command:
 #   bench/run.sh                      every case, 3 runs each, results in bench/results/
 # Environment (defaults in brackets):
-#   BENCH_CASES [1 2 3 4 5 6 7] 1: 1 account x N x 4 KB -> sink; 2: the same -> Postfix;
+#   BENCH_CASES [1 2 3 4 5 6 7 8] 1: 1 account x N x 4 KB -> sink; 2: the same -> Postfix;
 #                             3: 4 accounts x N/4 -> Postfix; 4: BIG_N x BIG_SIZE -> sink;
 #                             5: IDLE_ACCOUNTS empty mailboxes polled every IDLE_INTERVAL s
 #                                for IDLE_SECONDS (popgated and `fetchmail -d` as daemons);

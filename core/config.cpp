@@ -77,7 +77,7 @@ const std::vector<ConfigKey> kKeys = {
      nullptr, false},
     {"lease_period", ConfigType::Duration, "60s",
      "With PostgreSQL: how long a host's hold on an account lasts unless renewed (it is renewed "
-     "every third of it while the host runs). A host that dies or loses the database gives up "
+     "every sixth of it while the host runs). A host that dies or loses the database gives up "
      "its accounts within this time, and the other hosts take them over; at least 2s.",
      nullptr, false},
     {"session_time_budget", ConfigType::Duration, "10m",

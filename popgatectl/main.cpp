@@ -62,7 +62,7 @@ const char* const kCommands =
     "  message list [--account=A] [--state=S] [--since=WHEN] [--limit=N]\n"
     "    (oldest first, with each message's age)\n"
     "  message show ID [--body] | delete ID | purge --older-than=AGE [--account=A]\n"
-    "  message release ID | message retry ID|--account=A\n"
+    "  message release ID [--force] | message retry ID|--account=A\n"
     "  log [--account=A] [--since=2h] [--state=S] [--limit=N] [--follow] [--json]\n"
     "    (the message log; --follow: new lines until Ctrl-C)\n"
     "  status [--json]                  per account: last poll, last error, next poll, 24 h "

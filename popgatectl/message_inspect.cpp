@@ -342,7 +342,7 @@ int messageShow(Context& ctx, const std::vector<std::string>& rest)
         row("quarantine", "no copy kept");
         break;
     case Copy::Kind::Gone:
-        row("quarantine", m.quarantinePath + " (gone: removed by quarantine_retention)");
+        row("quarantine", m.quarantinePath + " (not here: another gateway host's spool_dir, or removed by quarantine_retention)");
         break;
     case Copy::Kind::Kept:
         row("quarantine", m.quarantinePath + " (" + std::to_string(copy.bytes) + " bytes)");
@@ -404,6 +404,12 @@ int messageDelete(Context& ctx, const std::vector<std::string>& rest)
                          " (only quarantined messages, state ignored, are deleted)");
     if (m.quarantinePath.empty())
         throw InputError(who + ": no quarantined copy is kept (" + terminal(m.reason) + ")");
+    // Not here: another gateway host's quarantine (each host has its own spool_dir),
+    // or already removed by quarantine_retention. The row is left as it is.
+    if (::access(m.quarantinePath.c_str(), F_OK) != 0)
+        throw OperationError(who + ": the quarantined copy " + terminal(m.quarantinePath) +
+                             " is not on this host (another gateway host's spool_dir, or "
+                             "removed by quarantine_retention); nothing changed");
     const auto account = accountOf(ctx, m);
     if (!removeCopy(ctx, ms, m, account ? account->name : "",
                     "deleted from quarantine (message delete)"))
@@ -455,9 +461,10 @@ int messagePurge(Context& ctx, const std::vector<std::string>& rest)
             continue;
         struct stat st {
         };
-        // Retention's test: the file's own time; one already gone is forgotten too.
-        const bool exists = ::stat(m.quarantinePath.c_str(), &st) == 0;
-        if (exists && st.st_mtime >= cutoff)
+        // Retention's test: the file's own time. A row whose file is not here is left
+        // alone: it may be another gateway host's quarantine (each host has its own
+        // spool_dir), and that host's purge decides.
+        if (::stat(m.quarantinePath.c_str(), &st) != 0 || st.st_mtime >= cutoff)
             continue;
         if (removeCopy(ctx, ms, m, names[m.accountId],
                        "purged from quarantine (message purge --older-than=" +

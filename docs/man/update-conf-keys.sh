@@ -15,13 +15,18 @@ trap 'rm -f "$tmp" "$tmp.keys"' EXIT
 "$ctl" config sample | awk '
   # roff-escape: backslashes and hyphens; a leading dot or quote is protected.
   function esc(s) { gsub(/\\/, "\\e", s); gsub(/-/, "\\-", s); if (s ~ /^[.\047]/) s = "\\&" s; return s }
+  # `command` in the key table: bold, as the rest of the page writes commands.
+  function bold(s) {
+    while (match(s, /`[^`]+`/)) s = substr(s, 1, RSTART - 1) "\\fB" substr(s, RSTART + 1, RLENGTH - 2) "\\fP" substr(s, RSTART + RLENGTH)
+    return s
+  }
   /^$/ { text = ""; choice = ""; next }
   /^#[a-z][a-z0-9_.]* = ?/ {
     key = $0; sub(/^#/, "", key); def = key
     sub(/ =.*/, "", key); sub(/^[^=]*= ?/, "", def)
     print ".TP"
     print ".B " esc(key)
-    if (text != "") print esc(text)
+    if (text != "") print bold(esc(text))
     if (choice != "") print "One of: " esc(choice) "."
     print ".br"
     print "Default: " (def == "" ? "empty" : "\\fB" esc(def) "\\fP") "."

@@ -13,9 +13,8 @@ namespace popgate::fuzz
 
 /// Finding F1 (tests/fuzz/README.md): parseAddressList reads a "<>" element as
 /// the null address, so a From field "<>" is judged by the bounce policy
-/// instead of failing closed. The fix belongs in core/address.cpp (another
-/// branch); set this to true when it is merged, and the address and screen
-/// targets then require it.
+/// instead of failing closed. Fixed in core/address.cpp; with this true the
+/// address and screen targets require the refusal.
 constexpr bool kNullFromRefused = true;
 
 /// shown - bytes as C escapes ("\x1b"), at most 300 of them.

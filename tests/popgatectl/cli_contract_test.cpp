@@ -419,7 +419,11 @@ BOOST_AUTO_TEST_CASE(message_delete_and_purge_empty_the_quarantine_by_hand)
             "), (1, 'u5', 'ignored', 1, '" + old + "', " + std::to_string(now - 3 * 86400) + ", " +
             std::to_string(now - 3 * 86400) + "), (1, 'u6', 'injecting', 1, '" +
             cli.dir.file("spool//quarantine/helpdesk/helpdesk.6.eml") + "', " +
-            std::to_string(now - 3 * 86400) + ", " + std::to_string(now) + ")");
+            std::to_string(now - 3 * 86400) + ", " + std::to_string(now) +
+            // old, its copy on another gateway host (not in this spool_dir): left alone
+            "), (1, 'u7', 'ignored', 1, '/var/spool/popgate-elsewhere/quarantine/helpdesk/"
+            "helpdesk.7.eml', " +
+            std::to_string(now - 3 * 86400) + ", " + std::to_string(now - 3 * 86400) + ")");
     r = cli({"message", "purge", "--older-than=1d", "--json"});
     BOOST_TEST_REQUIRE(r.status == 0, r.err);
     o = parse(r.out).extract<Poco::JSON::Object::Ptr>();
@@ -430,6 +434,15 @@ BOOST_AUTO_TEST_CASE(message_delete_and_purge_empty_the_quarantine_by_hand)
     BOOST_TEST(::access(old.c_str(), F_OK) != 0);
     BOOST_TEST(::access(orphan.c_str(), F_OK) != 0);
     BOOST_TEST(::access(sending.c_str(), F_OK) == 0, "a copy being released stays, however spelt");
+    r = cli({"message", "show", "7", "--json"});
+    BOOST_TEST_REQUIRE(r.status == 0, r.err);
+    o = parse(r.out).extract<Poco::JSON::Object::Ptr>();
+    BOOST_TEST(o->getObject("quarantine")->getValue<std::string>("path") ==
+                   "/var/spool/popgate-elsewhere/quarantine/helpdesk/helpdesk.7.eml",
+               "a row whose copy is on another host keeps naming it: " << r.out);
+    r = cli({"message", "delete", "7"});
+    BOOST_TEST(r.status == 1, "not on this host: " << r.err);
+    BOOST_TEST(has(r.err, "is not on this host"), r.err);
 }
 
 namespace
