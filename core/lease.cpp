@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace Poco::Data::Keywords;
@@ -377,6 +378,14 @@ SingleHostLock::SingleHostLock(const std::string& databasePath) : path_(database
     if (fd_ < 0)
         throw OperationError("database sqlite " + databasePath + ": cannot open the lock file " +
                              path_ + ": " + std::strerror(errno));
+    // The database's own mode (0660 in the setgid popgate-db directory), whatever the
+    // umask: like SQLite's side files. Only its owner can change it; others leave it.
+    struct stat st {
+    };
+    if (::fstat(fd_, &st) == 0 && st.st_uid == ::geteuid() && (st.st_mode & 07777) != 0660 &&
+        ::fchmod(fd_, 0660) != 0) {
+        // not fatal: the lock works whatever its mode
+    }
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
         const int error = errno;
         char buf[32] = {0};
