@@ -185,6 +185,12 @@ std::string asciiLabel(const std::string& label, bool allowWildcard)
 // trip). What libidn2 refuses is refused here: the caller fails closed.
 std::string idnaLabel(const std::string& label)
 {
+    // libidn2 reads a C string: a NUL would cut the label short, and the key would
+    // be of a shorter domain than the one written (fuzz finding F2). No control byte
+    // belongs in a domain anyway.
+    for (unsigned char c : label)
+        if (c < 0x20 || c == 0x7f)
+            fail("character " + showChar(c) + " not allowed in a domain");
     char* out = nullptr;
     const int rc = idn2_to_ascii_8z(label.c_str(), &out, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
     if (rc != IDN2_OK)

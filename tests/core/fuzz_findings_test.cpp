@@ -72,3 +72,17 @@ BOOST_AUTO_TEST_CASE(f1_a_null_mailbox_in_a_from_field_fails_closed)
                         "From: <> gave " << screenReasonName(verdict.reason) << ": "
                                          << verdict.detail);
 }
+
+// F2 (address target, found by CI's 60 s run after libidn2 came in): a NUL inside a
+// non-ASCII domain reached idn2_to_ascii_8z, which reads a C string, so the key was
+// that of the domain cut at the NUL ("x@b\xc3\xbc\0...ampLe" keyed as x@xn--b-eha):
+// "x@b\xc3\xbc\0.spam.example" would have been judged as another domain. Fixed in
+// core/address.cpp idnaLabel: a control byte in a domain is refused.
+BOOST_AUTO_TEST_CASE(f2_a_nul_in_an_idn_domain_is_refused_not_cut)
+{
+    const std::string input = corpusFile("address", "finding-f2-nul-in-idn-domain");
+    BOOST_CHECK_THROW(parseAddress(input), InputError);
+    BOOST_CHECK_THROW(parseAddress(std::string("x@b\xc3\xbc\0.spam.example", 20)), InputError);
+    BOOST_CHECK_THROW(normalizeDomain(std::string("b\xc3\xbc\x01x", 5)), InputError);
+    BOOST_TEST(normalizeDomain("b\xc3\xbc.example") == "xn--b-eha.example");
+}
