@@ -58,6 +58,9 @@ public:
     int port() const { return server_.address().port(); }
     /// connections - how many clients it accepted so far.
     int connections() const { return accepted_; }
+    /// open - connections still relayed: 0 once every line a client sent
+    /// before it went was seen (and passed or not).
+    int open() const { return open_; }
 
 private:
     void acceptLoop()
@@ -72,6 +75,7 @@ private:
                 continue;
             }
             const int id = ++accepted_;
+            ++open_;
             std::lock_guard<std::mutex> lock(mutex_);
             relays_.emplace_back([this, client, id]() mutable {
                 try {
@@ -84,6 +88,7 @@ private:
                     client.close();
                 } catch (...) {
                 }
+                --open_;
             });
         }
     }
@@ -151,6 +156,7 @@ private:
     int upstream_;
     Hook hook_;
     std::atomic<int> accepted_{0};
+    std::atomic<int> open_{0};
     std::atomic<bool> stop_{false};
     std::mutex mutex_;
     std::vector<std::thread> relays_;
