@@ -100,9 +100,10 @@ BOOST_AUTO_TEST_CASE(retry_of_a_failed_message_delivers_it_once)
     const std::string rowId = idOf(gw, id);
     const RunResult release = ctl(gw, {"message", "release", rowId});
     BOOST_TEST(release.status == 2, release.err);
-    BOOST_TEST(release.err.find("not in quarantine (state failed; see `popgatectl message retry`)") !=
-                   std::string::npos,
-               release.err);
+    BOOST_TEST(
+        release.err.find("not in quarantine (state failed; see `popgatectl message retry`)") !=
+            std::string::npos,
+        release.err);
     BOOST_TEST(rowOf(gw, id).state == "failed");
 
     const std::string out = gw.ctl({"message", "retry", rowId});
@@ -160,8 +161,7 @@ BOOST_AUTO_TEST_CASE(retry_of_a_deferred_message_fetches_it_before_its_retry_tim
 
     // --account: every failed or deferred message of the account.
     const std::string out = gw.ctl({"message", "retry", "--account=r"});
-    BOOST_TEST(out == "message " + idOf(gw, id) + " will be fetched again at the next poll\n",
-               out);
+    BOOST_TEST(out == "message " + idOf(gw, id) + " will be fetched again at the next poll\n", out);
     BOOST_TEST(rowOf(gw, id).retryAt == 0);
 
     const RunResult fetched = gw.once();

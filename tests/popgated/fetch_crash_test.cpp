@@ -25,13 +25,12 @@
 #include <Poco/File.h>
 #include <Poco/Path.h>
 #include <Poco/String.h>
-#include <algorithm>
 #include <arpa/inet.h>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <deque>
-#include <fcntl.h>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <netinet/in.h>
 #include <random>
@@ -102,17 +101,16 @@ const char* nameOf(Window w)
     return "?";
 }
 
-const std::vector<Window> kSteered = {Window::RetrMidBody, Window::ReplyHeld,
-                                      Window::LedgerLocked, Window::DeleSent,
-                                      Window::QuitSent,     Window::QuitAnswered};
+const std::vector<Window> kSteered = {Window::RetrMidBody, Window::ReplyHeld, Window::LedgerLocked,
+                                      Window::DeleSent,    Window::QuitSent,  Window::QuitAnswered};
 
 /// Hit - what the proxy saw when a steered window was reached, and what the
 /// test found there.
 struct Hit {
     bool fired = false;
-    std::string user;      ///< POP3 windows: the Dovecot user of the session
-    std::string messageId; ///< (a), (b1), (b2): the message
-    std::string queueId;   ///< (b1), (b2): Postfix's queue id from the 250
+    std::string user;         ///< POP3 windows: the Dovecot user of the session
+    std::string messageId;    ///< (a), (b1), (b2): the message
+    std::string queueId;      ///< (b1), (b2): Postfix's queue id from the 250
     bool journaled = false;   ///< (b2): the 250 was in the delivery journal at the kill
     std::string ledgerAtKill; ///< (b2): the ledger row's state at the kill
     bool dead = false;        ///< the process was gone before anything else passed
@@ -182,8 +180,7 @@ public:
         std::vector<std::string> out;
         for (const auto& [c, s] : smtp_)
             if (c >= firstSmtp_ && s.dots > 0 &&
-                !(window_ == Window::LedgerLocked && hit_.journaled &&
-                  s.lastDot == hit_.messageId))
+                !(window_ == Window::LedgerLocked && hit_.journaled && s.lastDot == hit_.messageId))
                 out.push_back(s.lastDot);
         return out;
     }
@@ -509,9 +506,8 @@ void crashRounds(bool withMilter)
     Gateway gw(s);
     Steering steering(gw.dbFile(), gw.spoolDir() + "/journal");
     const int pop3Port = std::stoi(requireEnv("POPGATE_TEST_DOVECOT_PORT"));
-    SteeringProxy popProxy(pop3Port, [&](int c, From f, const std::string& l) {
-        return steering.onPop(c, f, l);
-    });
+    SteeringProxy popProxy(
+        pop3Port, [&](int c, From f, const std::string& l) { return steering.onPop(c, f, l); });
     SteeringProxy smtpProxy(s.reinjectPort, [&](int c, From f, const std::string& l) {
         return steering.onSmtp(c, f, l);
     });
@@ -538,8 +534,9 @@ void crashRounds(bool withMilter)
                s.password + "\n");
     }
 
-    std::map<std::string, std::string> expected; // Message-ID -> account
-    std::map<std::string, int> copies;           // Message-ID -> copies delivered so far
+    std::map<std::string, std::string> expected;          // Message-ID -> account
+    std::map<std::string, int> copies;                    // Message-ID -> copies delivered so far
+    std::map<std::string, std::set<std::string>> uidlsOf; // Message-ID -> UIDLs its copies name
     std::set<std::string> seenFiles;
     int strangers = 0, wrongMailbox = 0, badIds = 0;
     std::string badIdDetail;
@@ -563,6 +560,8 @@ void crashRounds(bool withMilter)
                     named.account != account) {
                     ++badIds;
                     badIdDetail += "\n  " + id + ": '" + d.first("X-Popgate-Id") + "'";
+                } else {
+                    uidlsOf[id].insert(named.uidl);
                 }
             }
     };
@@ -584,14 +583,13 @@ void crashRounds(bool withMilter)
         schedule.pop_front();
         for (const auto& [account, maildir] : maildirOf)
             for (int i = 0; i < kPerAccount; ++i) {
-                const std::string id = tagOf(n) + account + "-" +
-                                       std::to_string(i) + "." + std::to_string(::getpid()) +
-                                       "@crash.test>";
+                const std::string id = tagOf(n) + account + "-" + std::to_string(i) + "." +
+                                       std::to_string(::getpid()) + "@crash.test>";
                 expected[id] = account;
-                dropMessage(maildir, message({"From: crash@example.com", "Message-ID: " + id,
-                                              "Subject: round " + std::to_string(n)},
-                                             "first line\r\ncrash-marker " + id +
-                                                 "\r\nlast line\r\n"));
+                dropMessage(maildir,
+                            message({"From: crash@example.com", "Message-ID: " + id,
+                                     "Subject: round " + std::to_string(n)},
+                                    "first line\r\ncrash-marker " + id + "\r\nlast line\r\n"));
             }
         std::map<std::string, int> onServer, copiesBefore = copies;
         for (const auto& [account, maildir] : maildirOf)
@@ -602,8 +600,8 @@ void crashRounds(bool withMilter)
         r.window = window;
         r.ordinal = ordinal;
         const pid_t pid = spawn(gw.onceArgv(), logFile);
-        steering.arm(pid, window, ordinal, popProxy.connections() + 1,
-                     smtpProxy.connections() + 1, tagOf(n));
+        steering.arm(pid, window, ordinal, popProxy.connections() + 1, smtpProxy.connections() + 1,
+                     tagOf(n));
         if (window == Window::Random) {
             // A delay after exec, or after the k-th message line of the run.
             if (coin(rng) == 0) {
@@ -656,9 +654,8 @@ void crashRounds(bool withMilter)
 
         if (window != Window::Random) {
             ++tries[window];
-            const std::string where = std::string(nameOf(window)) + " #" +
-                                      std::to_string(ordinal) + " (round " + std::to_string(n) +
-                                      ")";
+            const std::string where = std::string(nameOf(window)) + " #" + std::to_string(ordinal) +
+                                      " (round " + std::to_string(n) + ")";
             if (!r.hit.fired) {
                 // Not reached (popgated ended first): once more, a little later.
                 BOOST_TEST_MESSAGE(where << ": not reached; popgated exited " << status);
@@ -695,8 +692,8 @@ void crashRounds(bool withMilter)
                                                   << r.hit.queueId << ")");
                         break;
                     case Window::LedgerLocked:
-                        BOOST_TEST(r.hit.journaled, "the delivery journal had "
-                                                        << r.hit.queueId << " at the kill");
+                        BOOST_TEST(r.hit.journaled,
+                                   "the delivery journal had " << r.hit.queueId << " at the kill");
                         BOOST_TEST(r.hit.ledgerAtKill == "injecting",
                                    "the ledger row said injecting at the kill");
                         BOOST_TEST(copies[r.hit.messageId] == copiesBefore[r.hit.messageId] + 1,
@@ -720,13 +717,13 @@ void crashRounds(bool withMilter)
                 }
             }
         }
-        BOOST_TEST_MESSAGE("round " << n << " " << nameOf(window)
-                                    << (window == Window::Random ? ""
-                                                                 : " #" + std::to_string(ordinal))
-                                    << ": exit " << status << ", "
-                                    << (r.hit.fired ? "window hit" : "no steered kill") << ", "
-                                    << r.inFlight.size() << " in flight, "
-                                    << countOf(log, " status=delivered") << " delivered lines");
+        BOOST_TEST_MESSAGE("round "
+                           << n << " " << nameOf(window)
+                           << (window == Window::Random ? "" : " #" + std::to_string(ordinal))
+                           << ": exit " << status << ", "
+                           << (r.hit.fired ? "window hit" : "no steered kill") << ", "
+                           << r.inFlight.size() << " in flight, "
+                           << countOf(log, " status=delivered") << " delivered lines");
         rounds.push_back(std::move(r));
     }
 
@@ -780,6 +777,13 @@ void crashRounds(bool withMilter)
     std::string odd;
     for (const auto& row : gw.ledger()) {
         ++rowsOf[row.messageId];
+        // Every copy, resent or not, names the UIDL of its message's row.
+        const auto& uidls = uidlsOf[row.messageId];
+        if (!uidls.empty() && (uidls.size() != 1 || *uidls.begin() != row.uidl)) {
+            ++badIds;
+            badIdDetail += "\n  " + row.messageId + " (uidl " + row.uidl + "): copies name " +
+                           std::to_string(uidls.size()) + " UIDL(s)";
+        }
         if (row.state == "injected" && row.deleted)
             continue;
         (row.state != "injected" ? notInjected : notMarkedDeleted) += 1;
@@ -803,7 +807,7 @@ void crashRounds(bool withMilter)
 
     for (Window w : kSteered)
         BOOST_TEST(hits[w] >= 1, nameOf(w) << ": the window was hit (" << hits[w] << " of "
-                                            << tries[w] << " tries)");
+                                           << tries[w] << " tries)");
     BOOST_TEST(lost == 0, detail);
     if (withMilter) {
         BOOST_TEST(duplicates == 0, "the milter drops every resent copy:" << detail);
@@ -817,7 +821,8 @@ void crashRounds(bool withMilter)
                 for (const auto& row : gw.ledger())
                     if (row.messageId == r.hit.messageId)
                         uidl = row.uidl;
-                BOOST_TEST(mlog.find(" uidl=" + uidl + " action=discard (duplicate: copy queue-id=" +
+                BOOST_TEST(mlog.find(" uidl=" + uidl +
+                                     " action=discard (duplicate: copy queue-id=" +
                                      r.hit.queueId) != std::string::npos,
                            "the milter discarded the resent " << r.hit.messageId);
             }
@@ -825,6 +830,8 @@ void crashRounds(bool withMilter)
         BOOST_TEST(unexplained == 0, "a message arrives twice only when it was the one in flight "
                                      "in its SMTP session at a kill:"
                                          << detail);
+        BOOST_TEST(duplicates <= sessionsInFlight,
+                   "at most one duplicate per SMTP session and kill");
         int heldTwice = 0, held = 0;
         std::string heldDetail;
         for (const Round& r : rounds)
@@ -835,11 +842,14 @@ void crashRounds(bool withMilter)
                               std::to_string(copies[r.hit.messageId]) + " copies, in flight at " +
                               std::to_string(allowed[r.hit.messageId]) + " kill(s)";
             }
-        BOOST_TEST(heldTwice == held,
-                   "without the milter a held 250 is resent (a duplicate, not a loss):" << heldDetail);
+        BOOST_TEST(
+            heldTwice == held,
+            "without the milter a held 250 is resent (a duplicate, not a loss):" << heldDetail);
     }
     BOOST_TEST(journaledResent == 0, "a 250 popgated read is never sent again:" << detail);
-    BOOST_TEST(badIds == 0, "every copy carries its account's valid X-Popgate-Id:" << badIdDetail);
+    BOOST_TEST(badIds == 0, "every copy carries the valid X-Popgate-Id of its account and its "
+                            "row's UIDL:"
+                                << badIdDetail);
     BOOST_TEST(strangers == 0);
     BOOST_TEST(wrongMailbox == 0);
     BOOST_TEST(countMessages(s.maildir) == 0, "nothing left on the server");
@@ -881,11 +891,10 @@ BOOST_AUTO_TEST_CASE(spool_files_of_a_killed_run_are_cleaned_up)
     const std::string to = uniqueAddress("spoolleak");
     gw.addDovecotAccount("leak", s.user2, to);
     for (int i = 0; i < 40; ++i)
-        dropMessage(s.maildir2,
-                    message({"From: leak@example.com", "Message-ID: <leak-" + std::to_string(i) +
-                                                           "." + std::to_string(::getpid()) +
-                                                           "@crash.test>"},
-                            bigBody())); // above Spool::kMemoryLimit: spooled to a file
+        dropMessage(s.maildir2, message({"From: leak@example.com",
+                                         "Message-ID: <leak-" + std::to_string(i) + "." +
+                                             std::to_string(::getpid()) + "@crash.test>"},
+                                        bigBody())); // above Spool::kMemoryLimit: spooled to a file
     // Kill it as soon as a spool file shows up.
     const pid_t pid = spawn(gw.onceArgv(), gw.file("popgated.log"));
     for (int i = 0; i < 1000 && countFiles(gw.spoolDir() + "/tmp") == 0; ++i)

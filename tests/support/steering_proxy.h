@@ -13,8 +13,8 @@
 #include <functional>
 #include <mutex>
 #include <poll.h>
-#include <sys/socket.h>
 #include <string>
+#include <sys/socket.h>
 #include <thread>
 #include <vector>
 
@@ -106,7 +106,8 @@ private:
         Side sides[2] = {{&client, &up, From::Client, {}}, {&up, &client, From::Server, {}}};
         char buffer[16384];
         while (!stop_) {
-            pollfd fds[2] = {{client.impl()->sockfd(), POLLIN, 0}, {up.impl()->sockfd(), POLLIN, 0}};
+            pollfd fds[2] = {{client.impl()->sockfd(), POLLIN, 0},
+                             {up.impl()->sockfd(), POLLIN, 0}};
             if (::poll(fds, 2, 20) <= 0)
                 continue;
             for (int s = 0; s < 2; ++s) {
@@ -145,7 +146,7 @@ private:
         std::size_t sent = 0;
         while (sent < bytes.size()) {
             const int n = s.sendBytes(bytes.data() + sent, static_cast<int>(bytes.size() - sent),
-                                     MSG_NOSIGNAL); // a killed client: no SIGPIPE
+                                      MSG_NOSIGNAL); // a killed client: no SIGPIPE
             if (n <= 0)
                 return;
             sent += static_cast<std::size_t>(n);
