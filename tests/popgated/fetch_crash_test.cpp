@@ -124,6 +124,7 @@ struct SmtpSession {
     std::string messageId; ///< of the DATA being sent
     std::string lastDot;   ///< Message-ID of the last final dot that went to Postfix
     int dots = 0, freshDots = 0;
+    bool quit = false; ///< QUIT sent: popgated read every reply before it
 };
 
 /// PopSession - one POP3 connection as the proxy follows it.
@@ -172,14 +173,15 @@ public:
         return hit_;
     }
     /// inFlight - per SMTP connection of the run, the message whose final dot
-    /// went to Postfix last (the one a kill may leave unrecorded), except the
-    /// one whose 250 the test saw popgated journal (b2).
+    /// went to Postfix last (the one a kill may leave unrecorded), except when
+    /// popgated sent QUIT after it (it reads the last reply first) or the test
+    /// saw popgated journal its 250 (b2).
     std::vector<std::string> inFlight()
     {
         std::lock_guard<std::mutex> lock(mutex_);
         std::vector<std::string> out;
         for (const auto& [c, s] : smtp_)
-            if (c >= firstSmtp_ && s.dots > 0 &&
+            if (c >= firstSmtp_ && s.dots > 0 && !s.quit &&
                 !(window_ == Window::LedgerLocked && hit_.journaled && s.lastDot == hit_.messageId))
                 out.push_back(s.lastDot);
         return out;
@@ -238,6 +240,7 @@ public:
                 }
             } else {
                 s.expected.push_back(Poco::toUpper(t.substr(0, t.find(' '))));
+                s.quit = s.quit || s.expected.back() == "QUIT";
             }
             return {};
         }
