@@ -8,10 +8,10 @@
 // reads the reply), (b2) after popgated read that 250 and before its ledger
 // write (the test holds SQLite's write lock, forwards the 250, waits until the
 // delivery journal has it, checks the ledger row still says injecting, kills),
-// (c) at the first DELE, at QUIT, and after the server's +OK to QUIT. Each
+// (c) at the k-th DELE, at QUIT, and after the server's +OK to QUIT. Each
 // window is hit in every run, and the test fails when one is not. Random kills
 // follow. Two cases: with the real popgate-milter in Postfix's path (as
-// conf/postfix/*.popgate configure it): 0 lost, 0 duplicates at the mailbox;
+// conf/postfix/*.popgate configure it, over TCP): 0 lost, 0 duplicates;
 // without it: 0 lost, and a message arrives twice only when it was the one in
 // flight in its SMTP session at a kill (ARCHITECTURE.md, "Never lose, never
 // duplicate": at most one per session and kill; a 250 popgated read is never
@@ -74,7 +74,7 @@ enum class Window {
     RetrMidBody,  ///< (a) a RETR body half sent
     ReplyHeld,    ///< (b1) the MTA's 250 to the final dot never reaches popgated
     LedgerLocked, ///< (b2) popgated read the 250; the ledger write waits for our lock
-    DeleSent,     ///< (c) the first DELE, before the server sees it
+    DeleSent,     ///< (c) the k-th DELE, before the server sees it
     QuitSent,     ///< (c) QUIT after the DELEs, before the server sees it
     QuitAnswered, ///< (c) the server applied the DELEs; its +OK never reaches popgated
     Random,       ///< a delay after exec or after a message line
@@ -90,7 +90,7 @@ const char* nameOf(Window w)
     case Window::LedgerLocked:
         return "(b2) 250 read, ledger write blocked";
     case Window::DeleSent:
-        return "(c) at the first DELE";
+        return "(c) at the k-th DELE";
     case Window::QuitSent:
         return "(c) at QUIT after DELE";
     case Window::QuitAnswered:
