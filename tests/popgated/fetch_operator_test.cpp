@@ -157,6 +157,10 @@ BOOST_AUTO_TEST_CASE(receiving_off_polls_nothing_and_status_tells_the_truth)
     st = gw.ctl({"status"});
     BOOST_TEST(has(st, "receiving: off (switched off "), st);
     BOOST_TEST(has(st, "pid " + std::to_string(d.pid()) + ", version "), st);
+    const std::string json = gw.ctl({"status", "--json"});
+    BOOST_TEST(has(json, "\"running\" : true"), json);
+    BOOST_TEST(has(json, "\"pid\" : " + std::to_string(d.pid())), json);
+    BOOST_TEST(has(json, "\"on\" : false"), json);
     std::string line = accountLine(st, "shop");
     BOOST_TEST(has(line, " new "), st);
     BOOST_TEST(has(line, " never "), st);
@@ -203,6 +207,7 @@ BOOST_AUTO_TEST_CASE(dry_run_changes_nothing_and_names_each_fate)
     const std::string popgated = binary("plugin/popgated/popgated");
     const std::string conf = "--config=" + gw.configFile();
     RunResult r = run(popgated, {conf, "--dry-run", "--log=stderr"});
+    BOOST_TEST_MESSAGE(r.out);
     BOOST_TEST(r.status == 0, r.out << r.err);
     BOOST_TEST(has(r.out, "account desk ("), r.out);
     BOOST_TEST(has(r.out, "2 message(s) listed"), r.out);
