@@ -11,7 +11,8 @@
 // Talks to: the POP3 servers (TLS verified by default) and the local MTA's
 // reinjection listener. Logs to syslog, facility mail, tag popgated.
 // Signals: SIGHUP re-reads accounts and filters; SIGTERM/SIGINT finish the
-// message in flight, then QUIT.
+// message in flight, then QUIT. --dry-run (dry_run.h) reads the same and
+// writes nothing: no SMTP, no DELE, no database row, no spool file.
 #include "core/config.h"
 #include "core/dbdrivers.h"
 #include "core/provisioning.h"
