@@ -66,8 +66,9 @@ void printDaemon(std::ostream& out, const Daemon& d)
 {
     for (const auto& h : d.live)
         out << "popgated: running on " << escapeText(h.hostname, EscapeFor::Terminal)
-            << (h.hostId != h.hostname ? " (host_id " + escapeText(h.hostId, EscapeFor::Terminal) + ")"
-                                       : std::string())
+            << (h.hostId != h.hostname
+                    ? " (host_id " + escapeText(h.hostId, EscapeFor::Terminal) + ")"
+                    : std::string())
             << ", pid " << h.pid << ", version " << escapeText(h.version, EscapeFor::Terminal)
             << ", since " << isoMillis(h.startedAt) << " (heartbeat "
             << std::max<std::int64_t>(0, h.heartbeatAgeMs + 500) / 1000 << " s ago)\n";
@@ -170,8 +171,8 @@ std::string lastSuccessText(const Row& r, std::int64_t now)
 void printTable(std::ostream& out, const std::vector<Row>& rows, bool polling, std::int64_t now)
 {
     std::vector<std::vector<std::string>> cells;
-    cells.push_back({"ACCOUNT", "STATE", "LAST SUCCESS", "NEXT", "DELIVERED", "IGNORED",
-                     "DEFERRED", "FAILED (24 h)"});
+    cells.push_back({"ACCOUNT", "STATE", "LAST SUCCESS", "NEXT", "DELIVERED", "IGNORED", "DEFERRED",
+                     "FAILED (24 h)"});
     for (const auto& r : rows) {
         auto c = r.counts;
         cells.push_back({escapeText(r.account.name, EscapeFor::Terminal), r.state(),

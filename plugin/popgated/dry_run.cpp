@@ -17,8 +17,8 @@
 
 #include <Poco/Exception.h>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <vector>
 
 namespace popgate
@@ -53,8 +53,7 @@ std::string recipientsText(const Account& account, const MessageFacts& /*facts*/
 }
 
 // secretFor - what the account logs in with (as the scheduler's accountSecret).
-std::string secretFor(const Config& config, Store& store, const Account& account,
-                      Poco::Logger& log)
+std::string secretFor(const Config& config, Store& store, const Account& account, Poco::Logger& log)
 {
     if (account.auth == AuthKind::OAuth || account.auth == AuthKind::OAuth2)
         return accessTokenFor(store, SecretBox::load(config.str("secret_key_file")), account, log);
@@ -162,7 +161,8 @@ private:
             sizes[l.number] = l.octets;
         const auto rows = ledger_.forAccount(a.id);
         std::set<std::string> journaled;
-        for (const auto& e : DeliveryJournal(config_.str("spool_dir") + "/journal/" + a.name).read())
+        for (const auto& e :
+             DeliveryJournal(config_.str("spool_dir") + "/journal/" + a.name).read())
             journaled.insert(e.uidl);
         out_ << "  " << uids.size() << " message(s) listed; a poll would:\n";
 
@@ -183,8 +183,8 @@ private:
             if (m.row && m.row->state == MessageState::Injecting && journaled.count(m.uid.uid))
                 action = PlanAction::DeleteOnly;
             if (action == PlanAction::DeleteOnly) {
-                const std::string before =
-                    journaled.count(m.uid.uid) ? "delivered before, in the delivery journal"
+                const std::string before = journaled.count(m.uid.uid)
+                                               ? "delivered before, in the delivery journal"
                                                : messageStateName(m.row->state) + " before";
                 m.fate = a.keepOnServer ? "leave it (" + before + "; keep-on-server)"
                                         : "only DELE (" + before + ")";
@@ -192,9 +192,9 @@ private:
             }
             if (action == PlanAction::Wait) {
                 m.fate = std::string("leave it (") + messageStateName(m.row->state) +
-                         (m.row->retryAt > 0 ? " until " + std::to_string(m.row->retryAt - now) +
-                                                   " s from now"
-                                             : ", until `popgatectl message retry`") +
+                         (m.row->retryAt > 0
+                              ? " until " + std::to_string(m.row->retryAt - now) + " s from now"
+                              : ", until `popgatectl message retry`") +
                          ": " + term(m.row->reason) + ")";
                 continue;
             }
@@ -231,7 +231,8 @@ private:
             out_ << "  " << m.uid.number << " uidl=" << term(m.uid.uid);
             if (m.retrieve && m.envelopeFrom.size() + m.facts.messageId.size() > 0)
                 out_ << " from=<" << term(m.envelopeFrom) << ">"
-                     << " message-id=" << (m.facts.messageId.empty() ? "-" : term(m.facts.messageId));
+                     << " message-id="
+                     << (m.facts.messageId.empty() ? "-" : term(m.facts.messageId));
             else if (m.row)
                 out_ << " from=<" << term(m.row->envelopeFrom) << ">"
                      << " message-id=" << (m.row->messageId.empty() ? "-" : term(m.row->messageId));

@@ -146,12 +146,11 @@ BOOST_AUTO_TEST_CASE(receiving_off_polls_nothing_and_status_tells_the_truth)
     Daemon d(gw);
     BOOST_TEST_REQUIRE(d.logs("receiving is off", std::chrono::seconds(10)), d.log());
     // A first poll would come within 10 s (the interval's spread): wait past it.
-    BOOST_TEST_REQUIRE(within(std::chrono::seconds(10), [&] {
-        return has(gw.ctl({"status"}), "popgated: running on");
-    }));
+    BOOST_TEST_REQUIRE(within(std::chrono::seconds(10),
+                              [&] { return has(gw.ctl({"status"}), "popgated: running on"); }));
     std::this_thread::sleep_for(std::chrono::seconds(12));
-    BOOST_TEST(loginsSince(s, offset, s.user) == 0,
-               "receiving off: no POP3 login at all\n" << dovecotLog(s).substr(offset));
+    BOOST_TEST(loginsSince(s, offset, s.user) == 0, "receiving off: no POP3 login at all\n"
+                                                        << dovecotLog(s).substr(offset));
     BOOST_TEST(countMessages(s.maildir) == 1);
     BOOST_TEST(deliveredCount(to) == 0);
     st = gw.ctl({"status"});
@@ -168,8 +167,7 @@ BOOST_AUTO_TEST_CASE(receiving_off_polls_nothing_and_status_tells_the_truth)
 
     // On again, without a restart: fetched.
     gw.ctl({"receiving", "on"});
-    BOOST_TEST(within(std::chrono::seconds(30), [&] { return deliveredCount(to) == 1; }),
-               d.log());
+    BOOST_TEST(within(std::chrono::seconds(30), [&] { return deliveredCount(to) == 1; }), d.log());
     BOOST_TEST(d.logs("receiving is on again", std::chrono::seconds(1)), d.log());
     BOOST_TEST(within(std::chrono::seconds(10), [&] {
         return has(gw.ctl({"status", "shop"}), "  next poll:    ");
