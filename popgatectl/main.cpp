@@ -65,7 +65,7 @@ const char* const kCommands =
     "  message release ID [--force] | message retry ID|--account=A\n"
     "  log [--account=A] [--since=2h] [--state=S] [--limit=N] [--follow] [--json]\n"
     "    (the message log; --follow: new lines until Ctrl-C)\n"
-    "  status [NAME] [--long] [--json]  popgated running?, receiving, a line per account\n"
+    "  status [NAME] [--long] [--json]  is popgated running, receiving, accounts\n"
     "    (failing first; NAME or --long: each account's detail)\n"
     "  receiving [on|off] [--json]      off: no popgated host polls anything\n"
     "  hosts [--json]                   PostgreSQL: the popgated hosts, heartbeat, version, "
