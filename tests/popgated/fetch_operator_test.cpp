@@ -157,9 +157,9 @@ BOOST_AUTO_TEST_CASE(receiving_off_polls_nothing_and_status_tells_the_truth)
     BOOST_TEST(has(st, "receiving: off (switched off "), st);
     BOOST_TEST(has(st, "pid " + std::to_string(d.pid()) + ", version "), st);
     const std::string json = gw.ctl({"status", "--json"});
-    BOOST_TEST(has(json, "\"running\" : true"), json);
-    BOOST_TEST(has(json, "\"pid\" : " + std::to_string(d.pid())), json);
-    BOOST_TEST(has(json, "\"on\" : false"), json);
+    BOOST_TEST(has(json, "\"running\": true"), json);
+    BOOST_TEST(has(json, "\"pid\": " + std::to_string(d.pid())), json);
+    BOOST_TEST(has(json, "\"on\": false"), json);
     std::string line = accountLine(st, "shop");
     BOOST_TEST(has(line, " new "), st);
     BOOST_TEST(has(line, " never "), st);
@@ -253,4 +253,20 @@ BOOST_AUTO_TEST_CASE(dry_run_changes_nothing_and_names_each_fate)
     BOOST_TEST(has(r.out, "1 message(s) listed"), r.out);
     BOOST_TEST(has(r.out, "from=<c@example.com>"), r.out);
     BOOST_TEST(countMessages(s.maildir) == 1);
+}
+
+BOOST_AUTO_TEST_CASE(status_after_a_crash_says_not_running)
+{
+    Servers s;
+    Gateway gw(s);
+    gw.set("lease_period", "6s"); // a beat a second: silent for 3 s is not running
+    gw.addDovecotAccount("idle", s.user2, uniqueAddress("crash"), {"--active=no"});
+    Daemon d(gw);
+    BOOST_TEST_REQUIRE(within(std::chrono::seconds(10),
+                              [&] { return has(gw.ctl({"status"}), "popgated: running on"); }));
+    ::kill(d.pid(), SIGKILL); // no clean stop: the heartbeat just ages
+    BOOST_TEST(within(std::chrono::seconds(8),
+                      [&] { return has(gw.ctl({"status"}), "popgated: not running (last seen "); }),
+               gw.ctl({"status"}));
+    BOOST_TEST(!has(gw.ctl({"status", "--long"}), "next poll"));
 }
