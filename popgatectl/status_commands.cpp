@@ -40,6 +40,13 @@ struct Daemon {
     bool running() const { return !live.empty(); }
 };
 
+// lastAlive - when a host not running now was last known alive: its last
+// heartbeat, or, after a clean stop (which clears it), its start.
+std::int64_t lastAlive(const HostView& h)
+{
+    return h.heartbeatAt > 0 ? h.heartbeatAt : h.startedAt;
+}
+
 // readDaemon - a host is live while its heartbeat is younger than three beats
 // (a beat is a sixth of lease_period; popgated beats with either database).
 Daemon readDaemon(Context& ctx)
@@ -49,9 +56,7 @@ Daemon readDaemon(Context& ctx)
     for (auto& h : hostBeats(ctx.store())) {
         if (h.heartbeatAt > 0 && h.heartbeatAgeMs < staleMs)
             d.live.push_back(h);
-        else if (!d.lastSeen || h.heartbeatAt > d.lastSeen->heartbeatAt ||
-                 (h.heartbeatAt == 0 && d.lastSeen->heartbeatAt == 0 &&
-                  h.startedAt > d.lastSeen->startedAt))
+        else if (!d.lastSeen || lastAlive(h) > lastAlive(*d.lastSeen))
             d.lastSeen = h;
     }
     return d;
