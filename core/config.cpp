@@ -78,7 +78,9 @@ const std::vector<ConfigKey> kKeys = {
     {"lease_period", ConfigType::Duration, "60s",
      "With PostgreSQL: how long a host's hold on an account lasts unless renewed (it is renewed "
      "every sixth of it while the host runs). A host that dies or loses the database gives up "
-     "its accounts within this time, and the other hosts take them over; at least 2s.",
+     "its accounts within this time, and the other hosts take them over; at least 2s. With "
+     "either database popgated records its heartbeat every sixth of it, and `popgatectl "
+     "status` says it is not running after three beats missed.",
      nullptr, false},
     {"session_time_budget", ConfigType::Duration, "10m",
      "A poll that runs longer stops after the message in flight and QUITs, so one slow server "

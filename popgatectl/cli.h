@@ -103,8 +103,11 @@ int messageDelete(Context& ctx, const std::vector<std::string>& args);
 int messagePurge(Context& ctx, const std::vector<std::string>& args);
 /// logCommand - `log`: the message log, filtered.
 int logCommand(Context& ctx, const std::vector<std::string>& args);
-/// statusCommand - `status`: each account's poll state and 24-hour counts.
+/// statusCommand - `status [NAME] [--long]`: whether popgated runs, the receiving
+/// switch, each account's poll state and 24-hour counts (status_commands.cpp).
 int statusCommand(Context& ctx, const std::vector<std::string>& args);
+/// receivingCommand - `receiving [on|off]`: the gateway-wide switch (status_commands.cpp).
+int receivingCommand(Context& ctx, const std::vector<std::string>& args);
 /// kFilterTestFailed - `filter test` reached no verdict (the database, a filter gone).
 constexpr int kFilterTestFailed = 3;
 /// filterCommand - `filter ...`; `filter test` returns 0 allowed, 1 blocked,

@@ -65,8 +65,9 @@ const char* const kCommands =
     "  message release ID [--force] | message retry ID|--account=A\n"
     "  log [--account=A] [--since=2h] [--state=S] [--limit=N] [--follow] [--json]\n"
     "    (the message log; --follow: new lines until Ctrl-C)\n"
-    "  status [--json]                  per account: last poll, last error, next poll, 24 h "
-    "counts\n"
+    "  status [NAME] [--long] [--json]  is popgated running, receiving, accounts\n"
+    "    (failing first; NAME or --long: each account's detail)\n"
+    "  receiving [on|off] [--json]      off: no popgated host polls anything\n"
     "  hosts [--json]                   PostgreSQL: the popgated hosts, heartbeat, version, "
     "accounts held\n"
     "  db migrate | db status [--json]\n"
@@ -332,6 +333,8 @@ private:
             return statusCommand(ctx, rest);
         if (noun == "hosts")
             return hostsCommand(ctx, rest);
+        if (noun == "receiving")
+            return receivingCommand(ctx, rest);
         if (noun == "config")
             return configCommand(ctx, rest);
         if (noun == "oauth")

@@ -1,7 +1,7 @@
 // message_commands.cpp - what an operator does with fetched mail and its
-// traces: `message list|release|retry`, `log` (the message log, and --follow)
-// and `status` (each account's poll state and 24-hour counts); `message
-// show|delete|purge` are in message_inspect.cpp.
+// traces: `message list|release|retry` and `log` (the message log, and
+// --follow); `message show|delete|purge` are in message_inspect.cpp, `status`
+// in status_commands.cpp.
 #include "core/errors.h"
 #include "core/message_store.h"
 #include "core/milter_seen.h"
@@ -517,77 +517,6 @@ int logCommand(Context& ctx, const std::vector<std::string>& rest)
     }
     for (const auto& e : entries)
         printLogLine(*ctx.out, e);
-    return 0;
-}
-
-int statusCommand(Context& ctx, const std::vector<std::string>& args)
-{
-    OptionSet opts;
-    opts.addOption(Option("json", "", "JSON output"));
-    const ParsedArgs parsed = parseArgs(args, opts);
-    requirePositional(parsed, 0, "status [--json]");
-    MessageStore ms(ctx.store());
-    LogQuery q;
-    q.since = nowSeconds() - 86400;
-    q.limit = 1000000;
-    std::map<std::string, std::map<std::string, int>> counts;
-    for (const auto& e : ms.logEntries(q))
-        if (!e.uidl.empty())
-            ++counts[e.account][e.status];
-    Poco::JSON::Array arr;
-    const bool json = ctx.json || parsed.has("json");
-    const auto leases = leaseSummaries(ctx, json); // host_commands.cpp; empty with SQLite
-    for (const auto& a : ctx.store().accounts()) {
-        const AccountStatus s = ms.status(a.id);
-        auto& c = counts[a.name];
-        // A filter or OAuth profile that has gone: the account is not fetched.
-        std::vector<std::string> problems;
-        for (const auto& p : referenceProblems(ctx.store(), a))
-            problems.push_back(p.field + ": " + p.message + " (not fetched until this is fixed)");
-        if (json) {
-            Poco::JSON::Object::Ptr o = new Poco::JSON::Object(true);
-            o->set("account", a.name);
-            o->set("active", a.active);
-            o->set("last_poll", isoTime(s.lastPollAt));
-            o->set("last_success", isoTime(s.lastSuccessAt));
-            o->set("last_error", s.lastError);
-            o->set("last_error_at", isoTime(s.lastErrorAt));
-            o->set("consecutive_failures", s.consecutiveFailures);
-            o->set("next_poll", isoTime(s.nextPollAt));
-            Poco::JSON::Object::Ptr day = new Poco::JSON::Object(true);
-            for (const char* k :
-                 {"delivered", "ignored", "deferred", "failed", "uncertain", "released"})
-                day->set(k, c[k]);
-            o->set("last_24h", day);
-            Poco::JSON::Array::Ptr probs = new Poco::JSON::Array;
-            for (const auto& p : problems)
-                probs->add(p);
-            o->set("problems", probs);
-            if (leases.count(a.id))
-                o->set("lease", leases.at(a.id));
-            arr.add(o);
-            continue;
-        }
-        auto& out = *ctx.out;
-        out << a.name << ": " << (a.active ? "active" : "inactive") << "\n"
-            << "  last poll:    " << isoTime(s.lastPollAt) << "\n"
-            << "  last success: " << isoTime(s.lastSuccessAt) << "\n"
-            << "  next poll:    " << isoTime(s.nextPollAt) << "\n"
-            << "  failures:     " << s.consecutiveFailures << " in a row\n";
-        if (leases.count(a.id))
-            out << "  held by:      " << leases.at(a.id) << "\n";
-        for (const auto& p : problems)
-            out << "  problem:      " << p << "\n";
-        if (!s.lastError.empty())
-            out << "  last error:   " << isoTime(s.lastErrorAt) << " "
-                << escapeText(s.lastError, EscapeFor::Terminal) << "\n";
-        out << "  last 24 h:    " << c["delivered"] << " delivered, " << c["ignored"]
-            << " ignored, " << c["deferred"] << " deferred, " << c["failed"] << " failed\n";
-    }
-    if (json) {
-        printJson(*ctx.out, arr);
-        *ctx.out << "\n";
-    }
     return 0;
 }
 

@@ -2,6 +2,7 @@
 #include "plugin/popgated/lease_keeper.h"
 
 #include "core/errors.h"
+#include "core/settings.h"
 #include "core/text.h"
 
 #include <unistd.h>
@@ -41,8 +42,12 @@ void LeaseKeeper::start(bool once, std::int64_t onlyAccount)
 {
     once_ = once;
     onlyAccount_ = onlyAccount;
-    if (!enabled_)
+    if (!enabled_) {
+        // SQLite: only the heartbeat, for popgatectl status.
+        store_ = std::make_unique<Store>(config_);
+        SingleHostBeat(*store_, me_).start();
         return;
+    }
     store_ = std::make_unique<Store>(config_);
     LeaseStore leases(*store_, me_, durationMs());
     const std::int64_t asked = steadyMillis();
@@ -65,8 +70,10 @@ void LeaseKeeper::start(bool once, std::int64_t onlyAccount)
 
 void LeaseKeeper::tick()
 {
-    if (!enabled_)
+    if (!enabled_) {
+        beatSingleHost();
         return;
+    }
     const std::int64_t asked = steadyMillis();
     try {
         if (!store_)
@@ -179,10 +186,37 @@ std::uint64_t LeaseKeeper::outages() const
     return outages_;
 }
 
+void LeaseKeeper::beatSingleHost()
+{
+    try {
+        if (!store_)
+            store_ = std::make_unique<Store>(config_);
+        SingleHostBeat(*store_, me_).beat();
+        if (beatFailing_)
+            log_.notice("heartbeat recorded again");
+        beatFailing_ = false;
+    } catch (const std::exception& e) {
+        store_.reset();
+        // Once per outage: popgatectl status says "not running" meanwhile.
+        if (!beatFailing_)
+            log_.warning(escapeText(e.what(), EscapeFor::LogText) +
+                         " (popgatectl status cannot tell that popgated runs until it is back)");
+        beatFailing_ = true;
+    }
+}
+
 void LeaseKeeper::stop()
 {
-    if (!enabled_)
+    if (!enabled_) {
+        try {
+            if (!store_)
+                store_ = std::make_unique<Store>(config_);
+            SingleHostBeat(*store_, me_).leave();
+        } catch (const std::exception& e) {
+            log_.warning(flatten(e.what()));
+        }
         return;
+    }
     std::vector<std::int64_t> ids;
     {
         std::lock_guard<std::mutex> lock(mutex_);

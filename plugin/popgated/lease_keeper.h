@@ -1,8 +1,9 @@
 // lease_keeper.h - popgated's side of the leases (core/lease.h): registers
 // this process under its host id, then, every sixth of lease_period, records
 // the heartbeat, renews the leases it holds, takes free ones up to its fair
-// share and gives back what is above it. With SQLite it is disabled: one
-// popgated per database file (SingleHostLock) and every account is its own.
+// share and gives back what is above it. With SQLite it holds no leases (one
+// popgated per database file, SingleHostLock; every account is its own) and
+// only beats: the hosts row that popgatectl status reads (core/settings.h).
 // A database it cannot reach is logged once, and again once when it is back.
 #pragma once
 
@@ -43,8 +44,8 @@ public:
     /// OperationError: the database), then the first tick. once: take every
     /// free account (no fair share), and take nothing after this first tick.
     void start(bool once, std::int64_t onlyAccount);
-    /// tick - heartbeat, renew, take, give back. Never throws; the database's
-    /// absence is logged once.
+    /// tick - heartbeat, renew, take, give back (SQLite: the heartbeat only).
+    /// Never throws; the database's absence is logged once.
     void tick();
     /// stop - give every lease back and clear the heartbeat (a clean stop).
     void stop();
@@ -66,6 +67,9 @@ public:
     std::uint64_t outages() const;
 
 private:
+    /// beatSingleHost - SQLite's tick: the heartbeat; a failure logged once.
+    void beatSingleHost();
+
     const Config& config_;
     Poco::Logger& log_;
     bool enabled_;
@@ -83,6 +87,7 @@ private:
     std::uint64_t outages_ = 0;
     std::int64_t downSince_ = 0;
     bool identityLost_ = false;
+    bool beatFailing_ = false; ///< SQLite: the last heartbeat failed
 };
 
 } // namespace popgate

@@ -11,13 +11,15 @@
 // Talks to: the POP3 servers (TLS verified by default) and the local MTA's
 // reinjection listener. Logs to syslog, facility mail, tag popgated.
 // Signals: SIGHUP re-reads accounts and filters; SIGTERM/SIGINT finish the
-// message in flight, then QUIT.
+// message in flight, then QUIT. --dry-run (dry_run.h) reads the same and
+// writes nothing: no SMTP, no DELE, no database row, no spool file.
 #include "core/config.h"
 #include "core/dbdrivers.h"
 #include "core/provisioning.h"
 #include "core/secretbox.h"
 #include "core/store.h"
 #include "plugin/daemon/daemon.h"
+#include "plugin/popgated/dry_run.h"
 #include "plugin/popgated/lease_keeper.h"
 #include "plugin/popgated/scheduler.h"
 
@@ -64,6 +66,9 @@ protected:
             options,
             {Option("once", "", "one pass over the active accounts, then exit"),
              Option("account", "", "poll only this account").argument("NAME"),
+             Option("dry-run", "",
+                    "connect, list, retrieve and screen once; print what a poll would do with "
+                    "each message, deliver, delete and record nothing"),
              Option("check-config", "",
                     "check what a start checks (configuration, accounts.d, keys, spool_dir, "
                     "database), then exit")},
@@ -81,14 +86,16 @@ protected:
             options_.onlyAccount = value;
         else if (name == "check-config")
             check_ = true;
+        else if (name == "dry-run")
+            dryRun_ = true;
     }
 
     int main(const std::vector<std::string>&) override
     {
         if (daemon_.help) {
             printHelp(options(), "popgated",
-                      "[--config=FILE] [--once] [--account=NAME] [--check-config] [--user=NAME] "
-                      "[--log=stderr]",
+                      "[--config=FILE] [--once] [--dry-run] [--account=NAME] [--check-config] "
+                      "[--user=NAME] [--log=stderr]",
                       "Fetch mail from POP3 accounts and reinject it into the local MTA.");
             return 0;
         }
@@ -116,9 +123,12 @@ private:
                       << " provisioned account(s), user " << runAs.user << "\n";
             return 0;
         }
-        Poco::Logger& log = setUpLogging("popgated", daemon_.logTo);
+        // A dry run is a command an operator reads: its few log lines go to stderr.
+        Poco::Logger& log = setUpLogging("popgated", dryRun_ ? "stderr" : daemon_.logTo);
         // No interactive certificate handler: a failed verification throws.
         Poco::Net::initializeSSL();
+        if (dryRun_)
+            return runDryRun(config, options_.onlyAccount, std::cout, log);
         log.notice("popgated " POPGATE_VERSION " starting (" + config.origin() + ", user " +
                    runAs.user + ")");
         int rc = 0;
@@ -174,6 +184,7 @@ private:
     DaemonOptions daemon_;
     SchedulerOptions options_;
     bool check_ = false;
+    bool dryRun_ = false;
 };
 
 } // namespace popgate

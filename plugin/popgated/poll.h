@@ -74,6 +74,32 @@ struct Batch {
     std::string endWords;
 };
 
+/// ScreenInput - one retrieved message as screenMessages judges it.
+struct ScreenInput {
+    std::string uidl;
+    const MessageFacts* facts = nullptr;
+    std::string envelopeFrom;
+};
+
+/// screenMessages - the screen stage's decision for messages retrieved
+/// together (core/screen.h: loop, own mailbox, duplicate, filter), in order:
+/// duplicates looked up in the ledger (one query) and among the messages
+/// themselves. Read-only. Throws OperationError for the database.
+std::vector<ScreenVerdict> screenMessages(MessageStore& ledger, const Account& account,
+                                          const FetchSettings& settings,
+                                          const CompiledFilter* filter,
+                                          const std::vector<ScreenInput>& messages);
+
+/// PlanAction - what a poll does with a message the server lists, by its ledger row.
+enum class PlanAction {
+    Fetch,      ///< retrieve, screen, deliver (no row, due for a retry, outcome unknown)
+    DeleteOnly, ///< done (delivered or ignored, or released from quarantine): only DELE
+    Wait,       ///< failed or deferred and not due yet: left alone
+};
+
+/// planAction - the plan stage's rule for a listed message that has a ledger row.
+PlanAction planAction(const MessageRecord& row, std::int64_t now);
+
 class Poll
 {
 public:

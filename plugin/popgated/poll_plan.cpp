@@ -19,6 +19,27 @@ constexpr std::int64_t kBatchOctets = 1024 * 1024;   ///< announced octets per b
 
 } // namespace
 
+PlanAction planAction(const MessageRecord& r, std::int64_t now)
+{
+    switch (r.state) {
+    case MessageState::Injected:
+    case MessageState::Ignored:
+        // Done: only deleted (again, if a server lists it after our QUIT).
+        return PlanAction::DeleteOnly;
+    case MessageState::Failed:
+        // Kept until `message retry`, or failed_retry_polls intervals.
+        return r.retryAt == 0 || r.retryAt > now ? PlanAction::Wait : PlanAction::Fetch;
+    case MessageState::Deferred:
+        return r.retryAt > now ? PlanAction::Wait : PlanAction::Fetch;
+    case MessageState::Injecting:
+        // A `message release` whose outcome is unknown: the server's copy was
+        // screened out already; only deleted, never fetched again. Otherwise
+        // the outcome is unknown: sent again, same X-Popgate-Id.
+        return r.quarantinePath.empty() ? PlanAction::Fetch : PlanAction::DeleteOnly;
+    }
+    return PlanAction::Fetch;
+}
+
 void Poll::plan()
 {
     const auto uids = pop_->uidl();
@@ -48,32 +69,15 @@ void Poll::plan()
         auto row = rows.find(u.uid);
         if (row != rows.end()) {
             const MessageRecord& r = row->second;
-            switch (r.state) {
-            case MessageState::Injected:
-            case MessageState::Ignored:
-                // Done: only deleted (again, if a server lists it after our QUIT).
-                if (r.deleted)
+            const PlanAction action = planAction(r, now);
+            if (action == PlanAction::Wait)
+                continue;
+            if (action == PlanAction::DeleteOnly) {
+                if (r.deleted && r.state != MessageState::Injecting)
                     log_.notice(who_ + " uidl=" + escapeText(u.uid, EscapeFor::LogField) +
                                 " server lists a message that was deleted already: deleting again");
                 scheduleDelete(u);
                 continue;
-            case MessageState::Failed:
-                // Kept until `message retry`, or failed_retry_polls intervals.
-                if (r.retryAt == 0 || r.retryAt > now)
-                    continue;
-                break;
-            case MessageState::Deferred:
-                if (r.retryAt > now)
-                    continue;
-                break;
-            case MessageState::Injecting:
-                // A `message release` whose outcome is unknown: the server's
-                // copy was screened out already; only deleted, never fetched again.
-                if (!r.quarantinePath.empty()) {
-                    scheduleDelete(u);
-                    continue;
-                }
-                break; // the outcome is unknown: sent again, same X-Popgate-Id
             }
         }
         auto size = sizes.find(u.number);

@@ -2,7 +2,8 @@
 // batch that was retrieved, the network-free checks of core/screen.h (loop,
 // own mailbox, duplicate Message-ID, the system filter; an unreadable sender
 // is blocked). Duplicates are looked up in the ledger in one query per batch,
-// and within the batch itself.
+// and within the batch itself. screenMessages is the whole decision, shared
+// with popgated --dry-run (dry_run.cpp).
 #include "plugin/popgated/poll.h"
 
 #include <map>
@@ -10,28 +11,30 @@
 namespace popgate
 {
 
-void Poll::screen(Batch& batch)
+std::vector<ScreenVerdict> screenMessages(MessageStore& ledger, const Account& account,
+                                          const FetchSettings& settings,
+                                          const CompiledFilter* filter,
+                                          const std::vector<ScreenInput>& messages)
 {
     std::map<std::string, std::vector<std::string>> known; // Message-ID -> UIDLs
-    if (!settings_.allowDuplicates) {
+    if (!settings.allowDuplicates) {
         std::vector<std::string> ids;
-        for (const Item& it : batch.items)
-            if (it.retrieval == Retrieval::Retrieved && !it.rec.messageId.empty())
-                ids.push_back(it.rec.messageId);
+        for (const ScreenInput& m : messages)
+            if (!m.facts->messageId.empty())
+                ids.push_back(m.facts->messageId);
         if (!ids.empty())
-            known = ledger_.duplicatesOf(account_.id, ids,
-                                         nowSeconds() - settings_.duplicateWindow);
+            known = ledger.duplicatesOf(account.id, ids, nowSeconds() - settings.duplicateWindow);
     }
     ScreenRules rules;
-    rules.maxHops = settings_.maxHops;
-    rules.ownMailbox = account_.mailbox;
-    rules.allowDuplicates = settings_.allowDuplicates;
+    rules.maxHops = settings.maxHops;
+    rules.ownMailbox = account.mailbox;
+    rules.allowDuplicates = settings.allowDuplicates;
 
+    std::vector<ScreenVerdict> verdicts;
+    verdicts.reserve(messages.size());
     std::map<std::string, std::string> inBatch; // Message-ID -> UIDL
-    for (Item& it : batch.items) {
-        if (it.retrieval != Retrieval::Retrieved)
-            continue;
-        const MessageFacts& facts = it.rewriter->facts();
+    for (const ScreenInput& m : messages) {
+        const MessageFacts& facts = *m.facts;
         std::string duplicateOf;
         if (!facts.messageId.empty()) {
             auto other = inBatch.find(facts.messageId);
@@ -39,15 +42,30 @@ void Poll::screen(Batch& batch)
                 duplicateOf = other->second;
             } else if (auto k = known.find(facts.messageId); k != known.end()) {
                 for (const auto& uidl : k->second)
-                    if (uidl != it.uid.uid) {
+                    if (uidl != m.uidl) {
                         duplicateOf = uidl;
                         break;
                     }
             }
-            inBatch.emplace(facts.messageId, it.uid.uid);
+            inBatch.emplace(facts.messageId, m.uidl);
         }
-        it.verdict = screenFetched(rules, facts, it.rec.envelopeFrom, duplicateOf, filter_.get());
+        verdicts.push_back(screenFetched(rules, facts, m.envelopeFrom, duplicateOf, filter));
     }
+    return verdicts;
+}
+
+void Poll::screen(Batch& batch)
+{
+    std::vector<ScreenInput> in;
+    std::vector<Item*> items;
+    for (Item& it : batch.items)
+        if (it.retrieval == Retrieval::Retrieved) {
+            in.push_back({it.uid.uid, &it.rewriter->facts(), it.rec.envelopeFrom});
+            items.push_back(&it);
+        }
+    const auto verdicts = screenMessages(ledger_, account_, settings_, filter_.get(), in);
+    for (std::size_t i = 0; i < items.size(); ++i)
+        items[i]->verdict = verdicts[i];
 }
 
 } // namespace popgate

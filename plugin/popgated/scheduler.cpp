@@ -13,6 +13,7 @@
 #include "plugin/net/pop3_trace.h"
 #include "plugin/popgated/fetcher.h"
 #include "plugin/popgated/lease_keeper.h"
+#include "plugin/popgated/receiving_watch.h"
 
 #include <Poco/DirectoryIterator.h>
 #include <Poco/Environment.h>
@@ -525,25 +526,25 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
     }
     keeper.start(options.once, onlyId);
 
-    // The keeper's own thread: heartbeat and renewals every sixth of lease_period.
+    // The keeper's own thread: heartbeat and renewals every sixth of lease_period
+    // (SQLite: the heartbeat only).
     std::mutex keeperMutex;
     std::condition_variable keeperWake;
     bool keeperDone = false;
     std::thread keeperThread;
-    if (keeper.enabled())
-        keeperThread = std::thread([&] {
-            std::unique_lock<std::mutex> lock(keeperMutex);
-            while (!keeperDone) {
-                keeperWake.wait_for(lock, Millis(keeper.tickMs()), [&] { return keeperDone; });
-                if (keeperDone)
-                    break;
-                lock.unlock();
-                keeper.tick();
-                if (keeper.identityLost())
-                    stopping = true;
-                lock.lock();
-            }
-        });
+    keeperThread = std::thread([&] {
+        std::unique_lock<std::mutex> lock(keeperMutex);
+        while (!keeperDone) {
+            keeperWake.wait_for(lock, Millis(keeper.tickMs()), [&] { return keeperDone; });
+            if (keeperDone)
+                break;
+            lock.unlock();
+            keeper.tick();
+            if (keeper.identityLost())
+                stopping = true;
+            lock.lock();
+        }
+    });
     auto stopKeeper = [&] {
         if (!keeperThread.joinable())
             return;
@@ -625,7 +626,11 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
     auto mine = [&](const Account& a, const std::set<std::int64_t>& held) {
         return !keeper.enabled() || held.count(a.id) != 0;
     };
-    if (options.once) {
+    // The receiving switch (popgatectl receiving): off, nothing is polled.
+    ReceivingWatch receiving(log);
+    if (options.once && !receiving.update(*main))
+        log.notice("--once: nothing polled");
+    else if (options.once) {
         // Every active account once (with leases: every one this host could
         // take), all at the same time (workers permitting).
         std::vector<Account> accounts;
@@ -665,6 +670,7 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                  lastStats = nowSeconds();
     std::uint64_t seenLeases = 0, mainOutages = keeper.outages();
     bool firstLoad = true;
+    std::int64_t lastReceivingCheck = 0;
     while (!options.once && !stopping.load()) {
         const std::int64_t now = nowSeconds();
         if (now - lastStats >= 3600) {
@@ -715,6 +721,19 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
             if (!keeper.databaseDown())
                 log.error(std::string("cannot read the accounts: ") + flatten(e.what()));
         }
+        // Receiving: one primary-key read a second. Back on, every account is
+        // scheduled afresh, spread as at a start (not all overdue at once).
+        if (main && now != lastReceivingCheck) {
+            lastReceivingCheck = now;
+            const bool was = receiving.on();
+            if (receiving.update(*main) && !was) {
+                std::lock_guard<std::mutex> lock(shared.mutex);
+                shared.nextPoll.clear();
+                shared.due = decltype(shared.due)();
+                firstLoad = true;
+                seenLeases = ~keeper.changes();
+            }
+        }
         if (keeper.changes() != seenLeases) {
             seenLeases = keeper.changes();
             const std::set<std::int64_t> held = keeper.held();
@@ -759,7 +778,7 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
         }
         std::unique_lock<std::mutex> lock(shared.mutex);
         const std::int64_t nowMs = nowMillis();
-        while (!shared.due.empty() && shared.due.top().first <= nowMs) {
+        while (receiving.on() && !shared.due.empty() && shared.due.top().first <= nowMs) {
             const Due d = shared.due.top();
             shared.due.pop();
             auto next = shared.nextPoll.find(d.second);

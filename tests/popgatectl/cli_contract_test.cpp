@@ -222,6 +222,7 @@ BOOST_AUTO_TEST_CASE(every_verb_exits_2_naming_a_bad_option_or_value)
         {"message", "retry", "3"},
         {"log"},
         {"status"},
+        {"receiving"},
         {"db", "migrate"},
         {"db", "status"},
         {"config", "check"},
@@ -261,6 +262,8 @@ BOOST_AUTO_TEST_CASE(every_verb_exits_2_naming_a_bad_option_or_value)
         {{"account", "test", "nosuch"}, "nosuch"},
         {{"filter", "test", "--account=nosuch", "--from=a@b.example"}, "nosuch"},
         {{"filter", "test", "--from=a<<b"}, "a<<b"},
+        {{"status", "nosuch"}, "nosuch"},
+        {{"receiving", "maybe"}, "maybe"},
         {{"db", "frobnicate"}, "usage"},
         {{"frobnicate"}, "frobnicate"},
     };
