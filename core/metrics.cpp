@@ -159,10 +159,16 @@ void FetchMetrics::render(std::ostream& out) const
         sample(out, "popgated_consecutive_failures", m->label_, load(m->consecutiveFailures_));
 }
 
+// The registries are made before main, so that their start times are the process's
+// (a function-local static would be made at the first poll or scrape).
+namespace
+{
+FetchMetrics gFetchMetrics;
+} // namespace
+
 FetchMetrics& fetchMetrics()
 {
-    static FetchMetrics registry;
-    return registry;
+    return gFetchMetrics;
 }
 
 const char* milterVerdictName(MilterVerdict verdict)
@@ -208,10 +214,14 @@ void MilterMetrics::render(std::ostream& out) const
                load(verdicts_[i]));
 }
 
+namespace
+{
+MilterMetrics gMilterMetrics;
+} // namespace
+
 MilterMetrics& milterMetrics()
 {
-    static MilterMetrics registry;
-    return registry;
+    return gMilterMetrics;
 }
 
 } // namespace popgate

@@ -79,7 +79,7 @@ private:
     std::int64_t startTime_ = 0;
 };
 
-/// fetchMetrics - popgated's process-wide registry (made at first use).
+/// fetchMetrics - popgated's process-wide registry (made before main).
 FetchMetrics& fetchMetrics();
 
 /// MilterVerdict - what popgate-milter answered for one message (or transaction).
@@ -117,7 +117,7 @@ private:
     std::int64_t startTime_ = 0;
 };
 
-/// milterMetrics - popgate-milter's process-wide registry (made at first use).
+/// milterMetrics - popgate-milter's process-wide registry (made before main).
 MilterMetrics& milterMetrics();
 
 } // namespace popgate

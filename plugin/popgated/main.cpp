@@ -9,15 +9,19 @@
 // accounts.d, the secret and header key files, the database. Writes: the
 // database (ledger, message log, status), spool_dir, debug_log_dir.
 // Talks to: the POP3 servers (TLS verified by default) and the local MTA's
-// reinjection listener. Logs to syslog, facility mail, tag popgated.
+// reinjection listener; with metrics_listen it serves Prometheus metrics over
+// HTTP (loopback unless written out, no authentication). Logs to syslog,
+// facility mail, tag popgated.
 // Signals: SIGHUP re-reads accounts and filters; SIGTERM/SIGINT finish the
 // message in flight, then QUIT.
 #include "core/config.h"
 #include "core/dbdrivers.h"
+#include "core/metrics.h"
 #include "core/provisioning.h"
 #include "core/secretbox.h"
 #include "core/store.h"
 #include "plugin/daemon/daemon.h"
+#include "plugin/daemon/metrics_http.h"
 #include "plugin/popgated/lease_keeper.h"
 #include "plugin/popgated/scheduler.h"
 
@@ -121,6 +125,11 @@ private:
         Poco::Net::initializeSSL();
         log.notice("popgated " POPGATE_VERSION " starting (" + config.origin() + ", user " +
                    runAs.user + ")");
+        // metrics_listen: started as this user, never root; not for one --once pass.
+        const auto metrics =
+            options_.once ? nullptr
+                          : startMetrics(config, "metrics_listen",
+                                         [](std::ostream& out) { fetchMetrics().render(out); }, log);
         int rc = 0;
         std::thread signals([] { waitForSignals(); });
         try {
@@ -147,6 +156,7 @@ private:
     {
         const auto declared = loadProvisioned(config);
         checkLeaseSettings(config);
+        parseMetricsListen("metrics_listen", config.str("metrics_listen"));
         checkKeyFile(config.str("header_key_file"), KeyFile::Creatable);
         checkKeyFile(config.str("secret_key_file"), KeyFile::Optional);
         requireWritableDirectory("spool_dir", config.str("spool_dir"));
