@@ -127,6 +127,11 @@ void FetchMetrics::render(std::ostream& out) const
     family(out, "popgated_accounts", "gauge",
            "Active accounts popgated polls, as it last read them from the database.");
     sample(out, "popgated_accounts", "", load(accounts_));
+    if (const int receiving = receiving_.load(std::memory_order_relaxed); receiving >= 0) {
+        family(out, "popgated_receiving", "gauge",
+               "1 when the receiving switch is on, 0 when it is off (nothing is polled).");
+        sample(out, "popgated_receiving", "", receiving);
+    }
 
     family(out, "popgated_messages_total", "counter",
            "Messages by the state a poll left them in (delivered, ignored, deferred, failed).");

@@ -69,6 +69,9 @@ public:
     AccountMetrics& account(const std::string& name);
     /// setAccounts - the number of active accounts popgated polls, as last read.
     void setAccounts(std::int64_t count) { accounts_.store(count, std::memory_order_relaxed); }
+    /// setReceiving - the receiving switch as popgated last read it; popgated_receiving is
+    /// rendered only once this was called.
+    void setReceiving(bool on) { receiving_.store(on ? 1 : 0, std::memory_order_relaxed); }
     /// render - every series, streamed to out as it is written (accounts in name order).
     void render(std::ostream& out) const;
 
@@ -76,6 +79,7 @@ private:
     mutable std::mutex mutex_;
     std::map<std::string, AccountMetrics> byName_;
     std::atomic<std::int64_t> accounts_{0};
+    std::atomic<int> receiving_{-1}; ///< -1: never set (not rendered)
     std::int64_t startTime_ = 0;
 };
 

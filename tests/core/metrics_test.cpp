@@ -155,6 +155,11 @@ BOOST_AUTO_TEST_CASE(popgated_series_exact)
                    << text);
     BOOST_TEST(text.find("# TYPE popgated_poll_duration_seconds summary\n") != std::string::npos);
     BOOST_TEST(text.find("# TYPE popgated_messages_total counter\n") != std::string::npos);
+    BOOST_TEST(valueOf(s, "popgated_receiving", "") == "(absent)", "not rendered until set");
+    m.setReceiving(false);
+    std::ostringstream again;
+    m.render(again);
+    BOOST_TEST(valueOf(parse(again.str()), "popgated_receiving", "") == "0");
 }
 
 BOOST_AUTO_TEST_CASE(milter_verdicts_exact)
