@@ -137,8 +137,8 @@ void FetchMetrics::render(std::ostream& out) const
            "Messages by the state a poll left them in (delivered, ignored, deferred, failed).");
     static const char* const kOutcomes[] = {"delivered", "ignored", "deferred", "failed"};
     for (const AccountMetrics* m : all) {
-        const std::atomic<std::uint64_t>* values[] = {&m->delivered_, &m->ignored_,
-                                                      &m->deferred_, &m->failed_};
+        const std::atomic<std::uint64_t>* values[] = {&m->delivered_, &m->ignored_, &m->deferred_,
+                                                      &m->failed_};
         for (std::size_t i = 0; i < 4; ++i)
             out << "popgated_messages_total{" << m->label_ << ",outcome=\"" << kOutcomes[i]
                 << "\"} " << std::to_string(load(*values[i])) << '\n';
@@ -206,8 +206,8 @@ MilterMetrics::MilterMetrics() : startTime_(unixNow()) {}
 void MilterMetrics::render(std::ostream& out) const
 {
     family(out, "popgate_milter_info", "gauge", "Always 1; the version of popgate-milter.");
-    sample(out, "popgate_milter_info",
-           "version=\"" + prometheusLabelValue(POPGATE_VERSION) + "\"", 1);
+    sample(out, "popgate_milter_info", "version=\"" + prometheusLabelValue(POPGATE_VERSION) + "\"",
+           1);
     family(out, "popgate_milter_start_time_seconds", "gauge",
            "When popgate-milter started, unix seconds.");
     sample(out, "popgate_milter_start_time_seconds", "", startTime_);

@@ -116,7 +116,8 @@ public:
     void render(std::ostream& out) const;
 
 private:
-    static constexpr std::size_t kVerdicts = static_cast<std::size_t>(MilterVerdict::Tempfailed) + 1;
+    static constexpr std::size_t kVerdicts =
+        static_cast<std::size_t>(MilterVerdict::Tempfailed) + 1;
     std::array<std::atomic<std::uint64_t>, kVerdicts> verdicts_{};
     std::int64_t startTime_ = 0;
 };

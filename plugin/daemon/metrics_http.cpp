@@ -34,8 +34,8 @@ using Poco::Net::HTTPServerResponse;
 // (give or take the separators).
 std::size_t requestSize(const HTTPServerRequest& request)
 {
-    std::size_t n = request.getMethod().size() + request.getURI().size() +
-                    request.getVersion().size() + 4;
+    std::size_t n =
+        request.getMethod().size() + request.getURI().size() + request.getVersion().size() + 4;
     for (const auto& field : request)
         n += field.first.size() + field.second.size() + 4;
     return n;
@@ -161,8 +161,8 @@ MetricsServer::MetricsServer(const std::string& key, const Poco::Net::SocketAddr
         socket.bind(address, true, false);
         socket.listen(16);
     } catch (const Poco::Exception& e) {
-        throw OperationError(key + " " + address.toString() + ": cannot listen: " +
-                             flatten(e.displayText()));
+        throw OperationError(key + " " + address.toString() +
+                             ": cannot listen: " + flatten(e.displayText()));
     }
     bound_ = socket.address();
     auto params = new Poco::Net::HTTPServerParams;

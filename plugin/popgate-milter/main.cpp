@@ -134,9 +134,8 @@ private:
             throw OperationError("cannot listen on " + settings.socket +
                                  " (in use, or the directory is missing or not writable)");
         // milter.metrics_listen: started as this user, never root.
-        const auto metrics =
-            startMetrics(config, "milter.metrics_listen",
-                         [](std::ostream& out) { milterMetrics().render(out); }, log);
+        const auto render = [](std::ostream& out) { milterMetrics().render(out); };
+        const auto metrics = startMetrics(config, "milter.metrics_listen", render, log);
         std::thread signals([&source] { waitForReload(source); });
         signals.detach();
         const int rc = smfi_main();

@@ -126,10 +126,9 @@ private:
         log.notice("popgated " POPGATE_VERSION " starting (" + config.origin() + ", user " +
                    runAs.user + ")");
         // metrics_listen: started as this user, never root; not for one --once pass.
+        const auto render = [](std::ostream& out) { fetchMetrics().render(out); };
         const auto metrics =
-            options_.once ? nullptr
-                          : startMetrics(config, "metrics_listen",
-                                         [](std::ostream& out) { fetchMetrics().render(out); }, log);
+            options_.once ? nullptr : startMetrics(config, "metrics_listen", render, log);
         int rc = 0;
         std::thread signals([] { waitForSignals(); });
         try {

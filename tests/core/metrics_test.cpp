@@ -84,9 +84,9 @@ std::vector<Sample> parse(const std::string& text)
             s.value = line.substr(space + 1);
             BOOST_TEST(s.value.find_first_not_of("0123456789.") == std::string::npos);
             // A summary's samples are FAMILY_sum and FAMILY_count.
-            BOOST_TEST((s.name == current || s.name == current + "_sum" ||
-                        s.name == current + "_count"),
-                       "sample inside its family " << current);
+            BOOST_TEST(
+                (s.name == current || s.name == current + "_sum" || s.name == current + "_count"),
+                "sample inside its family " << current);
             out.push_back(s);
         }
     }
@@ -172,15 +172,21 @@ BOOST_AUTO_TEST_CASE(milter_verdicts_exact)
     m.render(out);
     const auto s = parse(out.str());
     const std::map<std::string, std::string> want = {
-        {"accepted", "0"},   {"rejected", "2"},          {"discarded", "0"},
-        {"quarantined", "0"}, {"tagged", "0"},           {"reinjected", "0"},
-        {"duplicate_dropped", "1"}, {"accepted_unfiltered", "0"}, {"tempfailed", "0"},
+        {"accepted", "0"},
+        {"rejected", "2"},
+        {"discarded", "0"},
+        {"quarantined", "0"},
+        {"tagged", "0"},
+        {"reinjected", "0"},
+        {"duplicate_dropped", "1"},
+        {"accepted_unfiltered", "0"},
+        {"tempfailed", "0"},
     };
     for (const auto& [verdict, value] : want)
         BOOST_TEST_CONTEXT(verdict)
         {
-            BOOST_TEST(valueOf(s, "popgate_milter_verdicts_total",
-                               "verdict=\"" + verdict + "\"") == value);
+            BOOST_TEST(valueOf(s, "popgate_milter_verdicts_total", "verdict=\"" + verdict + "\"") ==
+                       value);
         }
     std::size_t verdicts = 0;
     for (const auto& x : s)
@@ -202,9 +208,9 @@ BOOST_AUTO_TEST_CASE(ten_thousand_accounts_render)
     std::ostringstream out;
     const auto t0 = std::chrono::steady_clock::now();
     m.render(out);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - t0)
-                        .count();
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     // Counted, not parsed: parse() checks each line with an assertion of its own.
     const std::string text = out.str();
     std::size_t samples = 0;

@@ -61,8 +61,8 @@ struct Reply {
     std::string body;
 };
 
-Reply request(const Poco::Net::SocketAddress& at, const std::string& method,
-              const std::string& uri, const std::string& body = "",
+Reply request(const Poco::Net::SocketAddress& at, const std::string& method, const std::string& uri,
+              const std::string& body = "",
               const std::vector<std::pair<std::string, std::string>>& fields = {})
 {
     Poco::Net::HTTPClientSession session(at);
@@ -146,7 +146,11 @@ BOOST_AUTO_TEST_CASE(answers_metrics_only)
         {"prefix only", "GET", "/metricsx", "", {}, 404},
         {"path traversal", "GET", "/../metrics/../etc/passwd", "", {}, 404},
         {"a body", "POST", "/metrics", "x=1", {}, 413},
-        {"a header field over 4 KiB", "GET", "/metrics", "", {{"X-Big", std::string(5000, 'a')}},
+        {"a header field over 4 KiB",
+         "GET",
+         "/metrics",
+         "",
+         {{"X-Big", std::string(5000, 'a')}},
          413},
         {"many small fields over 4 KiB", "GET", "/metrics", "",
          [] {
@@ -221,12 +225,12 @@ BOOST_AUTO_TEST_CASE(ten_thousand_accounts_scraped)
                          [&registry](std::ostream& out) { registry.render(out); });
     const auto t0 = std::chrono::steady_clock::now();
     const Reply r = request(server.address(), "GET", "/metrics");
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - t0)
-                        .count();
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     BOOST_TEST(r.status == 200);
     BOOST_TEST(r.body.size() == expected.str().size());
     BOOST_TEST((r.body == expected.str()));
-    BOOST_TEST_MESSAGE("10000 accounts scraped over HTTP: " << r.body.size() << " octets in "
-                                                            << ms << " ms");
+    BOOST_TEST_MESSAGE("10000 accounts scraped over HTTP: " << r.body.size() << " octets in " << ms
+                                                            << " ms");
 }

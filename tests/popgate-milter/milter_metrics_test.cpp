@@ -76,7 +76,9 @@ BOOST_AUTO_TEST_CASE(verdict_counters_move)
         {"second blocked sender",
          {{"queueid", "M2"}, {"sender", "<y@bad.com>"}, {"at_mail", "replycode"}}},
         {"allowed sender: accepted",
-         {{"queueid", "M3"}, {"sender", "<a@good.org>"}, {"from", "<a@good.org>"},
+         {{"queueid", "M3"},
+          {"sender", "<a@good.org>"},
+          {"from", "<a@good.org>"},
           {"at_eom", "accept"}}},
         {"popgated's copy: reinjected", copy("M4", "accept")},
         {"the same copy again: duplicate dropped", copy("M5", "discard")},
@@ -91,9 +93,9 @@ BOOST_AUTO_TEST_CASE(verdict_counters_move)
     const auto after = scrape(port);
     BOOST_TEST_REQUIRE(after.first == 200);
     const std::map<std::string, long> want = {
-        {"accepted", 1},    {"rejected", 2},          {"discarded", 0},
-        {"quarantined", 0}, {"tagged", 0},            {"reinjected", 1},
-        {"duplicate_dropped", 1}, {"accepted_unfiltered", 0}, {"tempfailed", 0},
+        {"accepted", 1},   {"rejected", 2},   {"discarded", 0},         {"quarantined", 0},
+        {"tagged", 0},     {"reinjected", 1}, {"duplicate_dropped", 1}, {"accepted_unfiltered", 0},
+        {"tempfailed", 0},
     };
     for (const auto& [verdict, n] : want)
         BOOST_TEST_CONTEXT(verdict)

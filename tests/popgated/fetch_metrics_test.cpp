@@ -92,9 +92,9 @@ BOOST_AUTO_TEST_CASE(scrape_counts_what_the_polls_did)
     gw.ctl({"account", "set", "down", "--poll-interval=10s"});
 
     const std::string logFile = gw.file("daemon.log");
-    pid_t pid = spawn(
-        {binary("plugin/popgated/popgated"), "--config=" + gw.configFile(), "--log=stderr"},
-        logFile);
+    pid_t pid =
+        spawn({binary("plugin/popgated/popgated"), "--config=" + gw.configFile(), "--log=stderr"},
+              logFile);
     struct Reap {
         pid_t& pid;
         ~Reap()
