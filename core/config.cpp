@@ -119,6 +119,11 @@ const std::vector<ConfigKey> kKeys = {
      "Let the null sender <> through the address filters (bounces must arrive).", nullptr, false},
     {"quarantine_retention", ConfigType::Duration, "30d",
      "How long ignored messages are kept in the quarantine.", nullptr, false},
+    {"metrics_listen", ConfigType::String, "",
+     "Where popgated serves Prometheus metrics at /metrics (see popgated(8), METRICS): "
+     "PORT or :PORT for 127.0.0.1, or ADDRESS:PORT ([ADDRESS]:PORT for IPv6) written out; "
+     "empty: off. There is no authentication: keep it on loopback.",
+     nullptr, false},
     {"milter.socket", ConfigType::String, "unix:/var/spool/postfix/popgate/milter.sock",
      "Where popgate-milter listens: unix:/path or inet:PORT@127.0.0.1 (libmilter syntax). The "
      "default lies inside Postfix's chroot, so main.cf says smtpd_milters = "
@@ -137,6 +142,10 @@ const std::vector<ConfigKey> kKeys = {
      "What popgate-milter does when the database cannot be read or written: tempfail (451 "
      "4.3.0, the sender retries) or accept (unfiltered, no duplicate check).",
      "tempfail|accept", false},
+    {"milter.metrics_listen", ConfigType::String, "",
+     "Where popgate-milter serves its Prometheus metrics at /metrics (see popgate-milter(8), "
+     "METRICS); the same forms as metrics_listen, a port of its own. Empty: off.",
+     nullptr, false},
     {"milter.reinject_daemon_name", ConfigType::String, "POPGATE",
      "The MTA's {daemon_name} of the listener popgated reinjects into (Postfix "
      "milter_macro_daemon_name). Mail arriving there is judged at end of message, after the "

@@ -7,6 +7,7 @@
 
 #include "core/errors.h"
 #include "core/message.h"
+#include "core/metrics.h"
 #include "core/milter_seen.h"
 #include "core/screen.h"
 #include "core/text.h"
@@ -103,6 +104,7 @@ bool setReply(SMFICTX* ctx, const char* code, const char* xcode, const std::stri
 sfsistat tempfail(SMFICTX* ctx, const std::string& text)
 {
     setReply(ctx, "451", "4.3.0", text);
+    milterMetrics().count(MilterVerdict::Tempfailed);
     return SMFIS_TEMPFAIL;
 }
 
@@ -115,6 +117,7 @@ sfsistat failure(SMFICTX* ctx, Connection& c, const std::string& what, bool data
         gLog->warning(who(ctx, c.envelope) +
                       " action=accept (unfiltered: " + escapeText(what, EscapeFor::LogText) +
                       "; milter.on_database_error = accept)");
+        milterMetrics().count(MilterVerdict::AcceptedUnfiltered);
         if (atMailFrom) {
             c.envelope.unfiltered = true;
             return SMFIS_CONTINUE; // forged X-Popgate-* headers are still removed at the end
@@ -140,19 +143,23 @@ sfsistat act(SMFICTX* ctx, Connection& c, const std::string& reason)
         if (!setReply(ctx, "550", "5.7.1", line))
             gLog->error(who(ctx, c.envelope) +
                         " smfi_setreply failed; the MTA answers its default 550");
+        milterMetrics().count(MilterVerdict::Rejected);
         return SMFIS_REJECT;
     case BlockAction::Discard:
+        milterMetrics().count(MilterVerdict::Discarded);
         return SMFIS_DISCARD;
     case BlockAction::Quarantine: {
         std::string text = smtpReplyText(line);
         if (smfi_quarantine(ctx, text.data()) != MI_SUCCESS)
             return tempfail(ctx, "popgate-milter: cannot quarantine, try again later");
+        milterMetrics().count(MilterVerdict::Quarantined);
         return SMFIS_ACCEPT;
     }
     case BlockAction::Tag: {
         std::string value = "blocked; " + line;
         if (smfi_addheader(ctx, const_cast<char*>("X-Popgate-Filter"), value.data()) != MI_SUCCESS)
             return tempfail(ctx, "popgate-milter: cannot tag, try again later");
+        milterMetrics().count(MilterVerdict::Tagged);
         return SMFIS_ACCEPT;
     }
     }
@@ -207,6 +214,7 @@ sfsistat reinjected(SMFICTX* ctx, Connection& c, const PopgateId& id)
                 gLog->warning(subject +
                               " action=accept (reinjected by popgated for an account that no "
                               "longer exists; not filtered again)");
+                milterMetrics().count(MilterVerdict::Reinjected);
                 return SMFIS_ACCEPT;
             }
             const auto state = seen.ledgerState(*accountId, id.uidl);
@@ -219,16 +227,19 @@ sfsistat reinjected(SMFICTX* ctx, Connection& c, const PopgateId& id)
                                   escapeText(before->empty() ? "-" : *before, EscapeFor::LogField)
                             : "") +
                     ")");
+                milterMetrics().count(MilterVerdict::DuplicateDropped);
                 return SMFIS_DISCARD;
             case ReinjectedAction::DiscardInFlight:
                 gLog->notice(subject + " action=discard (duplicate: copy queue-id=" +
                              escapeText(before->empty() ? "-" : *before, EscapeFor::LogField) +
                              " passed already and the ledger says injecting)");
+                milterMetrics().count(MilterVerdict::DuplicateDropped);
                 return SMFIS_DISCARD;
             case ReinjectedAction::Accept:
                 seen.record(*accountId, id.uidl, queueId);
                 gLog->information(subject +
                                   " action=accept (reinjected by popgated; not filtered again)");
+                milterMetrics().count(MilterVerdict::Reinjected);
                 return SMFIS_ACCEPT;
             }
         } catch (const OperationError&) {
@@ -353,6 +364,7 @@ sfsistat onEom(SMFICTX* ctx)
         if (!snap.filter) {
             gLog->information(who(ctx, e) + " action=accept (no system filter: " + snap.filterName +
                               ")");
+            milterMetrics().count(MilterVerdict::Accepted);
             return SMFIS_ACCEPT;
         }
         const Verdict v = judge(*snap.filter, e, true);
@@ -360,6 +372,7 @@ sfsistat onEom(SMFICTX* ctx)
             return act(ctx, *c, v.reason);
         gLog->information(who(ctx, e) + " action=accept (" +
                           escapeText(v.reason, EscapeFor::LogText) + ")");
+        milterMetrics().count(MilterVerdict::Accepted);
         return SMFIS_ACCEPT;
     });
     if (Connection* c = connectionOf(ctx))

@@ -8,15 +8,18 @@
 // popgate.conf, the header key file (never the secret key, never an account
 // secret), the database (filters, accounts by name, the ledger). Writes: the
 // database table milter_seen; the socket (umask 007). Talks to: the MTA over
-// the milter protocol. Logs to syslog, facility mail, tag popgate-milter.
+// the milter protocol; with milter.metrics_listen it serves Prometheus metrics
+// over HTTP. Logs to syslog, facility mail, tag popgate-milter.
 // Signals: SIGUSR1 re-reads the configuration and filters (libmilter takes
 // SIGHUP, SIGTERM and SIGINT to stop); filter edits are picked up without it.
 #include "core/config.h"
 #include "core/dbdrivers.h"
 #include "core/errors.h"
+#include "core/metrics.h"
 #include "core/store.h"
 #include "core/text.h"
 #include "plugin/daemon/daemon.h"
+#include "plugin/daemon/metrics_http.h"
 #include "plugin/popgate-milter/callbacks.h"
 #include "plugin/popgate-milter/snapshot.h"
 
@@ -109,6 +112,7 @@ private:
         requireCurrentSchemaIfReachable(config);
         SnapshotSource source(daemon_.configPath, settings, pool, log);
         const auto snap = source.current();
+        parseMetricsListen("milter.metrics_listen", config.str("milter.metrics_listen"));
 
         if (check_) {
             if (!snap->error.empty())
@@ -129,6 +133,9 @@ private:
         if (smfi_opensocket(true) != MI_SUCCESS)
             throw OperationError("cannot listen on " + settings.socket +
                                  " (in use, or the directory is missing or not writable)");
+        // milter.metrics_listen: started as this user, never root.
+        const auto render = [](std::ostream& out) { milterMetrics().render(out); };
+        const auto metrics = startMetrics(config, "milter.metrics_listen", render, log);
         std::thread signals([&source] { waitForReload(source); });
         signals.detach();
         const int rc = smfi_main();

@@ -59,6 +59,7 @@ struct PollReport {
     int deferred = 0;
     int failed = 0;
     int deleted = 0;
+    std::int64_t deliveredBytes = 0;        ///< ledger sizes of the delivered messages
     bool ok = true;                         ///< no failure of the account's (policy)
     bool leaseLost = false;                 ///< fenced: another host holds the account now
     Failure failure = Failure::Pop3Network; ///< when !ok

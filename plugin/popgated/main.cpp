@@ -9,16 +9,20 @@
 // accounts.d, the secret and header key files, the database. Writes: the
 // database (ledger, message log, status), spool_dir, debug_log_dir.
 // Talks to: the POP3 servers (TLS verified by default) and the local MTA's
-// reinjection listener. Logs to syslog, facility mail, tag popgated.
+// reinjection listener; with metrics_listen it serves Prometheus metrics over
+// HTTP (loopback unless written out, no authentication). Logs to syslog,
+// facility mail, tag popgated.
 // Signals: SIGHUP re-reads accounts and filters; SIGTERM/SIGINT finish the
 // message in flight, then QUIT. --dry-run (dry_run.h) reads the same and
 // writes nothing: no SMTP, no DELE, no database row, no spool file.
 #include "core/config.h"
 #include "core/dbdrivers.h"
+#include "core/metrics.h"
 #include "core/provisioning.h"
 #include "core/secretbox.h"
 #include "core/store.h"
 #include "plugin/daemon/daemon.h"
+#include "plugin/daemon/metrics_http.h"
 #include "plugin/popgated/dry_run.h"
 #include "plugin/popgated/lease_keeper.h"
 #include "plugin/popgated/scheduler.h"
@@ -131,6 +135,10 @@ private:
             return runDryRun(config, options_.onlyAccount, std::cout, log);
         log.notice("popgated " POPGATE_VERSION " starting (" + config.origin() + ", user " +
                    runAs.user + ")");
+        // metrics_listen: started as this user, never root; not for one --once pass.
+        const auto render = [](std::ostream& out) { fetchMetrics().render(out); };
+        const auto metrics =
+            options_.once ? nullptr : startMetrics(config, "metrics_listen", render, log);
         int rc = 0;
         std::thread signals([] { waitForSignals(); });
         try {
@@ -157,6 +165,7 @@ private:
     {
         const auto declared = loadProvisioned(config);
         checkLeaseSettings(config);
+        parseMetricsListen("metrics_listen", config.str("metrics_listen"));
         checkKeyFile(config.str("header_key_file"), KeyFile::Creatable);
         checkKeyFile(config.str("secret_key_file"), KeyFile::Optional);
         requireWritableDirectory("spool_dir", config.str("spool_dir"));

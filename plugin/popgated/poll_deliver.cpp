@@ -98,6 +98,7 @@ void Poll::deliver(Batch& batch)
                                  : escapeText(it.rec.queueId, EscapeFor::LogField)) +
                             " (" + escapeText(o.detail, EscapeFor::LogText) + ")");
                 ++report_.delivered;
+                report_.deliveredBytes += it.rec.size;
                 scheduleDelete(it.uid);
                 continue;
             }

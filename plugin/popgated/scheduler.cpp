@@ -4,6 +4,7 @@
 #include "core/errors.h"
 #include "core/filter_store.h"
 #include "core/message_store.h"
+#include "core/metrics.h"
 #include "core/policy.h"
 #include "core/provisioning.h"
 #include "core/secretbox.h"
@@ -270,6 +271,7 @@ PollReport pollOne(const Config& config, Store& store, Fetcher& fetcher, const A
                 t->end();
         }
     } endUse{lease.get()};
+    const auto started = std::chrono::steady_clock::now(); // for popgated_poll_duration_seconds
     MessageStore ms(store);
     const std::int64_t now = nowSeconds();
     AccountStatus st;
@@ -318,6 +320,9 @@ PollReport pollOne(const Config& config, Store& store, Fetcher& fetcher, const A
         report.error = e.what();
     }
 
+    AccountMetrics& metrics = fetchMetrics().account(account.name);
+    metrics.countMessages(
+        {report.delivered, report.ignored, report.deferred, report.failed, report.deliveredBytes});
     if (report.leaseLost) {
         // Another host holds the account now: its status is that host's to
         // write; this one forgets the account (the keeper drops the lease).
@@ -389,6 +394,8 @@ PollReport pollOne(const Config& config, Store& store, Fetcher& fetcher, const A
             }
         }
     }
+    metrics.pollEnded(std::chrono::steady_clock::now() - started, st.lastSuccessAt,
+                      st.consecutiveFailures);
     st.nextPollAt = next / 1000;
     try {
         // The status is not worth an fsync per poll (a thousand idle accounts
@@ -707,6 +714,7 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                         if (wanted(a))
                             fresh.emplace(a.name, std::move(a));
                     all.swap(fresh);
+                    fetchMetrics().setAccounts(static_cast<std::int64_t>(all.size()));
                     seenLeases = ~keeper.changes(); // recompute below
                     log.information("scheduler: configuration generation " +
                                     std::to_string(generation) + ", " + std::to_string(all.size()) +
@@ -726,7 +734,9 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
         if (main && now != lastReceivingCheck) {
             lastReceivingCheck = now;
             const bool was = receiving.on();
-            if (receiving.update(*main) && !was) {
+            const bool on = receiving.update(*main);
+            fetchMetrics().setReceiving(on);
+            if (on && !was) {
                 std::lock_guard<std::mutex> lock(shared.mutex);
                 shared.nextPoll.clear();
                 shared.due = decltype(shared.due)();
