@@ -9,7 +9,8 @@
 // header arrives renamed X-Fetched-Delivered-To (Postfix's own Delivered-To
 // loop check would otherwise bounce it). A recipient's 450 keeps the message on
 // the server and the retry goes to that recipient only. Then the same across
-// a kill -9 after the first deliveries and a clean rerun.
+// a kill -9 after the first deliveries and a clean rerun. `account test`
+// shows the recipients of the first messages before anything is fetched.
 #define BOOST_TEST_MODULE fetch_multidrop
 #include "tests/popgated/fetch_support.h"
 
@@ -163,6 +164,12 @@ BOOST_AUTO_TEST_CASE(each_message_ends_where_the_rules_say_once_per_recipient)
     addDomainAccount(gw, s);
     const Users u;
     const Dropped m = dropAll(s.maildir, u, "plain");
+
+    // Test Connection shows the recipients of the first messages (read-only).
+    const std::string test = gw.ctl({"account", "test", "domain"});
+    BOOST_TEST(test.find("message 1: to " + u.alice + "\n") != std::string::npos, test);
+    BOOST_TEST(test.find("message 2: to " + u.carol + "\n") != std::string::npos, test);
+    BOOST_TEST(countMessages(s.maildir) == 8);
 
     const RunResult first = gw.once();
     BOOST_TEST(first.status == 0, first.err);
