@@ -159,11 +159,19 @@ void addDomainAccount(Gateway& gw, const Servers& s)
 BOOST_AUTO_TEST_CASE(each_message_ends_where_the_rules_say_once_per_recipient)
 {
     Servers s;
-    EmptyMailboxes empty({s.maildir});
+    EmptyMailboxes empty({s.maildir, s.maildir2});
     Gateway gw(s);
     addDomainAccount(gw, s);
     const Users u;
     const Dropped m = dropAll(s.maildir, u, "plain");
+    // A fixed account beside it, exactly as before: its deliver-to, whatever the
+    // envelope header says, the header untouched, no per-recipient rows.
+    const std::string desk = uniqueAddress("desk");
+    gw.addDovecotAccount("desk", s.user2, desk);
+    const std::string fixedId = mid("fixed");
+    dropMessage(s.maildir2, message({"Delivered-To: " + u.alice, "From: x@example.com",
+                                     "Message-ID: " + fixedId},
+                                    "hello\r\n"));
 
     // Test Connection shows the recipients of the first messages (read-only).
     const std::string test = gw.ctl({"account", "test", "domain"});
@@ -175,6 +183,12 @@ BOOST_AUTO_TEST_CASE(each_message_ends_where_the_rules_say_once_per_recipient)
     BOOST_TEST(first.status == 0, first.err);
     BOOST_TEST(countMessages(s.maildir) == 0, "the domain mailbox is emptied");
     checkAll(gw, u, m);
+    BOOST_TEST(copies(desk, fixedId) == 1);
+    BOOST_TEST(copies(u.alice, fixedId) == 0);
+    for (const auto& d : delivered(desk))
+        BOOST_TEST(d.all("Delivered-To").size() == 2u, "Postfix's and the message's own");
+    BOOST_TEST(gw.sql("SELECT count(*) FROM message_recipients r JOIN accounts a ON a.id = "
+                      "r.account_id WHERE a.name = 'desk'") == "0\n");
     const RunResult idle = gw.once();
     BOOST_TEST(messageLines(idle.err).empty(), idle.err);
     checkAll(gw, u, m);
