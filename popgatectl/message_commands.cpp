@@ -326,6 +326,14 @@ int release(Context& ctx, const std::vector<std::string>& rest)
         try {
             Transaction tx(ctx.store().session());
             ms.save(m);
+            if (account->recipientSource == RecipientSource::Envelope) {
+                // Whom the release reached: delivered, as popgated records it.
+                std::vector<RecipientRecord> got;
+                for (const auto& to : releaseTo)
+                    got.push_back({account->id, m.uidl, to, RecipientState::Delivered, m.messageId,
+                                   r.queueId, "released from quarantine", 0});
+                ms.saveRecipients(got);
+            }
             e.status = "released";
             e.queueId = r.queueId;
             e.detail = r.reply;

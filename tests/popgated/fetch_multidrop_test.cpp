@@ -192,6 +192,26 @@ BOOST_AUTO_TEST_CASE(each_message_ends_where_the_rules_say_once_per_recipient)
     const RunResult idle = gw.once();
     BOOST_TEST(messageLines(idle.err).empty(), idle.err);
     checkAll(gw, u, m);
+
+    // message show: each recipient with its state.
+    auto idOf = [&](const std::string& messageId) {
+        std::string id = gw.sql("SELECT id FROM messages WHERE message_id = '" + messageId + "'");
+        return id.substr(0, id.find('\n'));
+    };
+    const std::string show = gw.ctl({"message", "show", idOf(m.listWithRefused)});
+    BOOST_TEST(show.find(u.carol) != std::string::npos, show);
+    BOOST_TEST(show.find("failed") != std::string::npos, show);
+    // release: without a fallback the message with no envelope header has nobody
+    // to go to (never the mailbox address); with one, it goes there.
+    const RunResult refused = run(binary("popgatectl/popgatectl"),
+                                  {"--config=" + gw.configFile(), "message", "release",
+                                   idOf(m.noHeader)});
+    BOOST_TEST(refused.status == 2, refused.err);
+    BOOST_TEST(refused.err.find("fallback-recipient") != std::string::npos, refused.err);
+    gw.ctl({"account", "set", "domain", "--fallback-recipient=" + u.carol});
+    gw.ctl({"message", "release", idOf(m.noHeader)});
+    settle();
+    BOOST_TEST(copies(u.carol, m.noHeader) == 1);
 }
 
 BOOST_AUTO_TEST_CASE(a_recipients_450_is_retried_for_it_alone)
