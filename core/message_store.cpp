@@ -583,9 +583,9 @@ std::string recipientStateName(RecipientState state)
 
 RecipientState parseRecipientState(const std::string& text)
 {
-    for (RecipientState s : {RecipientState::Pending, RecipientState::Delivered,
-                             RecipientState::Deferred, RecipientState::Failed,
-                             RecipientState::Refused})
+    for (RecipientState s :
+         {RecipientState::Pending, RecipientState::Delivered, RecipientState::Deferred,
+          RecipientState::Failed, RecipientState::Refused})
         if (text == recipientStateName(s))
             return s;
     throw InputError("unknown recipient state '" + flatten(text).substr(0, 40) +
@@ -688,8 +688,7 @@ MessageStore::recipientsHaving(std::int64_t accountId, const std::vector<std::st
             select.execute();
             RecordSet rs(select);
             for (bool more = rs.moveFirst(); more; more = rs.moveNext())
-                out[text(rs, "message_id")].emplace_back(text(rs, "uidl"),
-                                                         text(rs, "recipient"));
+                out[text(rs, "message_id")].emplace_back(text(rs, "uidl"), text(rs, "recipient"));
         }
     } catch (const Poco::Exception& e) {
         throw dbError(store_, "cannot look up the recipients of Message-IDs", e);

@@ -89,8 +89,7 @@ std::vector<RecipientMapEntry> parseRecipientMap(const std::string& text)
     for (const std::string& entry : splitList(text)) {
         const auto eq = entry.find('=');
         if (eq == std::string::npos)
-            throw InputError("'" + flatten(entry).substr(0, 80) +
-                             "' is not ADDRESS=RECIPIENT");
+            throw InputError("'" + flatten(entry).substr(0, 80) + "' is not ADDRESS=RECIPIENT");
         const std::string address = trim(entry.substr(0, eq));
         const std::string recipient = trim(entry.substr(eq + 1));
         RecipientMapEntry e;
@@ -172,10 +171,10 @@ RecipientResolution resolveRecipients(const Account& account, const EnvelopeFiel
 
     const auto skip = static_cast<std::size_t>(std::max(0, account.envelopeHeaderSkip));
     if (envelope.values.size() <= skip) {
-        const std::string why =
-            "no envelope recipient (no " + header +
-            (skip ? " field after the " + std::to_string(skip) + " skipped" : std::string(" field")) +
-            ")";
+        const std::string why = "no envelope recipient (no " + header +
+                                (skip ? " field after the " + std::to_string(skip) + " skipped"
+                                      : std::string(" field")) +
+                                ")";
         if (!fallback.empty()) {
             out.recipients.push_back(fallback);
             out.usedFallback = true;
@@ -200,9 +199,8 @@ RecipientResolution resolveRecipients(const Account& account, const EnvelopeFiel
         if (a.isNull() || a.domain.empty() || !isLocalRecipientName(a.key))
             return unreadable("'" + flatten(a.spec()).substr(0, 80) +
                               "' is not a deliverable address");
-        const auto mapped = std::find_if(map.begin(), map.end(), [&](const RecipientMapEntry& e) {
-            return e.address == a.key;
-        });
+        const auto mapped = std::find_if(
+            map.begin(), map.end(), [&](const RecipientMapEntry& e) { return e.address == a.key; });
         if (mapped != map.end()) {
             addOnce(out.recipients, mapped->recipient);
         } else if (std::find(domains.begin(), domains.end(), domainOf(a.key)) != domains.end()) {

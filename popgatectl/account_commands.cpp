@@ -3,8 +3,8 @@
 // field is an option named as in accounts.d files (--server=HOST, ...).
 // Secrets never come as arguments: prompt, --password-stdin or --password-file.
 #include "core/errors.h"
-#include "core/recipients.h"
 #include "core/provisioning.h"
+#include "core/recipients.h"
 #include "core/text.h"
 #include "plugin/net/conntest.h"
 #include "plugin/net/oauth_client.h"
@@ -426,9 +426,8 @@ int test(Context& ctx, const std::vector<std::string>& rest)
             *ctx.out << "message " << number << ": "
                      << escapeText(res.deliverable() ? "to " + to : "quarantine: " + res.detail,
                                    EscapeFor::Terminal)
-                     << (refused.empty()
-                             ? ""
-                             : "; refused: " + escapeText(refused, EscapeFor::Terminal))
+                     << (refused.empty() ? ""
+                                         : "; refused: " + escapeText(refused, EscapeFor::Terminal))
                      << "\n";
         };
     }

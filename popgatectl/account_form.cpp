@@ -4,10 +4,10 @@
 // connection security with its warning, port defaulted from the security,
 // system address filter chosen from those that exist, active), then the
 // mailbox popgate delivers to, and whether it is a domain mailbox (recipients
-// envelope: its header, the fields to skip, local domains, the fallback). Each answer goes through the core's field table
-// (setAccountField) and the account check (validateAccount), so the form accepts
-// exactly what --FIELD=VALUE accepts; a refused answer is asked again. Only used with a terminal on
-// standard input: without one, `account add` says what is missing, as before.
+// envelope: its header, the fields to skip, local domains, the fallback). Each answer goes through
+// the core's field table (setAccountField) and the account check (validateAccount), so the form
+// accepts exactly what --FIELD=VALUE accepts; a refused answer is asked again. Only used with a
+// terminal on standard input: without one, `account add` says what is missing, as before.
 #include "core/errors.h"
 #include "core/filter_store.h"
 #include "core/provisioning.h"
@@ -203,11 +203,11 @@ void printAccountSummary(Context& ctx, const Account& a)
     row("mailbox", a.mailbox);
     row("recipients", recipientSourceName(a.recipientSource));
     if (a.recipientSource == RecipientSource::Envelope) {
-        row("envelope header", a.envelopeHeader + (a.envelopeHeaderSkip
-                                                       ? " (skip " +
-                                                             std::to_string(a.envelopeHeaderSkip) +
-                                                             " from the top)"
-                                                       : std::string(" (the topmost)")));
+        row("envelope header",
+            a.envelopeHeader +
+                (a.envelopeHeaderSkip
+                     ? " (skip " + std::to_string(a.envelopeHeaderSkip) + " from the top)"
+                     : std::string(" (the topmost)")));
         row("local domains", a.localDomains);
         row("fallback recipient",
             a.fallbackRecipient.empty() ? "(none: quarantine)" : a.fallbackRecipient);

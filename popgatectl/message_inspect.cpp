@@ -251,10 +251,9 @@ int messageShow(Context& ctx, const std::vector<std::string>& rest)
         account && account->recipientSource == RecipientSource::Envelope
             ? ms.recipientsOf(account->id, m.uidl)
             : std::vector<RecipientRecord>{};
-    std::vector<std::string> rcpts =
-        account && account->recipientSource == RecipientSource::Fixed
-            ? account->recipients()
-            : std::vector<std::string>{};
+    std::vector<std::string> rcpts = account && account->recipientSource == RecipientSource::Fixed
+                                         ? account->recipients()
+                                         : std::vector<std::string>{};
     for (const auto& r : perRecipient)
         rcpts.push_back(r.recipient);
     const std::int64_t age = nowSeconds() - m.createdAt;

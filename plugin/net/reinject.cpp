@@ -469,6 +469,10 @@ SmtpReinjector::deliverMany(const std::vector<SmtpMessage>& messages,
                 r.recipients = rcpts;
                 push(r);
             }
+            if (!refused) { // no recipient at all: nothing may be handed over
+                refused = true;
+                push(result(Kind::Permanent, 0, "no recipient to hand the message to", "RCPT TO"));
+            }
         }
         if (refused) {
             const bool dataOpen = replies.size() == commands.size() && replies.back().code == 354;

@@ -8,6 +8,9 @@
 // message-log rows in groups (16 replies or 10 ms); those commits are not
 // flushed one by one (they survive a crash of popgated, not of the machine);
 // the batch's last one is, before anything depends on them (DELE).
+// A domain mailbox's message (recipients envelope) goes in one transaction to
+// the recipients its rows say it has not reached; each recipient's outcome is
+// written to its row and committed at once (recipientOutcome), not journalled.
 #include "core/milter_seen.h"
 #include "core/text.h"
 #include "plugin/popgated/poll.h"
@@ -134,9 +137,10 @@ void Poll::deliver(Batch& batch)
             recipientOutcome(it, r);
             now = true;
             outcomes.push_back({&it,
-                                it.rec.state == MessageState::Injected    ? "delivered"
-                                : it.rec.state == MessageState::Injecting ? "uncertain"
-                                                                          : messageStateName(it.rec.state),
+                                it.rec.state == MessageState::Injected ? "delivered"
+                                : it.rec.state == MessageState::Injecting
+                                    ? "uncertain"
+                                    : messageStateName(it.rec.state),
                                 it.rec.reason.empty() ? r.reply : it.rec.reason});
             if (r.kind == SmtpResult::Kind::Unreachable || r.kind == SmtpResult::Kind::Uncertain) {
                 const Failure f = failureOf(r.kind);
@@ -278,8 +282,7 @@ void Poll::recipientOutcome(Item& it, const SmtpResult& r)
     }
     if (r.kind == SmtpResult::Kind::Accepted)
         it.rec.queueId = r.queueId;
-    const std::string summary =
-        (to.empty() ? std::string() : r.reply + "; to " + to) + notes;
+    const std::string summary = (to.empty() ? std::string() : r.reply + "; to " + to) + notes;
     it.rec.reason = summary.compare(0, 2, "; ") == 0 ? summary.substr(2) : summary;
     if (r.kind == SmtpResult::Kind::Unreachable || r.kind == SmtpResult::Kind::Uncertain) {
         const Decision d = decide(failureOf(r.kind));

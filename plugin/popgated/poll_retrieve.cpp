@@ -32,9 +32,9 @@ void Poll::retrieve(Batch& batch)
     }
     // A domain mailbox's recipients are known only from each message (the
     // Received: field then names none).
-    const std::string first = envelope()               ? std::string()
-                              : recipients_.empty()    ? account_.mailbox
-                                                       : recipients_.front();
+    const std::string first = envelope()            ? std::string()
+                              : recipients_.empty() ? account_.mailbox
+                                                    : recipients_.front();
     std::vector<Pop3Listing> listing;
     for (Item& it : batch.items) {
         it.spool = std::make_unique<Spool>(spoolTmp + "/" + account_.name + "." +

@@ -71,10 +71,10 @@ void Poll::screenRecipients(Batch& batch)
     auto stored = retried.empty() ? std::map<std::string, std::vector<RecipientRecord>>()
                                   : ledger_.recipientsOfMany(account_.id, retried);
     // Message-ID -> (UIDL, recipient) handed over or on the way, here and in the batch.
-    auto having = settings_.allowDuplicates || ids.empty()
-                      ? std::map<std::string, std::vector<std::pair<std::string, std::string>>>()
-                      : ledger_.recipientsHaving(account_.id, ids,
-                                                 nowSeconds() - settings_.duplicateWindow);
+    auto having =
+        settings_.allowDuplicates || ids.empty()
+            ? std::map<std::string, std::vector<std::pair<std::string, std::string>>>()
+            : ledger_.recipientsHaving(account_.id, ids, nowSeconds() - settings_.duplicateWindow);
     for (Item& it : batch.items) {
         if (it.retrieval != Retrieval::Retrieved)
             continue;
@@ -93,7 +93,8 @@ void Poll::screenRecipients(Batch& batch)
                     r.state = RecipientState::Pending;
             nobody = "no recipient left to hand it to";
         } else {
-            const RecipientResolution res = resolveRecipients(account_, it.rewriter->facts().envelope);
+            const RecipientResolution res =
+                resolveRecipients(account_, it.rewriter->facts().envelope);
             for (const auto& r : res.recipients)
                 it.rcpts.push_back({account_.id, it.uid.uid, r, RecipientState::Pending,
                                     it.rec.messageId, "", "", 0});

@@ -255,8 +255,8 @@ BOOST_AUTO_TEST_CASE(recipient_rows_round_trip)
             m.messageId = "<same@example.org>";
             ms.save(m);
             std::vector<RecipientRecord> rows = {
-                {db.accountId, "u1", "alice@company.example", RecipientState::Pending,
-                 m.messageId, "", "", 0},
+                {db.accountId, "u1", "alice@company.example", RecipientState::Pending, m.messageId,
+                 "", "", 0},
                 {db.accountId, "u1", "x@other.example", RecipientState::Refused, m.messageId, "",
                  "not a local domain", 0},
             };

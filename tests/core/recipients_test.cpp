@@ -65,10 +65,12 @@ BOOST_AUTO_TEST_CASE(table_of_envelope_headers)
          0, "", RecipientVerdict::Deliver, "bob@company.example", ""},
         {"case of header name and domain", "DELIVERED-TO: Bob@Company.EXAMPLE\r\n" + body, 0, "",
          RecipientVerdict::Deliver, "bob@company.example", ""},
-        {"the topmost field counts", "Delivered-To: a@company.example\r\nDelivered-To: b@company.example\r\n" + body,
-         0, "", RecipientVerdict::Deliver, "a@company.example", ""},
-        {"skip 1: the second from the top", "Delivered-To: a@company.example\r\nDelivered-To: b@company.example\r\n" + body,
-         1, "", RecipientVerdict::Deliver, "b@company.example", ""},
+        {"the topmost field counts",
+         "Delivered-To: a@company.example\r\nDelivered-To: b@company.example\r\n" + body, 0, "",
+         RecipientVerdict::Deliver, "a@company.example", ""},
+        {"skip 1: the second from the top",
+         "Delivered-To: a@company.example\r\nDelivered-To: b@company.example\r\n" + body, 1, "",
+         RecipientVerdict::Deliver, "b@company.example", ""},
         {"skip beyond the fields: no recipient", "Delivered-To: a@company.example\r\n" + body, 1,
          "", RecipientVerdict::NoEnvelope, "", ""},
         {"sub-domain listed", "Delivered-To: c@sub.company.example\r\n" + body, 0, "",
@@ -81,8 +83,9 @@ BOOST_AUTO_TEST_CASE(table_of_envelope_headers)
          RecipientVerdict::Deliver, "bob@company.example", ""},
         {"angle brackets", "Delivered-To: <bob@company.example>\r\n" + body, 0, "",
          RecipientVerdict::Deliver, "bob@company.example", ""},
-        {"a list, each once", "Delivered-To: a@company.example, b@company.example, A@company.example\r\n" + body,
-         0, "", RecipientVerdict::Deliver, "a@company.example b@company.example", ""},
+        {"a list, each once",
+         "Delivered-To: a@company.example, b@company.example, A@company.example\r\n" + body, 0, "",
+         RecipientVerdict::Deliver, "a@company.example b@company.example", ""},
         {"foreign domain refused", "Delivered-To: x@other.example\r\n" + body, 0, "",
          RecipientVerdict::NoLocalRecipient, "", "x@other.example"},
         {"foreign domain to the fallback", "Delivered-To: x@other.example\r\n" + body, 0,
@@ -99,8 +102,9 @@ BOOST_AUTO_TEST_CASE(table_of_envelope_headers)
          RecipientVerdict::Deliver, "postmaster", ""},
         {"other envelope header is not read", "X-Original-To: bob@company.example\r\n" + body, 0,
          "", RecipientVerdict::NoEnvelope, "", ""},
-        {"header in the body is not read", "Subject: x\r\n\r\nDelivered-To: bob@company.example\r\n",
-         0, "", RecipientVerdict::NoEnvelope, "", ""},
+        {"header in the body is not read",
+         "Subject: x\r\n\r\nDelivered-To: bob@company.example\r\n", 0, "",
+         RecipientVerdict::NoEnvelope, "", ""},
         {"garbage fails closed, even with a fallback", "Delivered-To: <<bob@@company\r\n" + body, 0,
          "postmaster", RecipientVerdict::Unreadable, "", ""},
         {"empty field fails closed", "Delivered-To: \r\n" + body, 0, "postmaster",
@@ -109,13 +113,15 @@ BOOST_AUTO_TEST_CASE(table_of_envelope_headers)
          RecipientVerdict::Unreadable, "", ""},
         {"address without domain fails closed", "Delivered-To: bob\r\n" + body, 0, "",
          RecipientVerdict::Unreadable, "", ""},
-        {"control byte fails closed", std::string("Delivered-To: bob\x01@company.example\r\n") + body,
-         0, "", RecipientVerdict::Unreadable, "", ""},
+        {"control byte fails closed",
+         std::string("Delivered-To: bob\x01@company.example\r\n") + body, 0, "",
+         RecipientVerdict::Unreadable, "", ""},
         {"quoted local part with a blank fails closed",
          "Delivered-To: \"b ob\"@company.example\r\n" + body, 0, "", RecipientVerdict::Unreadable,
          "", ""},
-        {"oversized field fails closed", "Delivered-To: " + std::string(5000, 'a') + "@company.example\r\n" + body,
-         0, "postmaster", RecipientVerdict::Unreadable, "", ""},
+        {"oversized field fails closed",
+         "Delivered-To: " + std::string(5000, 'a') + "@company.example\r\n" + body, 0, "postmaster",
+         RecipientVerdict::Unreadable, "", ""},
     };
     for (const Row& r : rows) {
         BOOST_TEST_CONTEXT(r.label)
@@ -163,9 +169,9 @@ BOOST_AUTO_TEST_CASE(each_envelope_header_name)
         {
             Account a = domainAccount();
             a.envelopeHeader = canonicalEnvelopeHeader(name);
-            const auto res = recipientsForMessage(
-                a, std::string("Delivered-To: wrong@company.example\r\n") + name +
-                       ": right@company.example\r\n\r\n");
+            const auto res =
+                recipientsForMessage(a, std::string("Delivered-To: wrong@company.example\r\n") +
+                                            name + ": right@company.example\r\n\r\n");
             if (std::string(name) == "Delivered-To")
                 BOOST_TEST(join(res.recipients) == "wrong@company.example");
             else

@@ -463,3 +463,28 @@ BOOST_AUTO_TEST_CASE(per_recipient_all_refused_sends_no_text_temporary_wins)
     BOOST_TEST((results[0].recipients[0].kind == Kind::Permanent));
     BOOST_TEST((results[0].recipients[1].kind == Kind::Temporary));
 }
+
+BOOST_AUTO_TEST_CASE(per_recipient_without_a_recipient_sends_no_text)
+{
+    FakePop3Server mta({
+        send(kGreeting),
+        expect("EHLO gw.test"),
+        send(kEhloPipelining),
+        expect("MAIL FROM:<a@x.test> SIZE=3"),
+        expect("DATA"),
+        send("250 Ok\r\n554 5.5.1 Error: no valid recipients\r\n"),
+        expect("RSET"),
+        send("250 Ok\r\n"),
+        expect("QUIT"),
+        send("221 bye\r\n"),
+    });
+    SmtpReinjector r(targetFor(mta.port()));
+    SmtpMessage m = message("a@x.test", "a\r\n");
+    m.recipients.clear();
+    m.perRecipient = true;
+    const auto results = r.deliverMany({m});
+    r.close();
+    BOOST_TEST(mta.finish() == "");
+    BOOST_TEST_REQUIRE(results.size() == 1u);
+    BOOST_TEST((results[0].kind == Kind::Permanent));
+}

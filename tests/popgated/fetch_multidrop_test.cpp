@@ -64,8 +64,8 @@ Dropped dropAll(const std::string& maildir, const Users& u, const std::string& t
     drop({"Delivered-To: " + u.alice, "From: x@example.com", "To: " + u.alice,
           "Message-ID: " + m.toAlice, "Subject: for alice"});
     // Bcc'd: the header names alice and bob, the envelope only carol.
-    drop({"Delivered-To: " + u.carol, "From: x@example.com", "To: " + u.alice,
-          "Cc: " + u.bob, "Message-ID: " + m.bccCarol, "Subject: bcc carol"});
+    drop({"Delivered-To: " + u.carol, "From: x@example.com", "To: " + u.alice, "Cc: " + u.bob,
+          "Message-ID: " + m.bccCarol, "Subject: bcc carol"});
     // One message for alice and bob: one copy per recipient, and a second for bob.
     for (const auto* r : {&u.alice, &u.bob, &u.bob})
         drop({"Delivered-To: " + *r, "From: x@example.com", "To: " + u.alice + ", " + u.bob,
@@ -203,9 +203,9 @@ BOOST_AUTO_TEST_CASE(each_message_ends_where_the_rules_say_once_per_recipient)
     BOOST_TEST(show.find("failed") != std::string::npos, show);
     // release: without a fallback the message with no envelope header has nobody
     // to go to (never the mailbox address); with one, it goes there.
-    const RunResult refused = run(binary("popgatectl/popgatectl"),
-                                  {"--config=" + gw.configFile(), "message", "release",
-                                   idOf(m.noHeader)});
+    const RunResult refused =
+        run(binary("popgatectl/popgatectl"),
+            {"--config=" + gw.configFile(), "message", "release", idOf(m.noHeader)});
     BOOST_TEST(refused.status == 2, refused.err);
     BOOST_TEST(refused.err.find("fallback-recipient") != std::string::npos, refused.err);
     gw.ctl({"account", "set", "domain", "--fallback-recipient=" + u.carol});
@@ -223,8 +223,8 @@ BOOST_AUTO_TEST_CASE(a_recipients_450_is_retried_for_it_alone)
     const std::string dave = uniqueAddress("dave");
     const std::string fail4 = requireEnv("POPGATE_TEST_POSTFIX_FAIL_RCPT_4XX");
     const std::string id = mid("deferred");
-    dropMessage(s.maildir, message({"Delivered-To: " + dave + ", " + fail4,
-                                    "From: x@example.com", "Message-ID: " + id},
+    dropMessage(s.maildir, message({"Delivered-To: " + dave + ", " + fail4, "From: x@example.com",
+                                    "Message-ID: " + id},
                                    "hello\r\n"));
     for (int run = 0; run < 3; ++run) {
         const RunResult r = gw.once();
