@@ -4,6 +4,7 @@
 #include "core/account.h"
 
 #include "core/errors.h"
+#include "core/recipients.h"
 #include "core/text.h"
 
 #include <Poco/String.h>
@@ -260,6 +261,55 @@ std::vector<AccountField> makeFields()
         {"oauth-profile", "OAuth profile for the oauth and oauth2 authentication kinds",
          [](Account& a, const std::string& v) { a.oauthProfile = filterName(v); },
          [](const Account& a) { return a.oauthProfile; }},
+        {"recipients",
+         "where the recipients come from: fixed (deliver-to, the default) or envelope (a domain "
+         "mailbox: envelope-header names them)",
+         [](Account& a, const std::string& v) { a.recipientSource = parseRecipientSource(v); },
+         [](const Account& a) { return recipientSourceName(a.recipientSource); }},
+        {"envelope-header",
+         "with recipients envelope: the header the provider writes the recipient in: "
+         "Delivered-To, X-Original-To, Envelope-To or X-Envelope-To",
+         [](Account& a, const std::string& v) { a.envelopeHeader = canonicalEnvelopeHeader(v); },
+         [](const Account& a) { return a.envelopeHeader; }},
+        {"envelope-header-skip",
+         "fields of envelope-header to skip, counted from the top (0: the topmost, the "
+         "provider's own; default 0)",
+         [](Account& a, const std::string& v) {
+             a.envelopeHeaderSkip = static_cast<int>(parseInteger(v, 0, 16));
+         },
+         [](const Account& a) { return std::to_string(a.envelopeHeaderSkip); }},
+        {"local-domains",
+         "with recipients envelope: the recipient domains delivered as addressed, comma-separated",
+         [](Account& a, const std::string& v) {
+             const std::string t = boundedText(v, 2048);
+             std::string joined;
+             for (const auto& d : parseLocalDomains(t))
+                 joined += (joined.empty() ? "" : ", ") + d;
+             a.localDomains = joined;
+         },
+         [](const Account& a) { return a.localDomains; }},
+        {"recipient-map",
+         "with recipients envelope: ADDRESS=RECIPIENT rewrites, comma-separated "
+         "(sales@company.example=sales-team)",
+         [](Account& a, const std::string& v) {
+             const std::string t = boundedText(v, 8192);
+             std::string joined;
+             for (const auto& e : parseRecipientMap(t))
+                 joined += (joined.empty() ? "" : ", ") + e.address + "=" + e.recipient;
+             a.recipientMap = joined;
+         },
+         [](const Account& a) { return a.recipientMap; }},
+        {"fallback-recipient",
+         "with recipients envelope: who gets mail with no envelope header or for another "
+         "domain (empty: quarantine or refuse)",
+         [](Account& a, const std::string& v) {
+             const std::string t = boundedText(v, 254);
+             if (!t.empty() && !isLocalRecipientName(t))
+                 throw InputError("'" + flatten(t).substr(0, 80) +
+                                  "' is not a mail address or local name");
+             a.fallbackRecipient = t;
+         },
+         [](const Account& a) { return a.fallbackRecipient; }},
     };
 }
 
@@ -330,8 +380,21 @@ AccountCheck validateAccount(const Account& a)
     for (const auto& r : splitList(a.deliverTo))
         if (!isMailAddress(r, false))
             error("deliver-to", "'" + flatten(r) + "' is not a mail address or local name");
-    if (a.recipients().empty())
+    if (a.recipientSource == RecipientSource::Fixed && a.recipients().empty())
         error("deliver-to", "no local recipient: set mailbox or deliver-to");
+    if (a.recipientSource == RecipientSource::Envelope) {
+        // fetchmail's lesson: no multidrop without an explicit envelope header.
+        if (a.envelopeHeader.empty())
+            error("envelope-header", "is required with recipients envelope");
+        if (trim(a.localDomains).empty() && trim(a.recipientMap).empty())
+            error("local-domains", "is required with recipients envelope (or a recipient-map)");
+        if (!trim(a.deliverTo).empty())
+            check.warnings.push_back("deliver-to is not used with recipients envelope");
+    } else if (!a.envelopeHeader.empty() || !trim(a.localDomains).empty() ||
+               !trim(a.recipientMap).empty() || !trim(a.fallbackRecipient).empty()) {
+        check.warnings.push_back("envelope-header, local-domains, recipient-map and "
+                                 "fallback-recipient are used only with recipients envelope");
+    }
     if (a.pollInterval < 10 || a.pollInterval > 86400)
         error("poll-interval", "must be between 10s and 1d");
     if (a.maxMessageSize < 0)

@@ -14,6 +14,8 @@ namespace popgate
 
 enum class AuthKind { None, Password, OAuth, OAuth2 };
 enum class Security { None, StartTls, SslTls };
+/// Where a message's recipients come from (core/recipients.h).
+enum class RecipientSource { Fixed, Envelope };
 
 /// authName - "none" | "password" | "oauth" | "oauth2".
 std::string authName(AuthKind kind);
@@ -48,13 +50,21 @@ struct Account {
     std::string authMechanism = "auto"; ///< auto | user | apop | plain | login
     bool plaintextAuth = false;         ///< allow a password in clear (only with security none)
     std::string tlsMinVersion = "1.2";
+    // A domain ("multidrop") mailbox: see core/recipients.h.
+    RecipientSource recipientSource = RecipientSource::Fixed; ///< `recipients`
+    std::string envelopeHeader;  ///< Delivered-To | X-Original-To | Envelope-To | X-Envelope-To
+    int envelopeHeaderSkip = 0;  ///< fields of envelopeHeader to skip from the top
+    std::string localDomains;    ///< comma-separated, normalized
+    std::string recipientMap;    ///< "ADDRESS=RECIPIENT, ..."
+    std::string fallbackRecipient; ///< "" = quarantine ("no envelope recipient")
     std::int64_t createdAt = 0; ///< Unix seconds
     std::int64_t updatedAt = 0;
 
     bool hasSecret() const { return !sealedSecret.empty(); }
     /// effectivePort - port, or 995 for ssl-tls and 110 otherwise.
     int effectivePort() const;
-    /// recipients - deliverTo split at commas, or the mailbox address.
+    /// recipients - deliverTo split at commas, or the mailbox address (what a
+    /// fixed account delivers to; an envelope account: core/recipients.h).
     std::vector<std::string> recipients() const;
 };
 

@@ -211,6 +211,9 @@ bool isSimpleAddrSpec(const std::string& text)
     return domainToken(local) == local && domainToken(domain) == domain;
 }
 
+/// What an envelope header field is renamed to: this prefix + the field as it came.
+const std::string kEnvelopeRename = "X-Fetched-";
+
 } // namespace
 
 // ---- MessageRewriter --------------------------------------------------------
@@ -223,6 +226,26 @@ MessageRewriter::MessageRewriter(std::ostream& sink, std::string prepend)
 // The destructor does not finish(): an aborted transfer must not have its
 // pending partial line written as if the message had ended.
 MessageRewriter::~MessageRewriter() = default;
+
+void MessageRewriter::collectEnvelope(const std::string& name)
+{
+    envelopeName_ = lowered(name);
+}
+
+// addEnvelopeField - record one field of the envelope header in facts (bounded).
+static void addEnvelopeField(EnvelopeFields& fields, std::string body, bool tooLarge)
+{
+    ++fields.seen;
+    if (tooLarge || body.size() > kMaxEnvelopeField) {
+        fields.tooLarge = true;
+        return;
+    }
+    if (fields.values.size() >= kMaxEnvelopeFields) {
+        fields.tooMany = true;
+        return;
+    }
+    fields.values.push_back(std::move(body));
+}
 
 const MessageFacts& MessageRewriter::finish()
 {
@@ -356,10 +379,14 @@ void MessageRewriter::streamField(const std::string& start)
             facts_.tooManyFroms || facts_.fromFields > static_cast<int>(kMaxFromFields);
     }
     passing_ = isPopgateName(name) ? Passing::Drop : Passing::Pass;
+    const bool envelope = !envelopeName_.empty() && lowered(name) == envelopeName_;
+    if (envelope) // too large to read a recipient from: the message fails closed
+        addEnvelopeField(facts_.envelope, std::string(), true);
     if (passing_ == Passing::Drop)
         facts_.hadPopgateHeaders = true;
     else
-        emit(start.data(), start.size());
+        emit((envelope ? kEnvelopeRename + start : start).data(),
+             start.size() + (envelope ? kEnvelopeRename.size() : 0));
     field_.clear();
     line_.clear();
     lineStreaming_ = true;
@@ -381,6 +408,12 @@ void MessageRewriter::endField()
     const std::string name = lowered(field.substr(0, fieldNameLength(field)));
     if (isPopgateName(name)) {
         facts_.hadPopgateHeaders = true;
+        return;
+    }
+    if (!envelopeName_.empty() && name == envelopeName_) {
+        field.insert(0, kEnvelopeRename);
+        emit(field.data(), field.size());
+        addEnvelopeField(facts_.envelope, unfold(field), false);
         return;
     }
     emit(field.data(), field.size());

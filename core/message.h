@@ -23,6 +23,21 @@ constexpr std::size_t kMaxFromFields = 16;
 /// kept; the message is judged unreadable (MessageFacts::fromTooLarge).
 constexpr std::size_t kMaxFromField = 16 * 1024;
 
+/// At most this many fields of an account's envelope header are kept, each of
+/// at most kMaxEnvelopeField octets; beyond that EnvelopeFields says so and the
+/// recipients are not read from it (core/recipients.h fails closed).
+constexpr std::size_t kMaxEnvelopeFields = 64;
+constexpr std::size_t kMaxEnvelopeField = 4096;
+
+/// The fields of one envelope header (Delivered-To, X-Original-To, ...), in
+/// order from the top of the header section; bodies unfolded and trimmed.
+struct EnvelopeFields {
+    std::vector<std::string> values;
+    int seen = 0;          ///< fields with that name, kept or not
+    bool tooMany = false;  ///< more than kMaxEnvelopeFields (the rest not kept)
+    bool tooLarge = false; ///< one was over kMaxEnvelopeField octets (not kept)
+};
+
 /// What the header section said (values unfolded, trimmed; empty when absent).
 /// For each of Message-ID, Return-Path and Subject the first occurrence wins;
 /// every From field is kept (bounded: kMaxFromFields of kMaxFromField octets).
@@ -39,6 +54,7 @@ struct MessageFacts {
     int popgateHops = 0; ///< Received: fields with "(popgate)" after " by " (receivedHeader's)
     bool hadPopgateHeaders = false; ///< X-Popgate-* arrived from outside (and was dropped)
     bool headerComplete = false;    ///< the blank line ending the header section was seen
+    EnvelopeFields envelope; ///< the fields named by collectEnvelope(), if it was called
     std::int64_t inputOctets = 0;   ///< bytes that came in
     std::int64_t outputOctets = 0;  ///< bytes written to the sink (with our headers)
 };
@@ -68,6 +84,11 @@ public:
     /// ~MessageRewriter - does not finish(): an aborted transfer stays incomplete.
     ~MessageRewriter() override;
 
+    /// collectEnvelope - before the first write: keep the bodies of every field
+    /// called name (case-insensitive) in facts().envelope, and write each such
+    /// field renamed, "X-Fetched-" + the field as it came (so that nothing
+    /// downstream takes it for this delivery's envelope).
+    void collectEnvelope(const std::string& name);
     /// finish - flush what is pending (a last line without line end, the
     /// open header field) and the sink; returns the facts. Idempotent.
     const MessageFacts& finish();
@@ -104,6 +125,7 @@ private:
     bool seenMessageId_ = false;
     bool seenReturnPath_ = false;
     bool seenSubject_ = false;
+    std::string envelopeName_; ///< lower case; "" collects nothing
     MessageFacts facts_;
 };
 

@@ -94,6 +94,15 @@ std::string inList(std::size_t n, std::size_t first)
 
 constexpr std::size_t kRowsPerStatement = 16;
 
+// forgetRecipients - per-recipient rows whose message row is gone (0008).
+void forgetRecipients(Poco::Data::Session& session)
+{
+    session << "DELETE FROM message_recipients WHERE NOT EXISTS (SELECT 1 FROM messages m "
+               "WHERE m.account_id = message_recipients.account_id AND "
+               "m.uidl = message_recipients.uidl)",
+        now;
+}
+
 } // namespace
 
 std::string messageStateName(MessageState state)
@@ -325,7 +334,9 @@ std::size_t MessageStore::forget(std::int64_t before)
         Statement del(store_.session());
         del << "DELETE FROM messages WHERE deleted = 1 AND updated_at < $1",
             bind(Poco::Int64(before));
-        return del.execute();
+        const std::size_t n = del.execute();
+        forgetRecipients(store_.session());
+        return n;
     } catch (const Poco::Exception& e) {
         throw dbError(store_, "cannot prune the message ledger", e);
     }
@@ -549,6 +560,140 @@ void MessageStore::saveStatus(const AccountStatus& s)
     } catch (const Poco::Exception& e) {
         throw dbError(store_, "cannot save account status", e);
     }
+}
+
+// ---- per-recipient ledger (0008, domain mailboxes) --------------------------
+
+std::string recipientStateName(RecipientState state)
+{
+    switch (state) {
+    case RecipientState::Pending:
+        return "pending";
+    case RecipientState::Delivered:
+        return "delivered";
+    case RecipientState::Deferred:
+        return "deferred";
+    case RecipientState::Failed:
+        return "failed";
+    case RecipientState::Refused:
+        return "refused";
+    }
+    return "?";
+}
+
+RecipientState parseRecipientState(const std::string& text)
+{
+    for (RecipientState s :
+         {RecipientState::Pending, RecipientState::Delivered, RecipientState::Deferred,
+          RecipientState::Failed, RecipientState::Refused})
+        if (text == recipientStateName(s))
+            return s;
+    throw InputError("unknown recipient state '" + flatten(text).substr(0, 40) +
+                     "' (expected pending, delivered, deferred, failed or refused)");
+}
+
+namespace
+{
+
+RecipientRecord readRecipient(RecordSet& rs)
+{
+    RecipientRecord r;
+    r.accountId = number(rs, "account_id");
+    r.uidl = text(rs, "uidl");
+    r.recipient = text(rs, "recipient");
+    r.state = parseRecipientState(text(rs, "state"));
+    r.messageId = text(rs, "message_id");
+    r.queueId = text(rs, "queue_id");
+    r.reason = text(rs, "reason");
+    r.updatedAt = number(rs, "updated_at");
+    return r;
+}
+
+const char* const kRecipientColumns =
+    "account_id, uidl, recipient, state, message_id, queue_id, reason, updated_at";
+
+} // namespace
+
+std::vector<RecipientRecord> MessageStore::recipientsOf(std::int64_t accountId,
+                                                        const std::string& uidl)
+{
+    auto many = recipientsOfMany(accountId, {uidl});
+    return many[uidl];
+}
+
+std::map<std::string, std::vector<RecipientRecord>>
+MessageStore::recipientsOfMany(std::int64_t accountId, const std::vector<std::string>& uidls)
+{
+    std::map<std::string, std::vector<RecipientRecord>> out;
+    try {
+        for (std::size_t first = 0; first < uidls.size(); first += kRowsPerStatement) {
+            const std::size_t rows = std::min(kRowsPerStatement, uidls.size() - first);
+            Statement select(store_.session());
+            select << "SELECT " << kRecipientColumns
+                   << " FROM message_recipients WHERE account_id = $1 AND uidl IN ("
+                   << inList(rows, 2) << ") ORDER BY uidl, recipient",
+                bind(Poco::Int64(accountId));
+            for (std::size_t i = first; i < first + rows; ++i)
+                select, bind(uidls[i]);
+            select.execute();
+            RecordSet rs(select);
+            for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
+                RecipientRecord r = readRecipient(rs);
+                out[r.uidl].push_back(std::move(r));
+            }
+        }
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot read the recipients of messages", e);
+    }
+    return out;
+}
+
+void MessageStore::saveRecipients(std::vector<RecipientRecord>& rows)
+{
+    const std::int64_t at = nowSeconds();
+    try {
+        for (RecipientRecord& r : rows) {
+            r.updatedAt = at;
+            store_.session()
+                << "INSERT INTO message_recipients (" << kRecipientColumns
+                << ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (account_id, uidl, "
+                   "recipient) DO UPDATE SET state = excluded.state, message_id = "
+                   "excluded.message_id, queue_id = excluded.queue_id, reason = excluded.reason, "
+                   "updated_at = excluded.updated_at",
+                bind(Poco::Int64(r.accountId)), bind(r.uidl), bind(r.recipient),
+                bind(recipientStateName(r.state)), bind(r.messageId), bind(r.queueId),
+                bind(r.reason), bind(Poco::Int64(r.updatedAt)), now;
+        }
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot record the recipients of a message", e);
+    }
+}
+
+std::map<std::string, std::vector<std::pair<std::string, std::string>>>
+MessageStore::recipientsHaving(std::int64_t accountId, const std::vector<std::string>& messageIds,
+                               std::int64_t since)
+{
+    std::map<std::string, std::vector<std::pair<std::string, std::string>>> out;
+    try {
+        for (std::size_t first = 0; first < messageIds.size(); first += kRowsPerStatement) {
+            const std::size_t rows = std::min(kRowsPerStatement, messageIds.size() - first);
+            Statement select(store_.session());
+            select << "SELECT message_id, uidl, recipient FROM message_recipients WHERE "
+                      "account_id = $1 AND updated_at >= $2 AND state IN ('pending', "
+                      "'delivered') AND message_id IN ("
+                   << inList(rows, 3) << ")",
+                bind(Poco::Int64(accountId)), bind(Poco::Int64(since));
+            for (std::size_t i = first; i < first + rows; ++i)
+                select, bind(messageIds[i]);
+            select.execute();
+            RecordSet rs(select);
+            for (bool more = rs.moveFirst(); more; more = rs.moveNext())
+                out[text(rs, "message_id")].emplace_back(text(rs, "uidl"), text(rs, "recipient"));
+        }
+    } catch (const Poco::Exception& e) {
+        throw dbError(store_, "cannot look up the recipients of Message-IDs", e);
+    }
+    return out;
 }
 
 } // namespace popgate

@@ -47,6 +47,30 @@ struct MessageRecord {
     std::int64_t updatedAt = 0;
 };
 
+/// Where one recipient of a domain-mailbox message stands (message_recipients).
+enum class RecipientState {
+    Pending,   ///< to be handed over (or on its way: outcome unknown after a crash)
+    Delivered, ///< in a transaction the MTA accepted with 250: never handed over again
+    Deferred,  ///< 4xx to its RCPT (or to the whole message): tried again with it
+    Failed,    ///< 5xx to its RCPT: not tried again but by `message retry`
+    Refused,   ///< popgate's own rule (outside local-domains): never handed over
+};
+
+/// recipientStateName / parseRecipientState - "pending", "delivered", ...
+std::string recipientStateName(RecipientState state);
+RecipientState parseRecipientState(const std::string& text);
+
+struct RecipientRecord {
+    std::int64_t accountId = 0;
+    std::string uidl;
+    std::string recipient;
+    RecipientState state = RecipientState::Pending;
+    std::string messageId;
+    std::string queueId;
+    std::string reason;
+    std::int64_t updatedAt = 0;
+};
+
 struct LogEntry {
     std::int64_t id = 0; ///< the row's id (increasing), set when read back
     std::int64_t at = 0;
@@ -125,7 +149,23 @@ public:
     std::map<std::string, std::vector<std::string>>
     duplicatesOf(std::int64_t accountId, const std::vector<std::string>& messageIds,
                  std::int64_t since);
-    /// forget - drop the ledger rows of deleted messages older than `before`.
+    /// recipientsOf - the per-recipient rows of one message (envelope accounts;
+    /// none for a fixed account's), in the order they were first written.
+    std::vector<RecipientRecord> recipientsOf(std::int64_t accountId, const std::string& uidl);
+    /// recipientsOfMany - recipientsOf() for many messages of an account: UIDL -> rows.
+    std::map<std::string, std::vector<RecipientRecord>>
+    recipientsOfMany(std::int64_t accountId, const std::vector<std::string>& uidls);
+    /// saveRecipients - insert or update by (account, uidl, recipient); sets
+    /// updatedAt. Call inside the Transaction that saves the message's row.
+    void saveRecipients(std::vector<RecipientRecord>& rows);
+    /// recipientsHaving - for each Message-ID, the (UIDL, recipient) pairs of this
+    /// account that were handed it or are on their way (delivered, pending) since
+    /// `since`: the same Message-ID is delivered once per recipient.
+    std::map<std::string, std::vector<std::pair<std::string, std::string>>>
+    recipientsHaving(std::int64_t accountId, const std::vector<std::string>& messageIds,
+                     std::int64_t since);
+    /// forget - drop the ledger rows of deleted messages older than `before`
+    /// (and their per-recipient rows).
     std::size_t forget(std::int64_t before);
 
     /// list - the rows query asks for, oldest first (created_at, then id); with a

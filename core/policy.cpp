@@ -54,6 +54,10 @@ std::string failureName(Failure f)
         return "spool";
     case Failure::LeaseLost:
         return "lease-lost";
+    case Failure::RecipientTemporary:
+        return "recipient-temporary";
+    case Failure::RecipientPermanent:
+        return "recipient-permanent";
     }
     return "unknown";
 }
@@ -136,8 +140,25 @@ Decision decide(Failure f)
     case Failure::LeaseLost:
         d = {MessageOutcome::None, true, false, false, false, "lease lost"};
         break;
+    // One recipient of a domain-mailbox message (the others got it in the same
+    // transaction): a 4xx keeps the message on the server and tries that
+    // recipient again (only it: the ledger says who has it); a 5xx refuses
+    // that recipient for good (recorded per recipient, `message retry` tries
+    // it again). The message leaves the server once nobody waits for a retry
+    // and somebody got it (messageDoneForRecipients).
+    case Failure::RecipientTemporary:
+        d = {MessageOutcome::RetryLater, false, false, false, false, "deferred"};
+        break;
+    case Failure::RecipientPermanent:
+        d = {MessageOutcome::MarkFailed, false, false, false, false, "refused"};
+        break;
     }
     return d;
+}
+
+bool messageDoneForRecipients(int delivered, int retryLater)
+{
+    return retryLater == 0 && delivered > 0;
 }
 
 std::int64_t accountBackoff(int failures, std::int64_t interval, std::int64_t cap)

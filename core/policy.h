@@ -35,6 +35,8 @@ enum class Failure {
     OAuthUnavailable, ///< the token endpoint could not be reached or answered 5xx
     Spool,          ///< a spool or quarantine file could not be written (disk full)
     LeaseLost,      ///< another host holds the account now (or the lease expired): fenced
+    RecipientTemporary, ///< 4xx to one RCPT of a domain-mailbox message: that recipient only
+    RecipientPermanent, ///< 5xx to one RCPT of a domain-mailbox message: that recipient only
 };
 
 enum class MessageOutcome {
@@ -58,6 +60,10 @@ struct Decision {
 std::string failureName(Failure failure);
 /// decide - what the failure means (the table is in policy.cpp).
 Decision decide(Failure failure);
+/// messageDoneForRecipients - whether a domain-mailbox message whose recipients
+/// were each decided (none left to try now) may leave the server: true when at
+/// least one of them got it; with none delivered it is failed and kept.
+bool messageDoneForRecipients(int delivered, int retryLater);
 /// accountBackoff - seconds to wait after `failures` consecutive failed polls:
 /// interval, then doubling, capped at cap.
 std::int64_t accountBackoff(int failures, std::int64_t interval, std::int64_t cap);

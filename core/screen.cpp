@@ -27,6 +27,8 @@ std::string screenReasonName(ScreenReason reason)
         return "blocked";
     case ScreenReason::SenderUnreadable:
         return "sender-unreadable";
+    case ScreenReason::NoRecipient:
+        return "no-recipient";
     }
     return "unknown";
 }

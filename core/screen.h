@@ -22,9 +22,12 @@ enum class ScreenReason {
     Duplicate,        ///< its Message-ID was handed over or ignored before
     Blocked,          ///< the system address filter blocks a sender
     SenderUnreadable, ///< a sender address cannot be read: blocked, never let through unjudged
+    NoRecipient,      ///< a domain mailbox's message with no recipient to hand it to
+                      ///< (core/recipients.h: no or unreadable envelope header, no local one)
 };
 
-/// screenReasonName - "loop", "own-mailbox", "duplicate", "blocked", "sender-unreadable".
+/// screenReasonName - "loop", "own-mailbox", "duplicate", "blocked", "sender-unreadable",
+/// "no-recipient".
 std::string screenReasonName(ScreenReason reason);
 
 struct ScreenVerdict {

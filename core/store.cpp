@@ -7,6 +7,7 @@
 
 #include "core/errors.h"
 #include "core/migrations.h"
+#include "core/recipients.h"
 #include "core/rows.h"
 #include "core/text.h"
 
@@ -47,7 +48,9 @@ const char* const kAccountColumns =
     "debug_logging, mailbox, deliver_to, poll_interval, keep_on_server, max_message_size, "
     "tls_ca_file, tls_pin, oauth_profile, auth_mechanism, plaintext_auth, tls_min_version, "
     "created_at, "
-    "updated_at";
+    "updated_at, "
+    "recipients, envelope_header, envelope_header_skip, local_domains, recipient_map, "
+    "fallback_recipient";
 
 // withoutPassword - a libpq connection string with any password=... removed.
 std::string withoutPassword(const std::string& connect)
@@ -144,7 +147,25 @@ Account readAccount(RecordSet& rs)
     a.tlsMinVersion = text(rs, "tls_min_version");
     a.createdAt = number(rs, "created_at");
     a.updatedAt = number(rs, "updated_at");
+    a.recipientSource = parseRecipientSource(text(rs, "recipients"));
+    a.envelopeHeader = text(rs, "envelope_header");
+    a.envelopeHeaderSkip = static_cast<int>(number(rs, "envelope_header_skip"));
+    a.localDomains = text(rs, "local_domains");
+    a.recipientMap = text(rs, "recipient_map");
+    a.fallbackRecipient = text(rs, "fallback_recipient");
     return a;
+}
+
+// saveRecipientFields - the domain-mailbox fields (0008) of account a, inside
+// the caller's transaction, after its INSERT or UPDATE of the row.
+void saveRecipientFields(Poco::Data::Session& session, const Account& a, Poco::Int64 id)
+{
+    session << "UPDATE accounts SET recipients = $1, envelope_header = $2, "
+               "envelope_header_skip = $3, local_domains = $4, recipient_map = $5, "
+               "fallback_recipient = $6 WHERE id = $7",
+        bind(recipientSourceName(a.recipientSource)), bind(a.envelopeHeader),
+        bind(a.envelopeHeaderSkip), bind(a.localDomains), bind(a.recipientMap),
+        bind(a.fallbackRecipient), bind(id), now;
 }
 
 } // namespace
@@ -333,6 +354,7 @@ void Store::addAccount(Account& a)
             now;
         Poco::Int64 id = 0;
         *session_ << "SELECT id FROM accounts WHERE name = $1", bind(a.name), into(id), now;
+        saveRecipientFields(*session_, a, id);
         bumpGeneration();
         tx.commit();
         a.id = id;
@@ -366,6 +388,7 @@ void Store::updateAccount(Account& a)
         rows = update.execute();
         if (rows == 0)
             throw OperationError("account '" + a.name + "': no longer in the database");
+        saveRecipientFields(*session_, a, Poco::Int64(a.id));
         bumpGeneration();
         tx.commit();
     } catch (const Poco::Exception& e) {

@@ -4,6 +4,7 @@
 // Secrets never come as arguments: prompt, --password-stdin or --password-file.
 #include "core/errors.h"
 #include "core/provisioning.h"
+#include "core/recipients.h"
 #include "core/text.h"
 #include "plugin/net/conntest.h"
 #include "plugin/net/oauth_client.h"
@@ -144,6 +145,12 @@ Poco::JSON::Object::Ptr toJson(const Account& a)
     o->set("auth_mechanism", a.authMechanism);
     o->set("plaintext_auth", a.plaintextAuth);
     o->set("tls_min_version", a.tlsMinVersion);
+    o->set("recipients", recipientSourceName(a.recipientSource));
+    o->set("envelope_header", a.envelopeHeader);
+    o->set("envelope_header_skip", a.envelopeHeaderSkip);
+    o->set("local_domains", a.localDomains);
+    o->set("recipient_map", a.recipientMap);
+    o->set("fallback_recipient", a.fallbackRecipient);
     o->set("created", isoTime(a.createdAt));
     o->set("updated", isoTime(a.updatedAt));
     return o;
@@ -387,6 +394,43 @@ int test(Context& ctx, const std::vector<std::string>& rest)
     s.allowPlaintextAuth = a.plaintextAuth;
     s.connectTimeout = std::chrono::seconds(ctx.config.integer("pop3.connect_timeout"));
     s.readTimeout = std::chrono::seconds(ctx.config.integer("pop3.read_timeout"));
+    // A domain mailbox: the recipients of the first messages, as popgated
+    // would resolve them (core/recipients.h), from their header sections.
+    Poco::JSON::Array::Ptr peeked = new Poco::JSON::Array;
+    if (a.recipientSource == RecipientSource::Envelope) {
+        s.peekHeaders = 5;
+        s.onHeader = [&](int number, const std::string& header) {
+            const RecipientResolution res = recipientsForMessage(a, header);
+            std::string to;
+            for (const auto& r : res.recipients)
+                to += (to.empty() ? "" : ", ") + r;
+            std::string refused;
+            for (const auto& r : res.refused)
+                refused += (refused.empty() ? "" : ", ") + r.address;
+            if (json) {
+                Poco::JSON::Object::Ptr o = new Poco::JSON::Object(true);
+                o->set("message", number);
+                o->set("verdict", recipientVerdictName(res.verdict));
+                Poco::JSON::Array::Ptr list = new Poco::JSON::Array;
+                for (const auto& r : res.recipients)
+                    list->add(r);
+                o->set("recipients", list);
+                Poco::JSON::Array::Ptr no = new Poco::JSON::Array;
+                for (const auto& r : res.refused)
+                    no->add(r.address);
+                o->set("refused", no);
+                o->set("detail", res.detail);
+                peeked->add(o);
+                return;
+            }
+            *ctx.out << "message " << number << ": "
+                     << escapeText(res.deliverable() ? "to " + to : "quarantine: " + res.detail,
+                                   EscapeFor::Terminal)
+                     << (refused.empty() ? ""
+                                         : "; refused: " + escapeText(refused, EscapeFor::Terminal))
+                     << "\n";
+        };
+    }
     std::ostringstream lines;
     if (!json)
         *ctx.out << "Testing account '" << a.name << "' (" << a.server << ":" << a.effectivePort()
@@ -396,6 +440,8 @@ int test(Context& ctx, const std::vector<std::string>& rest)
         report.addLines(lines.str(), r.verdict);
         report.json->set("messages", r.messages);
         report.json->set("octets", r.octets);
+        if (a.recipientSource == RecipientSource::Envelope)
+            report.json->set("recipients", peeked);
     }
     if (r.exitCode != kTestOk || !args.has("deep"))
         return json ? report.finish(ctx, r.exitCode, r.failedStage, r.verdict) : r.exitCode;
@@ -405,7 +451,16 @@ int test(Context& ctx, const std::vector<std::string>& rest)
     target.helo = ctx.config.str("reinject.helo");
     target.timeout = std::chrono::seconds(30);
     SmtpReinjector mta(target);
-    const SmtpResult probe = mta.probe(a.mailbox, a.recipients());
+    // A domain mailbox's recipients are per message: probe its fallback
+    // recipient, else the postmaster of its first local domain.
+    std::vector<std::string> probeTo = a.recipients();
+    if (a.recipientSource == RecipientSource::Envelope) {
+        const auto domains = splitList(a.localDomains);
+        probeTo = {!a.fallbackRecipient.empty() ? a.fallbackRecipient
+                   : domains.empty()            ? std::string("postmaster")
+                                                : "postmaster@" + domains.front()};
+    }
+    const SmtpResult probe = mta.probe(a.mailbox, probeTo);
     mta.close();
     if (probe.kind != SmtpResult::Kind::Accepted) {
         const std::string verdict =
@@ -416,7 +471,7 @@ int test(Context& ctx, const std::vector<std::string>& rest)
         return 17;
     }
     std::string line = "MTA " + mta.relay() + " accepts mail for";
-    for (const auto& r2 : a.recipients())
+    for (const auto& r2 : probeTo)
         line += " <" + r2 + ">";
     line += " (EHLO, MAIL, RCPT, RSET; no DATA sent)";
     if (json) {

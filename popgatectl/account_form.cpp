@@ -3,13 +3,15 @@
 // order (type, authentication, server, user name, password without echo,
 // connection security with its warning, port defaulted from the security,
 // system address filter chosen from those that exist, active), then the
-// mailbox popgate delivers to. Each answer goes through the core's field table
-// (setAccountField) and the account check (validateAccount), so the form accepts
-// exactly what --FIELD=VALUE accepts; a refused answer is asked again. Only used with a terminal on
-// standard input: without one, `account add` says what is missing, as before.
+// mailbox popgate delivers to, and whether it is a domain mailbox (recipients
+// envelope: its header, the fields to skip, local domains, the fallback). Each answer goes through
+// the core's field table (setAccountField) and the account check (validateAccount), so the form
+// accepts exactly what --FIELD=VALUE accepts; a refused answer is asked again. Only used with a
+// terminal on standard input: without one, `account add` says what is missing, as before.
 #include "core/errors.h"
 #include "core/filter_store.h"
 #include "core/provisioning.h"
+#include "core/recipients.h"
 #include "core/text.h"
 #include "popgatectl/cli.h"
 
@@ -155,6 +157,25 @@ Account fillAccountForm(Context& ctx, Account a)
     }
     askField(ctx, a, "active", "Active (yes, no)", yesNo(a.active));
     askRequired(ctx, a, "mailbox", "Mailbox address (its mail is delivered to it here)", a.mailbox);
+    // A domain mailbox (docs/multidrop.md): recipients from one envelope header.
+    askField(ctx, a, "recipients",
+             "Recipients (fixed: all to the mailbox; envelope: a domain mailbox)",
+             recipientSourceName(a.recipientSource));
+    if (a.recipientSource == RecipientSource::Envelope) {
+        askRequired(ctx, a, "envelope-header",
+                    "Envelope header (Delivered-To, X-Original-To, Envelope-To, X-Envelope-To)",
+                    a.envelopeHeader.empty() ? "Delivered-To" : a.envelopeHeader);
+        askField(ctx, a, "envelope-header-skip",
+                 "Fields of it to skip, from the top (0: the provider's own)",
+                 std::to_string(a.envelopeHeaderSkip));
+        const auto at = a.mailbox.rfind('@');
+        askRequired(ctx, a, "local-domains", "Local domains (comma-separated)",
+                    !a.localDomains.empty() || at == std::string::npos ? a.localDomains
+                                                                       : a.mailbox.substr(at + 1));
+        askField(ctx, a, "fallback-recipient",
+                 "Fallback recipient (empty: quarantine mail without a local recipient)",
+                 a.fallbackRecipient);
+    }
     return a;
 }
 
@@ -180,6 +201,17 @@ void printAccountSummary(Context& ctx, const Account& a)
     row("system address filter", a.filter.empty() ? "(the inbound default)" : a.filter);
     row("active", yesNo(a.active));
     row("mailbox", a.mailbox);
+    row("recipients", recipientSourceName(a.recipientSource));
+    if (a.recipientSource == RecipientSource::Envelope) {
+        row("envelope header",
+            a.envelopeHeader +
+                (a.envelopeHeaderSkip
+                     ? " (skip " + std::to_string(a.envelopeHeaderSkip) + " from the top)"
+                     : std::string(" (the topmost)")));
+        row("local domains", a.localDomains);
+        row("fallback recipient",
+            a.fallbackRecipient.empty() ? "(none: quarantine)" : a.fallbackRecipient);
+    }
 }
 
 } // namespace popgate::cli

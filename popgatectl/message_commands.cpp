@@ -114,8 +114,23 @@ int list(Context& ctx, const std::vector<std::string>& rest)
         q.since = parseSince(args.options.at("since"));
     if (args.has("limit"))
         q.limit = parseInteger(args.options.at("limit"), 1, 1000000000);
-    const auto rows = MessageStore(ctx.store()).list(q);
+    MessageStore ms(ctx.store());
+    const auto rows = ms.list(q);
     const std::int64_t now = nowSeconds();
+    // Domain mailboxes' messages: their recipients (message_recipients), one
+    // query per account; a fixed account's rows have none.
+    std::map<std::int64_t, std::vector<std::string>> uidlsOf;
+    for (const auto& [m, account] : rows)
+        uidlsOf[m.accountId].push_back(m.uidl);
+    std::map<std::pair<std::int64_t, std::string>, std::vector<RecipientRecord>> rcptsOf;
+    for (const auto& [id, uidls] : uidlsOf)
+        for (auto& [uidl, rs] : ms.recipientsOfMany(id, uidls))
+            rcptsOf[{id, uidl}] = std::move(rs);
+    auto recipientsOf = [&](const MessageRecord& m) -> const std::vector<RecipientRecord>& {
+        static const std::vector<RecipientRecord> none;
+        const auto it = rcptsOf.find({m.accountId, m.uidl});
+        return it == rcptsOf.end() ? none : it->second;
+    };
     auto& out = *ctx.out;
     if (ctx.json || args.has("json")) {
         Poco::JSON::Array arr;
@@ -136,6 +151,14 @@ int list(Context& ctx, const std::vector<std::string>& rest)
             o->set("created", isoTime(m.createdAt));
             o->set("age_seconds", now - m.createdAt);
             o->set("updated", isoTime(m.updatedAt));
+            Poco::JSON::Array::Ptr each = new Poco::JSON::Array;
+            for (const auto& r : recipientsOf(m)) {
+                Poco::JSON::Object::Ptr x = new Poco::JSON::Object(true);
+                x->set("recipient", r.recipient);
+                x->set("state", recipientStateName(r.state));
+                each->add(x);
+            }
+            o->set("recipients", each);
             arr.add(o);
         }
         printJson(out, arr);
@@ -145,11 +168,17 @@ int list(Context& ctx, const std::vector<std::string>& rest)
     out << std::left << std::setw(7) << "ID" << std::setw(6) << "AGE" << std::setw(16) << "ACCOUNT"
         << std::setw(10) << "STATE" << std::setw(34) << "MESSAGE-ID"
         << "REASON\n";
-    for (const auto& [m, account] : rows)
+    for (const auto& [m, account] : rows) {
+        std::string to; // a domain mailbox's message: "to a (delivered), b (failed); "
+        for (const auto& r : recipientsOf(m))
+            to += (to.empty() ? "to " : ", ") + r.recipient + " (" + recipientStateName(r.state) +
+                  ")";
         out << std::left << std::setw(7) << m.id << std::setw(6) << ageText(now - m.createdAt)
             << std::setw(16) << account << std::setw(10) << messageStateName(m.state)
             << std::setw(34) << (m.messageId.empty() ? "-" : cell(m.messageId, 33))
-            << escapeText(m.reason, EscapeFor::Terminal) << "\n";
+            << escapeText(to.empty() ? m.reason : to + "; " + m.reason, EscapeFor::Terminal)
+            << "\n";
+    }
     return 0;
 }
 
@@ -180,6 +209,22 @@ int release(Context& ctx, const std::vector<std::string>& rest)
                              ") no longer exists");
     const std::string who =
         subject + " (account '" + account->name + "', uidl " + flatten(m.uidl).substr(0, 80) + ")";
+    // releaseTo - a domain mailbox's message goes to the recipients it was kept
+    // from (rows still pending: a filter kept it out), else to the fallback
+    // recipient; never to the account's own mailbox address.
+    std::vector<std::string> releaseTo = account->recipients();
+    if (account->recipientSource == RecipientSource::Envelope) {
+        releaseTo.clear();
+        for (const auto& r : ms.recipientsOf(account->id, m.uidl))
+            if (r.state == RecipientState::Pending)
+                releaseTo.push_back(r.recipient);
+        if (releaseTo.empty() && !account->fallbackRecipient.empty())
+            releaseTo.push_back(account->fallbackRecipient);
+        if (releaseTo.empty())
+            throw InputError(who + ": the account reads its recipients from the envelope and "
+                                   "this message names none it may deliver to; set the account's "
+                                   "fallback-recipient to release such mail");
+    }
 
     // Claim the row: re-read and write it in one transaction, so that two
     // releases at once do not both go ahead (SQLite refuses the second writer).
@@ -262,7 +307,7 @@ int release(Context& ctx, const std::vector<std::string>& rest)
     e.relay = mta.relay();
     SmtpResult r;
     try {
-        r = mta.deliver(m.envelopeFrom, account->recipients(), in, m.size);
+        r = mta.deliver(m.envelopeFrom, releaseTo, in, m.size);
     } catch (const std::exception& ex) {
         r.kind = SmtpResult::Kind::Uncertain; // not known to have stopped before the dot
         r.reply = flatten(ex.what());
@@ -281,6 +326,14 @@ int release(Context& ctx, const std::vector<std::string>& rest)
         try {
             Transaction tx(ctx.store().session());
             ms.save(m);
+            if (account->recipientSource == RecipientSource::Envelope) {
+                // Whom the release reached: delivered, as popgated records it.
+                std::vector<RecipientRecord> got;
+                for (const auto& to : releaseTo)
+                    got.push_back({account->id, m.uidl, to, RecipientState::Delivered, m.messageId,
+                                   r.queueId, "released from quarantine", 0});
+                ms.saveRecipients(got);
+            }
             e.status = "released";
             e.queueId = r.queueId;
             e.detail = r.reply;

@@ -246,8 +246,16 @@ int messageShow(Context& ctx, const std::vector<std::string>& rest)
     const Judgement j = judge(ctx, account ? &*account : nullptr, m, copy);
     const std::vector<LogEntry> log =
         account ? ms.logOf(account->name, m.uidl) : std::vector<LogEntry>{};
-    const std::vector<std::string> rcpts =
-        account ? account->recipients() : std::vector<std::string>{};
+    // A domain mailbox's message: its recipients as the ledger has them.
+    const std::vector<RecipientRecord> perRecipient =
+        account && account->recipientSource == RecipientSource::Envelope
+            ? ms.recipientsOf(account->id, m.uidl)
+            : std::vector<RecipientRecord>{};
+    std::vector<std::string> rcpts = account && account->recipientSource == RecipientSource::Fixed
+                                         ? account->recipients()
+                                         : std::vector<std::string>{};
+    for (const auto& r : perRecipient)
+        rcpts.push_back(r.recipient);
     const std::int64_t age = nowSeconds() - m.createdAt;
     const bool body = args.has("body");
     const char* copyState = copy.kind == Copy::Kind::Kept   ? "kept"
@@ -273,6 +281,16 @@ int messageShow(Context& ctx, const std::vector<std::string>& rest)
         for (const auto& r : rcpts)
             to->add(r);
         o.set("envelope_to", to);
+        Poco::JSON::Array::Ptr each = new Poco::JSON::Array;
+        for (const auto& r : perRecipient) {
+            Poco::JSON::Object::Ptr x = new Poco::JSON::Object(true);
+            x->set("recipient", r.recipient);
+            x->set("state", recipientStateName(r.state));
+            x->set("queue_id", r.queueId);
+            x->set("reason", r.reason);
+            each->add(x);
+        }
+        o.set("recipients", each);
         o.set("message_id", m.messageId);
         o.set("header_from", m.headerFrom);
         o.set("size", m.size);
@@ -334,6 +352,13 @@ int messageShow(Context& ctx, const std::vector<std::string>& rest)
     for (const auto& r : rcpts)
         to += (to.empty() ? "<" : ", <") + terminal(r) + ">";
     row("envelope to", to.empty() ? "-" : to);
+    for (const auto& r : perRecipient)
+        row("  " + terminal(r.recipient),
+            recipientStateName(r.state) +
+                (r.queueId.empty() ? std::string() : " queue id " + terminal(r.queueId)) +
+                (r.reason.empty() || r.state == RecipientState::Delivered
+                     ? std::string()
+                     : " (" + terminal(r.reason) + ")"));
     row("message-id", m.messageId.empty() ? "-" : terminal(m.messageId));
     row("from", m.headerFrom.empty() ? "-" : terminal(m.headerFrom));
     row("size", std::to_string(m.size));

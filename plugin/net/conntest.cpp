@@ -38,6 +38,33 @@ int exitCodeForStage(Pop3Stage stage)
 namespace
 {
 
+// BoundedText - an std::streambuf that keeps the first `limit` octets written
+// and counts the rest away (a peeked header section may be of any size).
+class BoundedText : public std::streambuf
+{
+public:
+    explicit BoundedText(std::size_t limit) : limit_(limit) {}
+    const std::string& text() const { return text_; }
+
+protected:
+    int_type overflow(int_type ch) override
+    {
+        if (!traits_type::eq_int_type(ch, traits_type::eof()) && text_.size() < limit_)
+            text_ += traits_type::to_char_type(ch);
+        return traits_type::not_eof(ch);
+    }
+    std::streamsize xsputn(const char* s, std::streamsize n) override
+    {
+        const std::size_t room = limit_ - std::min(limit_, text_.size());
+        text_.append(s, std::min(room, static_cast<std::size_t>(n)));
+        return n;
+    }
+
+private:
+    std::size_t limit_;
+    std::string text_;
+};
+
 /// mechanismLabel - how a try is shown: "APOP", "USER/PASS", "SASL PLAIN", "SASL LOGIN".
 std::string mechanismLabel(Pop3Mechanism mechanism)
 {
@@ -167,6 +194,25 @@ ConnectionTestResult runConnectionTest(const ConnectionTestSettings& settings, s
         std::vector<Pop3Uid> uids = client.uidl();
         result.uidl = true;
         out << "UIDL: supported (" << uids.size() << " ids)" << std::endl;
+
+        const std::int64_t peek = std::min<std::int64_t>(settings.peekHeaders, s.messages);
+        for (int n = 1; n <= peek; ++n) {
+            BoundedText header(kPeekOctets);
+            std::ostream sink(&header);
+            try {
+                client.top(n, 0, sink);
+            } catch (const Pop3Error& e) {
+                if (e.kind() != Pop3ErrorKind::ServerError)
+                    throw;
+                out << "TOP: refused ("
+                    << escapeText(e.serverText().empty() ? e.detail() : e.serverText(),
+                                  EscapeFor::Terminal)
+                    << "): no headers to show" << std::endl;
+                break;
+            }
+            if (settings.onHeader)
+                settings.onHeader(n, header.text());
+        }
 
         stage = Pop3Stage::Quit;
         client.quit();

@@ -2,6 +2,8 @@
 // stages resolve, connect, TLS, greeting, CAPA (STLS), AUTH, STAT, UIDL, QUIT,
 // prints each as it passes (AUTH: one line per mechanism tried, refused ones
 // with the server's words) and ends with one verdict line. Never sends DELE.
+// With peekHeaders, it also reads the header sections of the first messages
+// (TOP n 0, bounded) for the caller to show (a domain mailbox's recipients).
 // Takes plain settings; popgatectl maps an Account (and its unsealed secret) in.
 //
 // Exit codes (ConnectionTestResult::exitCode):
@@ -16,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <string>
 
@@ -38,7 +41,15 @@ struct ConnectionTestSettings {
     std::chrono::milliseconds readTimeout{30000};
     bool allowPlaintextAuth = false;
     std::string tracePath; ///< debug protocol trace file; empty = none
+    /// After UIDL: TOP n 0 for the first peekHeaders messages (0: none), each
+    /// header section (its first kPeekOctets) handed to onHeader. A refused TOP
+    /// ends the peeking with a line, not the test.
+    int peekHeaders = 0;
+    std::function<void(int number, const std::string& header)> onHeader;
 };
+
+/// At most this much of a peeked header section is kept.
+constexpr std::size_t kPeekOctets = 256 * 1024;
 
 enum ConnectionTestExit {
     kTestOk = 0,

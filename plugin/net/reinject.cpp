@@ -309,6 +309,7 @@ SmtpReinjector::deliverMany(const std::vector<SmtpMessage>& messages,
     };
     std::size_t pending = npos; // a message whose final dot is written, its reply unread
     bool lastRefused = false;   // the last end of DATA was refused
+    std::vector<SmtpResult::Recipient> pendingRcpts; // perRecipient: the pending one's RCPTs
 
     // endOfData - the reply to the pending message's dot.
     auto endOfData = [&]() {
@@ -321,6 +322,7 @@ SmtpReinjector::deliverMany(const std::vector<SmtpMessage>& messages,
                 drop();
             }
             fin.queueId = parseQueueId(r.text);
+            fin.recipients = std::move(pendingRcpts);
         } catch (const Poco::Exception& e) {
             drop();
             fin = result(Kind::Uncertain, 0, e.displayText(), "end of DATA");
@@ -350,13 +352,21 @@ SmtpReinjector::deliverMany(const std::vector<SmtpMessage>& messages,
         try {
             // Sequentially: stop at the first refusal. Pipelined: the group goes
             // out with the previous message's end, then every reply is read.
+            // perRecipient: a refused RCPT does not stop the envelope, and
+            // without an accepted recipient DATA is not sent.
             auto sequential = [&] {
                 replies.clear();
+                bool anyRcpt = false;
                 for (std::size_t k = 0; k < commands.size(); ++k) {
+                    const bool isData = k + 1 == commands.size();
+                    if (isData && m.perRecipient && !anyRcpt)
+                        break;
                     replies.push_back(command(commands[k]));
-                    const bool ok = k + 1 == commands.size() ? replies.back().code == 354
-                                                             : replies.back().code / 100 == 2;
-                    if (!ok)
+                    const bool ok =
+                        isData ? replies.back().code == 354 : replies.back().code / 100 == 2;
+                    if (ok && k > 0 && !isData)
+                        anyRcpt = true;
+                    if (!ok && !(m.perRecipient && k > 0 && !isData))
                         break;
                 }
             };
@@ -415,18 +425,54 @@ SmtpReinjector::deliverMany(const std::vector<SmtpMessage>& messages,
         }
         lastRefused = false;
 
-        // The first refusal, if any, is this message's result.
+        // The first refusal, if any, is this message's result. perRecipient: a
+        // 4xx or 5xx to one RCPT refuses that recipient only, unless all are.
+        std::vector<SmtpResult::Recipient> rcpts;
+        if (m.perRecipient)
+            for (std::size_t k = 1; k + 1 < commands.size() && k < replies.size(); ++k)
+                rcpts.push_back({m.recipients[k - 1], kindOf(replies[k].code), replies[k].code,
+                                 flatten(replies[k].text)});
+        auto recipientOnly = [&](std::size_t k) {
+            const int c = replies[k].code / 100;
+            return m.perRecipient && k > 0 && k + 1 < commands.size() && (c == 4 || c == 5);
+        };
+        std::size_t acceptedRcpts = 0;
         bool refused = false;
         for (std::size_t k = 0; k < replies.size() && !refused; ++k) {
             const bool isData = k + 1 == commands.size();
             const int code = replies[k].code;
-            if (isData ? code == 354 : code / 100 == 2)
+            if (isData ? code == 354 : code / 100 == 2) {
+                acceptedRcpts += k > 0 && !isData ? 1 : 0;
                 continue;
+            }
+            if (recipientOnly(k) || (m.perRecipient && isData && acceptedRcpts == 0))
+                continue; // that recipient only; DATA without one is judged below
             refused = true;
             SmtpResult r = result(kindOf(code), code, replies[k].text, commandName(commands[k]));
             if (r.kind == Kind::Accepted)
                 r.kind = Kind::Unreachable; // a 2xx to DATA, a 3xx elsewhere: a broken server
+            r.recipients = rcpts;
             push(r);
+        }
+        if (!refused && m.perRecipient && acceptedRcpts == 0) {
+            // Every recipient refused: the first refusal speaks for the message,
+            // temporary when any of them was.
+            for (std::size_t k = 1; k < replies.size() && !refused; ++k) {
+                if (!recipientOnly(k))
+                    continue;
+                refused = true;
+                SmtpResult r = result(kindOf(replies[k].code), replies[k].code, replies[k].text,
+                                      commandName(commands[k]));
+                for (const auto& x : rcpts)
+                    if (x.kind == Kind::Temporary)
+                        r.kind = Kind::Temporary;
+                r.recipients = rcpts;
+                push(r);
+            }
+            if (!refused) { // no recipient at all: nothing may be handed over
+                refused = true;
+                push(result(Kind::Permanent, 0, "no recipient to hand the message to", "RCPT TO"));
+            }
         }
         if (refused) {
             const bool dataOpen = replies.size() == commands.size() && replies.back().code == 354;
@@ -462,6 +508,7 @@ SmtpReinjector::deliverMany(const std::vector<SmtpMessage>& messages,
             return results;
         }
         pending = i;
+        pendingRcpts = std::move(rcpts);
     }
     if (pending != npos) {
         try {

@@ -40,6 +40,16 @@ struct SmtpResult {
     std::string reply;   ///< the MTA's words, flattened
     std::string command; ///< "RCPT TO:<x>", "end of DATA", "connect"
     std::string queueId; ///< from "queued as X"
+    /// With SmtpMessage::perRecipient: what each RCPT TO got, in order (kind
+    /// Accepted, Temporary or Permanent). An Accepted result delivered the message
+    /// to exactly the Accepted ones; any other result to none of them.
+    struct Recipient {
+        std::string address;
+        Kind kind = Kind::Accepted;
+        int code = 0;
+        std::string reply; ///< the MTA's words, flattened
+    };
+    std::vector<Recipient> recipients;
     /// describe - "host said: 450 4.7.1 ... (in reply to RCPT TO:<x>)".
     std::string describe(const std::string& relay) const;
 };
@@ -52,7 +62,10 @@ using BodyReader = std::function<std::size_t(char* buffer, std::size_t capacity)
 /// One message for deliverMany.
 struct SmtpMessage {
     std::string sender;                  ///< envelope sender, "" for <>
-    std::vector<std::string> recipients; ///< all must be accepted
+    std::vector<std::string> recipients; ///< all must be accepted (but see perRecipient)
+    /// perRecipient: a refused RCPT refuses that recipient only; the message goes
+    /// to the accepted ones in the same transaction (SmtpResult::recipients).
+    bool perRecipient = false;
     BodyReader body;                     ///< the message; LF or CRLF line ends
     std::int64_t size = 0;               ///< for SIZE=, 0 when unknown
 };
@@ -74,7 +87,8 @@ public:
     SmtpResult connect();
     /// deliverMany - the messages in order, one transaction each: MAIL FROM,
     /// RCPT TO each (all must be accepted, else the first refusal is the
-    /// result), DATA, the text, the final reply. Returns one result per message
+    /// result; with perRecipient at least one, and the result says which),
+    /// DATA, the text, the final reply. Returns one result per message
     /// handed to the MTA, in order; after an Unreachable or Uncertain result the
     /// session is gone and the remaining messages were not attempted (fewer
     /// results than messages). Never throws for SMTP or network trouble.

@@ -7,6 +7,7 @@
 
 #include "core/errors.h"
 #include "core/filter_store.h"
+#include "core/recipients.h"
 #include "core/secretbox.h"
 #include "core/settings.h"
 #include "core/store.h"
@@ -44,8 +45,23 @@ std::string term(const std::string& s)
 
 // recipientsText - whom a delivered message would go to, as the poll gives
 // them to the MTA (one place, so a per-message recipient list can extend it).
-std::string recipientsText(const Account& account, const MessageFacts& /*facts*/)
+// A domain mailbox: the envelope field the retrieval kept, resolved as the poll
+// resolves it (core/recipients.h); the addresses refused are named too.
+std::string recipientsText(const Account& account, const MessageFacts& facts)
 {
+    if (account.recipientSource == RecipientSource::Envelope) {
+        const RecipientResolution res = resolveRecipients(account, facts.envelope);
+        std::string out;
+        for (const auto& r : res.recipients)
+            out += (out.empty() ? "" : ", ") + term(r);
+        for (const auto& r : res.refused)
+            out += (out.empty() ? "" : ", ") + std::string("not ") + term(r.address) + " (" +
+                   term(r.reason) + ")";
+        if (!res.deliverable())
+            out = "nobody (" + recipientVerdictName(res.verdict) + ": " + term(res.detail) + ")" +
+                  (out.empty() ? "" : "; " + out);
+        return out;
+    }
     std::string out;
     for (const auto& r : account.recipients())
         out += (out.empty() ? "" : ", ") + term(r);
@@ -208,7 +224,7 @@ private:
             }
             m.retrieve = true;
         }
-        const bool inStep = retrieve(*pop, messages);
+        const bool inStep = retrieve(a, *pop, messages);
 
         std::vector<ScreenInput> in;
         std::vector<Message*> screened;
@@ -247,7 +263,7 @@ private:
     // retrieve - RETR what the plan would fetch, kept as facts only; a RETR
     // problem is the message's fate as the record stage would decide it.
     // Returns false when the stream lost step (the session is not to be reused).
-    bool retrieve(Pop3Client& pop, std::vector<Message>& messages)
+    bool retrieve(const Account& a, Pop3Client& pop, std::vector<Message>& messages)
     {
         NullBuffer null;
         std::ostream sink(&null);
@@ -261,6 +277,8 @@ private:
             for (std::size_t i = start; i < end; ++i) {
                 Message& m = *todo[i];
                 m.rewriter = std::make_unique<MessageRewriter>(sink, "");
+                if (a.recipientSource == RecipientSource::Envelope)
+                    m.rewriter->collectEnvelope(a.envelopeHeader);
                 m.out = std::make_unique<std::ostream>(m.rewriter.get());
                 listing.push_back({m.uid.number, m.listed, m.uid.uid});
             }

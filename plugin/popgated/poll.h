@@ -18,6 +18,7 @@
 #include "core/message.h"
 #include "core/message_store.h"
 #include "core/policy.h"
+#include "core/recipients.h"
 #include "core/screen.h"
 #include "plugin/net/pop3_client.h"
 #include "plugin/net/reinject.h"
@@ -63,6 +64,10 @@ struct Item {
     std::string problem;  ///< Refused / OutOfStep / Malformed: the server's words or what broke
     std::string sizeNote; ///< LIST and RETR disagreed (a warning, both numbers)
     ScreenVerdict verdict;
+    /// A domain-mailbox (recipients envelope) message only: one row per
+    /// recipient (core/message_store.h); deliver hands it to the Pending and
+    /// Deferred ones, in one transaction.
+    std::vector<RecipientRecord> rcpts;
 };
 
 /// A batch: up to kBatchMessages, kBatchOctets announced (at least one).
@@ -136,6 +141,15 @@ private:
     /// markFailed - the row failed with reason; retried after failed_retry_polls intervals.
     void markFailed(Item& it, const std::string& reason);
     void scheduleDelete(const Pop3Uid& uid);
+    /// envelope - recipients envelope: per message, per recipient (core/recipients.h).
+    bool envelope() const { return account_.recipientSource == RecipientSource::Envelope; }
+    /// screenRecipients - screen's part for a domain mailbox: each message's
+    /// recipients from its envelope header (or its rows, on a retry), the same
+    /// Message-ID once per recipient; a message with nobody to go to is kept out.
+    void screenRecipients(Batch& batch);
+    /// recipientOutcome - deliver's part for a domain mailbox: the MTA's words
+    /// for each recipient into its row; the message's state from them.
+    void recipientOutcome(Item& it, const SmtpResult& r);
 
     Store& store_;
     MessageStore& ledger_;

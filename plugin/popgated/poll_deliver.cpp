@@ -8,6 +8,9 @@
 // message-log rows in groups (16 replies or 10 ms); those commits are not
 // flushed one by one (they survive a crash of popgated, not of the machine);
 // the batch's last one is, before anything depends on them (DELE).
+// A domain mailbox's message (recipients envelope) goes in one transaction to
+// the recipients its rows say it has not reached; each recipient's outcome is
+// written to its row and committed at once (recipientOutcome), not journalled.
 #include "core/milter_seen.h"
 #include "core/text.h"
 #include "plugin/popgated/poll.h"
@@ -49,7 +52,14 @@ void Poll::deliver(Batch& batch)
         sending.push_back(&it);
         SmtpMessage m;
         m.sender = it.rec.envelopeFrom;
-        m.recipients = recipients_;
+        if (envelope()) { // a domain mailbox: whom it did not reach yet, one transaction
+            m.perRecipient = true;
+            for (const auto& r : it.rcpts)
+                if (r.state == RecipientState::Pending || r.state == RecipientState::Deferred)
+                    m.recipients.push_back(r.recipient);
+        } else {
+            m.recipients = recipients_;
+        }
         m.size = it.rec.size;
         Spool* spool = it.spool.get();
         m.body = [spool](char* buffer, std::size_t capacity) {
@@ -81,6 +91,8 @@ void Poll::deliver(Batch& batch)
         commit("the deliveries", [&] {
             for (const auto& o : outcomes) {
                 stageRow(o.it->rec);
+                if (!o.it->rcpts.empty())
+                    ledger_.saveRecipients(o.it->rcpts);
                 // A copy that did not get in: the milter must not count it as delivered.
                 if (o.it->rec.state == MessageState::Deferred ||
                     o.it->rec.state == MessageState::Failed)
@@ -119,7 +131,24 @@ void Poll::deliver(Batch& batch)
         if (outcomes.empty())
             oldest = std::chrono::steady_clock::now();
         bool now = false; // commit at once: the journal could not take it
-        if (r.kind == SmtpResult::Kind::Accepted) {
+        if (envelope()) {
+            // Per recipient: committed at once (the journal knows messages, not
+            // recipients), so a crash resends only to the recipients whose
+            // rows still say pending, with the same X-Popgate-Id.
+            recipientOutcome(it, r);
+            now = true;
+            outcomes.push_back({&it,
+                                it.rec.state == MessageState::Injected ? "delivered"
+                                : it.rec.state == MessageState::Injecting
+                                    ? "uncertain"
+                                    : messageStateName(it.rec.state),
+                                it.rec.reason.empty() ? r.reply : it.rec.reason});
+            if (r.kind == SmtpResult::Kind::Unreachable || r.kind == SmtpResult::Kind::Uncertain) {
+                const Failure f = failureOf(r.kind);
+                if (decide(f).endSession)
+                    endSession(f, r.describe(mta_.relay()));
+            }
+        } else if (r.kind == SmtpResult::Kind::Accepted) {
             it.rec.state = MessageState::Injected;
             it.rec.queueId = r.queueId;
             it.rec.reason.clear();
@@ -197,6 +226,83 @@ void Poll::deliver(Batch& batch)
                 stageRow(it.rec);
             }
         });
+    }
+}
+
+void Poll::recipientOutcome(Item& it, const SmtpResult& r)
+{
+    const std::string relay = mta_.relay();
+    std::map<std::string, const SmtpResult::Recipient*> said;
+    for (const auto& x : r.recipients)
+        said[x.address] = &x;
+    int delivered = 0;
+    int retry = 0;
+    std::string to, notes;
+    for (RecipientRecord& row : it.rcpts) {
+        if (row.state == RecipientState::Delivered) {
+            ++delivered;
+            continue;
+        }
+        if (row.state != RecipientState::Pending && row.state != RecipientState::Deferred)
+            continue;
+        const auto s = said.find(row.recipient);
+        const bool ownReply = s != said.end() && s->second->kind != SmtpResult::Kind::Accepted;
+        if (r.kind == SmtpResult::Kind::Accepted && s != said.end() && !ownReply) {
+            row.state = RecipientState::Delivered;
+            row.queueId = r.queueId;
+            row.reason = r.reply;
+            ++delivered;
+            to += (to.empty() ? "" : ", ") + row.recipient;
+            continue;
+        }
+        // Its own RCPT refusal, else what the whole message got.
+        const Failure f = ownReply ? (s->second->kind == SmtpResult::Kind::Temporary
+                                          ? Failure::RecipientTemporary
+                                          : Failure::RecipientPermanent)
+                                   : failureOf(r.kind);
+        row.reason = ownReply ? relay + " said: " + s->second->reply + " (in reply to RCPT TO:<" +
+                                    row.recipient + ">)"
+                              : r.describe(relay);
+        switch (decide(f).message) {
+        case MessageOutcome::RetryLater:
+            row.state = RecipientState::Deferred;
+            ++retry;
+            break;
+        case MessageOutcome::MarkFailed:
+            row.state = RecipientState::Failed;
+            break;
+        case MessageOutcome::Uncertain:
+        case MessageOutcome::None:
+            row.state = RecipientState::Pending; // resent with the same X-Popgate-Id
+            ++retry;
+            break;
+        }
+        if (ownReply)
+            notes += "; " + row.recipient + " " + recipientStateName(row.state) + ": " +
+                     s->second->reply;
+    }
+    if (r.kind == SmtpResult::Kind::Accepted)
+        it.rec.queueId = r.queueId;
+    const std::string summary = (to.empty() ? std::string() : r.reply + "; to " + to) + notes;
+    it.rec.reason = summary.compare(0, 2, "; ") == 0 ? summary.substr(2) : summary;
+    if (r.kind == SmtpResult::Kind::Unreachable || r.kind == SmtpResult::Kind::Uncertain) {
+        const Decision d = decide(failureOf(r.kind));
+        it.rec.reason = r.describe(relay);
+        if (d.message == MessageOutcome::RetryLater) {
+            it.rec.state = MessageState::Deferred;
+            it.rec.retryAt = nowSeconds() + messageRetryDelay(it.rec.attempts);
+        } // else it stays injecting: resent with the same X-Popgate-Id
+        return;
+    }
+    if (r.kind != SmtpResult::Kind::Accepted && r.recipients.empty())
+        it.rec.reason = r.describe(relay); // MAIL, DATA or the final dot refused
+    if (messageDoneForRecipients(delivered, retry)) {
+        it.rec.state = MessageState::Injected;
+    } else if (retry > 0) {
+        it.rec.state = MessageState::Deferred;
+        it.rec.retryAt = nowSeconds() + messageRetryDelay(it.rec.attempts);
+    } else {
+        markFailed(it, it.rec.reason);
     }
 }
 

@@ -4,6 +4,7 @@
 // to the MTA is `injecting`; a RETR the server refused is `deferred` (the
 // next poll tries again) or, after message_max_attempts, `failed`; a message
 // that broke the framing or a limit is `failed`. A message not reached keeps its row.
+// A domain mailbox's message records its recipients (message_recipients) here too.
 #include "core/text.h"
 #include "plugin/popgated/poll.h"
 
@@ -50,6 +51,9 @@ void Poll::record(Batch& batch)
                     ++it.rec.attempts;
                     stageRow(it.rec);
                 }
+                // A domain mailbox: who it goes to, in the same commit.
+                if (!it.rcpts.empty())
+                    ledger_.saveRecipients(it.rcpts);
                 break;
             case Retrieval::Refused:
             case Retrieval::OutOfStep:

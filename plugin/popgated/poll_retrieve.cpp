@@ -30,7 +30,11 @@ void Poll::retrieve(Batch& batch)
     } catch (const Poco::Exception& e) {
         throw SpoolError("spool " + spoolTmp + ": cannot create it: " + flatten(e.displayText()));
     }
-    const std::string first = recipients_.empty() ? account_.mailbox : recipients_.front();
+    // A domain mailbox's recipients are known only from each message (the
+    // Received: field then names none).
+    const std::string first = envelope()            ? std::string()
+                              : recipients_.empty() ? account_.mailbox
+                                                    : recipients_.front();
     std::vector<Pop3Listing> listing;
     for (Item& it : batch.items) {
         it.spool = std::make_unique<Spool>(spoolTmp + "/" + account_.name + "." +
@@ -44,6 +48,8 @@ void Poll::retrieve(Batch& batch)
                            nowSeconds()) +
                 "X-Popgate-Id: " + popgateIdHeader(settings_.headerKey, account_.name, it.uid.uid) +
                 "\r\n");
+        if (envelope()) // kept in facts, and renamed X-Fetched-... on its way
+            it.rewriter->collectEnvelope(account_.envelopeHeader);
         it.out = std::make_unique<std::ostream>(it.rewriter.get());
         listing.push_back({it.uid.number, it.listed, it.uid.uid});
     }

@@ -237,3 +237,52 @@ BOOST_AUTO_TEST_CASE(claim_is_compare_and_set)
         }
     }
 }
+
+// The per-recipient ledger of domain mailboxes (migration 0008): upsert by
+// (account, uidl, recipient), read back per message and for many, the same
+// Message-ID found per recipient (delivered and pending only, not this
+// message's own rows), and pruned with its message.
+BOOST_AUTO_TEST_CASE(recipient_rows_round_trip)
+{
+    for (const char* d : test::kDialects) {
+        BOOST_TEST_CONTEXT(d)
+        {
+            Db db(d);
+            MessageStore ms(*db.store);
+            MessageRecord m;
+            m.accountId = db.accountId;
+            m.uidl = "u1";
+            m.messageId = "<same@example.org>";
+            ms.save(m);
+            std::vector<RecipientRecord> rows = {
+                {db.accountId, "u1", "alice@company.example", RecipientState::Pending, m.messageId,
+                 "", "", 0},
+                {db.accountId, "u1", "x@other.example", RecipientState::Refused, m.messageId, "",
+                 "not a local domain", 0},
+            };
+            ms.saveRecipients(rows);
+            rows[0].state = RecipientState::Delivered;
+            rows[0].queueId = "Q1";
+            ms.saveRecipients(rows); // an update, not a second row
+            const auto back = ms.recipientsOf(db.accountId, "u1");
+            BOOST_TEST_REQUIRE(back.size() == 2u);
+            BOOST_TEST(back[0].recipient == "alice@company.example");
+            BOOST_TEST((back[0].state == RecipientState::Delivered));
+            BOOST_TEST(back[0].queueId == "Q1");
+            BOOST_TEST((back[1].state == RecipientState::Refused));
+            BOOST_TEST(back[1].reason == "not a local domain");
+            BOOST_TEST(ms.recipientsOfMany(db.accountId, {"u1", "u2"}).size() == 1u);
+
+            const auto having = ms.recipientsHaving(db.accountId, {m.messageId, "<other@x>"}, 0);
+            BOOST_TEST_REQUIRE(having.size() == 1u);
+            const auto& pairs = having.at(m.messageId);
+            BOOST_TEST_REQUIRE(pairs.size() == 1u); // the refused one is not "had"
+            BOOST_TEST(pairs[0].first == "u1");
+            BOOST_TEST(pairs[0].second == "alice@company.example");
+
+            ms.markDeleted(db.accountId, {"u1"});
+            ms.forget(nowSeconds() + 10);
+            BOOST_TEST(ms.recipientsOf(db.accountId, "u1").empty());
+        }
+    }
+}

@@ -246,3 +246,28 @@ BOOST_FIXTURE_TEST_CASE(names_and_ca_files_are_checked, Fixture)
     BOOST_CHECK_THROW(checkCaFile("/nonexistent"), InputError);
     BOOST_CHECK_NO_THROW(checkCaFile("/etc/ssl/certs/ca-certificates.crt"));
 }
+
+// A domain mailbox (docs/multidrop.md) in accounts.d: the fields under the
+// names importers write, stored (migration 0008) and read back; without an
+// envelope header the file is refused.
+BOOST_FIXTURE_TEST_CASE(domain_mailbox_fields_round_trip, Fixture)
+{
+    declare("company", vendorFile() +
+                           "recipients = envelope\nenvelope-header = x-original-to\n"
+                           "envelope-header-skip = 1\nlocal-domains = Company.Example, "
+                           "other.example\nrecipient-map = sales@company.example=sales-team\n"
+                           "fallback-recipient = postmaster\n");
+    BOOST_TEST(apply().added == std::vector<std::string>{"company"});
+    const auto a = store->account("company");
+    BOOST_TEST_REQUIRE(a.has_value());
+    BOOST_TEST((a->recipientSource == RecipientSource::Envelope));
+    BOOST_TEST(a->envelopeHeader == "X-Original-To");
+    BOOST_TEST(a->envelopeHeaderSkip == 1);
+    BOOST_TEST(a->localDomains == "company.example, other.example");
+    BOOST_TEST(a->recipientMap == "sales@company.example=sales-team");
+    BOOST_TEST(a->fallbackRecipient == "postmaster");
+    BOOST_TEST(apply().unchanged == std::vector<std::string>{"company"});
+    declare("company", vendorFile() + "recipients = envelope\nlocal-domains = company.example\n");
+    BOOST_CHECK_THROW(apply(), InputError); // no envelope-header: never a guess
+    BOOST_TEST(store->account("company")->envelopeHeader == "X-Original-To");
+}

@@ -393,3 +393,98 @@ BOOST_AUTO_TEST_CASE(no_mta_is_unreachable_for_the_first_message_only)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// A domain mailbox's message (perRecipient): one transaction, one RCPT each; a
+// refused RCPT refuses that recipient only and the text goes to the others.
+BOOST_AUTO_TEST_CASE(per_recipient_refusals_deliver_to_the_accepted_ones)
+{
+    FakePop3Server mta({
+        send(kGreeting),
+        expect("EHLO gw.test"),
+        send(kEhloPipelining),
+        expect("MAIL FROM:<a@x.test> SIZE=3"),
+        expect("RCPT TO:<alice@example.com>"),
+        expect("RCPT TO:<nobody@example.com>"),
+        expect("RCPT TO:<bob@example.com>"),
+        expect("DATA"),
+        send("250 Ok\r\n250 Ok\r\n550 5.1.1 no such user\r\n451 4.3.0 later\r\n354 go\r\n"),
+        expect("a"),
+        expect("."),
+        send("250 2.0.0 Ok: queued as Q1\r\n"),
+        expect("QUIT"),
+        send("221 bye\r\n"),
+    });
+    SmtpReinjector r(targetFor(mta.port()));
+    SmtpMessage m = message("a@x.test", "a\r\n");
+    m.recipients = {"alice@example.com", "nobody@example.com", "bob@example.com"};
+    m.perRecipient = true;
+    const auto results = r.deliverMany({m});
+    r.close();
+    BOOST_TEST(mta.finish() == "");
+    BOOST_TEST_REQUIRE(results.size() == 1u);
+    BOOST_TEST((results[0].kind == Kind::Accepted));
+    BOOST_TEST(results[0].queueId == "Q1");
+    BOOST_TEST_REQUIRE(results[0].recipients.size() == 3u);
+    BOOST_TEST((results[0].recipients[0].kind == Kind::Accepted));
+    BOOST_TEST((results[0].recipients[1].kind == Kind::Permanent));
+    BOOST_TEST(results[0].recipients[1].code == 550);
+    BOOST_TEST(results[0].recipients[1].address == "nobody@example.com");
+    BOOST_TEST((results[0].recipients[2].kind == Kind::Temporary));
+}
+
+BOOST_AUTO_TEST_CASE(per_recipient_all_refused_sends_no_text_temporary_wins)
+{
+    FakePop3Server mta({
+        send(kGreeting),
+        expect("EHLO gw.test"),
+        send(kEhloPlain),
+        expect("MAIL FROM:<a@x.test>"),
+        send("250 Ok\r\n"),
+        expect("RCPT TO:<alice@example.com>"),
+        send("550 5.1.1 no such user\r\n"),
+        expect("RCPT TO:<bob@example.com>"), // a refusal does not stop the envelope
+        send("452 4.2.2 mailbox full\r\n"),
+        expect("RSET"), // no DATA without a recipient
+        send("250 Ok\r\n"),
+        expect("QUIT"),
+        send("221 bye\r\n"),
+    });
+    SmtpReinjector r(targetFor(mta.port()));
+    SmtpMessage m = message("a@x.test", "a\r\n");
+    m.recipients = {"alice@example.com", "bob@example.com"};
+    m.perRecipient = true;
+    const auto results = r.deliverMany({m});
+    r.close();
+    BOOST_TEST(mta.finish() == "");
+    BOOST_TEST_REQUIRE(results.size() == 1u);
+    BOOST_TEST((results[0].kind == Kind::Temporary));
+    BOOST_TEST(results[0].command == "RCPT TO:<alice@example.com>");
+    BOOST_TEST_REQUIRE(results[0].recipients.size() == 2u);
+    BOOST_TEST((results[0].recipients[0].kind == Kind::Permanent));
+    BOOST_TEST((results[0].recipients[1].kind == Kind::Temporary));
+}
+
+BOOST_AUTO_TEST_CASE(per_recipient_without_a_recipient_sends_no_text)
+{
+    FakePop3Server mta({
+        send(kGreeting),
+        expect("EHLO gw.test"),
+        send(kEhloPipelining),
+        expect("MAIL FROM:<a@x.test> SIZE=3"),
+        expect("DATA"),
+        send("250 Ok\r\n554 5.5.1 Error: no valid recipients\r\n"),
+        expect("RSET"),
+        send("250 Ok\r\n"),
+        expect("QUIT"),
+        send("221 bye\r\n"),
+    });
+    SmtpReinjector r(targetFor(mta.port()));
+    SmtpMessage m = message("a@x.test", "a\r\n");
+    m.recipients.clear();
+    m.perRecipient = true;
+    const auto results = r.deliverMany({m});
+    r.close();
+    BOOST_TEST(mta.finish() == "");
+    BOOST_TEST_REQUIRE(results.size() == 1u);
+    BOOST_TEST((results[0].kind == Kind::Permanent));
+}

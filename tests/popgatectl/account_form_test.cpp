@@ -180,6 +180,7 @@ BOOST_AUTO_TEST_CASE(the_form_asks_in_the_pages_order_and_stores_the_account)
     t.answer("System address filter (empty: the inbound default, inbound): ", "strict");
     t.answer("Active (yes, no) [yes]: ", "");
     t.answer("Mailbox address (its mail is delivered to it here): ", "service-desk@company.com");
+    t.answer("Recipients (fixed: all to the mailbox; envelope: a domain mailbox) [fixed]: ", "");
     BOOST_TEST(t.expect("Summary:"), t.screen());
     BOOST_TEST(t.expect("password:               (set)"), t.screen());
     t.answer("Store this account? [yes]: ", "");
@@ -214,6 +215,7 @@ BOOST_AUTO_TEST_CASE(the_port_defaults_from_ssl_tls_and_the_test_can_be_declined
     t.answer("System address filter (empty: the inbound default, (none)): ", "");
     t.answer("Active (yes, no) [yes]: ", "no");
     t.answer("Mailbox address (its mail is delivered to it here): ", "desk2@company.com");
+    t.answer("Recipients (fixed: all to the mailbox; envelope: a domain mailbox) [fixed]: ", "");
     t.answer("Store this account? [yes]: ", "yes");
     t.answer("Test Connection now? [yes]: ", "no");
     BOOST_TEST(t.exitStatus() == 0, t.screen());
@@ -222,6 +224,41 @@ BOOST_AUTO_TEST_CASE(the_port_defaults_from_ssl_tls_and_the_test_can_be_declined
     BOOST_TEST(a->getValue<int>("port") == 995);
     BOOST_TEST(!a->getValue<bool>("active"));
     BOOST_TEST(a->getValue<std::string>("auth") == "none");
+}
+
+BOOST_AUTO_TEST_CASE(a_domain_mailbox_is_asked_for_its_envelope_header_and_domains)
+{
+    Cli cli;
+    BOOST_TEST_REQUIRE(cli({"db", "migrate"}).status == 0);
+    Terminal t({"--config=" + cli.conf, "account", "add", "company", "--auth=none"});
+    t.answer("Type (pop3) [pop3]: ", "");
+    t.answer("Authentication (none, password, oauth, oauth2) [none]: ", "");
+    t.answer("Server (FQDN or IP address): ", "pop.example.com");
+    t.answer("Connection security (none, starttls, ssl-tls) [ssl-tls]: ", "");
+    t.answer("Port [995]: ", "");
+    t.answer("System address filter (empty: the inbound default, (none)): ", "");
+    t.answer("Active (yes, no) [yes]: ", "");
+    t.answer("Mailbox address (its mail is delivered to it here): ", "catchall@company.example");
+    t.answer("Recipients (fixed: all to the mailbox; envelope: a domain mailbox) [fixed]: ",
+             "envelope");
+    t.answer("Envelope header (Delivered-To, X-Original-To, Envelope-To, X-Envelope-To) "
+             "[Delivered-To]: ",
+             "To");
+    BOOST_TEST(t.expect("unknown envelope header"), t.screen()); // never To/Cc
+    t.answer("Envelope header (Delivered-To, X-Original-To, Envelope-To, X-Envelope-To) "
+             "[Delivered-To]: ",
+             "x-original-to");
+    t.answer("Fields of it to skip, from the top (0: the provider's own) [0]: ", "");
+    t.answer("Local domains (comma-separated) [company.example]: ", "");
+    t.answer("Fallback recipient (empty: quarantine mail without a local recipient): ", "");
+    BOOST_TEST(t.expect("(none: quarantine)"), t.screen());
+    t.answer("Store this account? [yes]: ", "yes");
+    t.answer("Test Connection now? [yes]: ", "no");
+    BOOST_TEST(t.exitStatus() == 0, t.screen());
+    const auto a = showJson(cli, "company");
+    BOOST_TEST(a->getValue<std::string>("recipients") == "envelope");
+    BOOST_TEST(a->getValue<std::string>("envelope_header") == "X-Original-To");
+    BOOST_TEST(a->getValue<std::string>("local_domains") == "company.example");
 }
 
 BOOST_AUTO_TEST_CASE(end_of_input_cancels_and_stores_nothing)
