@@ -1109,10 +1109,15 @@ void mapMpop(MpopAccount& a, const std::string& file)
         } else if (cmd == "uidls_file") {
             e.uidlFile = v;
         } else if (cmd == "delivery") {
-            const auto words = shellWords(v);
+            // delivery METHOD ARGUMENT, the argument quoted as a whole or not
+            const std::string method = lower(v.substr(0, v.find_first_of(" \t")));
+            std::string command = v.size() > method.size() ? trim(v.substr(method.size())) : "";
+            if (command.size() >= 2 && command.front() == '"' && command.back() == '"')
+                command = command.substr(1, command.size() - 2);
             std::string rcpt;
-            if (!words.empty() && lower(words[0]) == "mda")
-                rcpt = recipientOfCommand(std::vector<std::string>(words.begin() + 1, words.end()));
+            if (method == "mda")
+                rcpt = recipientOfCommand(shellWords(command));
+            const std::vector<std::string> words{method};
             if (!rcpt.empty())
                 set(e, "deliver-to", rcpt, line, "delivery mda");
             else
