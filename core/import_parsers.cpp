@@ -975,6 +975,8 @@ ImportParse parseGetmailRc(const std::string& text, const std::string& file)
             e.notes.push_back({file, destLine, "[destination] type = " + destType,
                                why("getmail", "[destination]")});
     }
+    if (e.skipped.empty() && (e.server.empty() || e.user.empty()))
+        e.skipped = e.server.empty() ? "no server" : "no username";
     if (e.skipped.empty() && !e.password)
         e.skipped = "no password in the file (password_command, or getmail asks for it): add this "
                     "account with `popgatectl account add`";
@@ -1135,6 +1137,9 @@ void mapMpop(MpopAccount& a, const std::string& file)
     }
     if (e.port == 0)
         e.port = tls && !starttls ? 995 : 110;
+    const bool noAuth = a.values.count("auth") && lower(a.values.at("auth").first) == "off";
+    if (e.skipped.empty() && (e.server.empty() || (e.user.empty() && !noAuth)))
+        e.skipped = e.server.empty() ? "no host" : "no user";
     if (e.skipped.empty() && !e.password && a.values.count("auth") &&
         lower(a.values.at("auth").first) == "off")
         return;

@@ -32,6 +32,9 @@ declare -A max_len=(
   [filter_compiler]=4096
   [config]=70000           # kMaxKeyValueLine 64 KiB
   [accounts]=8192
+  [import_fetchmail]=70000  # kImportMaxLine 64 KiB
+  [import_getmail]=70000
+  [import_mpop]=70000
 )
 
 if [ $# -gt 0 ]; then
