@@ -328,8 +328,10 @@ std::vector<Token> fetchmailTokens(const std::string& text, const std::string& f
                 out.push_back({s, true, line});
                 i = j + 1;
             } else {
+                // a word ends at a blank, a separator, a quote or '#'; a NUL (which
+                // strchr would find as the terminator) is a byte of the word
                 std::size_t j = i;
-                while (j < l.size() && !std::strchr(" \t\f\v#,;:=\"'", l[j]))
+                while (j < l.size() && (l[j] == '\0' || !std::strchr(" \t\f\v#,;:=\"'", l[j])))
                     ++j;
                 out.push_back({l.substr(i, j - i), false, line});
                 i = j;
@@ -537,7 +539,9 @@ private:
         const Token tok = t_[i_];
         std::string w = lower(tok.text);
         if (tok.quoted || !fetchmailKeywords().count(w)) {
-            e.notes.push_back({file_, tok.line, tok.text, "not understood: not a fetchmail keyword"});
+            // a quoted string is not shown: it may be a password out of place
+            e.notes.push_back({file_, tok.line, tok.quoted ? "a quoted string" : tok.text,
+                               "not understood: not a fetchmail keyword"});
             ++i_;
             return true;
         }
@@ -554,7 +558,13 @@ private:
             if (!more())
                 return true;
             no = true;
-            w = lower(t_[i_++].text);
+            const Token& next = t_[i_++];
+            w = lower(next.text);
+            if (next.quoted || !fetchmailKeywords().count(w)) {
+                e.notes.push_back({file_, tok.line, next.quoted ? "no (a quoted string)" : "no " + next.text,
+                                   "not understood: not a fetchmail keyword"});
+                return true;
+            }
         } else if (w.size() > 2 && w.compare(0, 2, "no") == 0 &&
                    fetchmailKeywords().count(w.substr(2))) {
             no = true; // nokeep, nossl, ...
@@ -608,6 +618,9 @@ private:
             else
                 e.notes.push_back(note("fetchmail", file_, line, "auth", "auth " + a));
         } else if (w == "password" || w == "pass") {
+            skipNoise();
+            if (more() && !t_[i_].quoted && t_[i_].text == "=")
+                ++i_;
             auto v = value();
             if (v)
                 e.password = v->text;
@@ -821,7 +834,9 @@ ImportParse parseGetmailRc(const std::string& text, const std::string& file)
         }
         const auto sep = l.find_first_of("=:");
         if (sep == std::string::npos) {
-            out.notes.push_back({file, line, l.substr(0, 40), "not understood: expected key = value"});
+            // only the first word: the rest may be a password written without '='
+            out.notes.push_back({file, line, l.substr(0, l.find_first_of(" \t")),
+                                 "not understood: expected key = value"});
             continue;
         }
         items.push_back({section, lower(trim(l.substr(0, sep))), trim(l.substr(sep + 1)), line});

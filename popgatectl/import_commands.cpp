@@ -47,7 +47,7 @@ const char* const kUsage =
 // exist. Throws InputError for anything else it cannot read.
 std::optional<std::string> readBounded(const std::string& path, std::size_t max)
 {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
             return std::nullopt;
@@ -399,7 +399,7 @@ void printPlanned(std::ostream& out, const Options& o, const Planned& p, bool ap
     }
     for (const auto& n : p.entry.notes)
         out << "  " << where(n.file, n.line) << ": " << escapeText(n.option, EscapeFor::Terminal)
-            << ": " << n.why << "\n";
+            << ": " << escapeText(n.why, EscapeFor::Terminal) << "\n";
 }
 
 // store - the account and its imported ledger rows in one transaction, so that
@@ -546,7 +546,7 @@ int importCommand(Context& ctx, const std::vector<std::string>& args)
     for (const auto& parse : parses)
         for (const auto& n : parse.notes)
             out << where(n.file, n.line) << ": " << escapeText(n.option, EscapeFor::Terminal) << ": "
-                << n.why << "\n";
+                << escapeText(n.why, EscapeFor::Terminal) << "\n";
     for (const auto& p : planned)
         printPlanned(out, o, p, o.apply);
     if (o.apply)

@@ -155,6 +155,15 @@ BOOST_AUTO_TEST_CASE(fetchmail_rc)
                "poll h proto pop3\n  user u password p\n  frobnicate keep\n",
                {"0 note 3 frobnicate: not understood", "0 keep-on-server=yes (line 3)"},
                {}},
+              {"a password written with = is still the password, never shown in a note",
+               "poll h proto pop3 user u password = \"s3cret\"\n"
+               "poll h2 proto pop3 user u password p \"s3cret2\"\n",
+               {"0 password", "1 note 2 a quoted string: not understood"},
+               {"s3cret", "0 skipped"}},
+              {"finding I1: `no` before a word that is no keyword is named, not a crash",
+               "poll h proto pop3 user u password p no frobnicate keep\n",
+               {"0 note 1 no frobnicate: not understood", "0 keep-on-server=yes"},
+               {}},
               {"no password: skipped with how to add it",
                "poll h proto pop3 user u\n",
                {"0 skipped: no password in the file"},
@@ -164,6 +173,14 @@ BOOST_AUTO_TEST_CASE(fetchmail_rc)
                {"0 auth-mechanism=apop", "0 max-message-size=1000000"},
                {}},
           });
+}
+
+BOOST_AUTO_TEST_CASE(finding_I2_a_nul_byte_in_a_word_ends)
+{
+    // the tokenizer stopped at a NUL without moving (strchr finds the terminator)
+    const auto p = parseFetchmailRc(std::string("poll h\0x user u password p\n", 27), "rc");
+    BOOST_REQUIRE_EQUAL(p.entries.size(), 1u);
+    BOOST_CHECK_EQUAL(p.entries[0].server, std::string("h\0x", 3));
 }
 
 BOOST_AUTO_TEST_CASE(fetchmail_rc_errors_name_file_and_line)
@@ -221,6 +238,11 @@ BOOST_AUTO_TEST_CASE(getmail_rc)
                "password_command = (\"pass\", \"mail\")\n",
                {"0 note 5 password_command: not mapped", "0 skipped: no password in the file"},
                {}},
+              {"a line without = names only its first word (it may hold a password)",
+               "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = h\nusername = u\n"
+               "password = p\npassword s3cret\n",
+               {"file note 6 password: not understood: expected key = value"},
+               {"s3cret"}},
               {"comments, continuation lines, key: value",
                "# comment\n[retriever]\ntype: SimplePOP3SSLRetriever\nserver: h\n"
                "username = u\npassword = p\n; another comment\n[options]\nverbose = 0\n",

@@ -3,7 +3,8 @@
 // Dovecot (POP3S, verified against the test CA) and keep them on the server;
 // M more arrive; the import (a dry run, then --apply) takes over the account
 // and the tool's record of fetched UIDLs; `popgated --once` then delivers
-// exactly the M new messages to the test Postfix. The password is never printed.
+// exactly the M new messages to the test Postfix, and without keep-on-server
+// deletes the imported ones undelivered. The password is never printed.
 #define BOOST_TEST_MODULE import_tools
 #include "tests/popgated/fetch_support.h"
 
@@ -205,6 +206,15 @@ BOOST_AUTO_TEST_CASE(first_poll_after_import_delivers_only_the_new_messages)
             // `message list` shows the imported rows as what they are.
             const std::string list = gw.ctl({"message", "list"});
             BOOST_CHECK(list.find("imported from " + std::string(tool.name)) != std::string::npos);
+
+            // Without keep-on-server the imported messages are deleted, never delivered.
+            const std::string name = account->getValue<std::string>("name");
+            gw.ctl({"account", "set", name, "--keep-on-server=no"});
+            const RunResult again = gw.once();
+            BOOST_REQUIRE_MESSAGE(again.status == 0, again.err);
+            settle();
+            BOOST_CHECK_EQUAL(countMessages(servers.maildir2), 0);
+            BOOST_CHECK_EQUAL(deliveredCount(rcpt), kNew);
         }
     }
 }
