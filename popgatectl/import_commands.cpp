@@ -290,6 +290,19 @@ Planned plan(Context& ctx, const Options& o, const ImportParse& parse, const Imp
     }
     if (!o.noUidls)
         loadUidls(o, parse, owner, p);
+    // The SMTP host: popgate's is reinject.host for every account; say which.
+    const std::string relay = ctx.config.str("reinject.host") + ":" +
+                              std::to_string(ctx.config.integer("reinject.port"));
+    for (auto& n : p.entry.notes) {
+        if (n.option.rfind("smtphost ", 0) != 0)
+            continue;
+        const std::string host = n.option.substr(9, n.option.find_first_of("/:", 9) - 9);
+        const bool local = host == "localhost" || host == "127.0.0.1" || host == "::1" ||
+                           host == ctx.config.str("reinject.host");
+        n.why = (local ? "not needed: popgate hands every message to the local MTA at "
+                       : "not mapped: popgate hands every message to the local MTA at ") +
+                relay + " (reinject.host, reinject.port in popgate.conf)";
+    }
     std::stable_sort(p.entry.notes.begin(), p.entry.notes.end(),
                      [](const ImportNote& x, const ImportNote& y) { return x.line < y.line; });
     p.create = true;

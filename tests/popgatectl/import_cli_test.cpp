@@ -49,7 +49,7 @@ std::string fetchmailRc(const std::string& extra = "")
            "poll pop.example.com proto pop3\n"
            "  user \"joe\" there with password \"" +
            kPassword + "\" is \"joe@local.example\" here\n"
-                       "  ssl keep mda \"/usr/bin/procmail\"\n" +
+                       "  ssl keep smtphost localhost mda \"/usr/bin/procmail\"\n" +
            extra;
 }
 
@@ -105,6 +105,8 @@ BOOST_AUTO_TEST_CASE(dry_run_then_apply)
     BOOST_CHECK(dry.out.find("fetched UIDLs: 2 from " + cli.dir.file(".fetchids")) !=
                 std::string::npos);
     BOOST_CHECK(dry.out.find(rc + ":4: mda: not mapped") != std::string::npos);
+    BOOST_CHECK(dry.out.find(rc + ":4: smtphost localhost: not needed: popgate hands every "
+                             "message to the local MTA at 127.0.0.1:10026") != std::string::npos);
     BOOST_CHECK(dry.out.find("poll-interval = 600") != std::string::npos);
     BOOST_CHECK(dry.out.find("dry run: nothing stored") != std::string::npos);
     BOOST_CHECK_EQUAL(cli.sql("SELECT count(*) FROM accounts"), "0\n");
