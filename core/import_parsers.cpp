@@ -32,7 +32,8 @@ struct Unmapped {
 };
 const char* const kDelivery = "not mapped: popgate hands every message to the local MTA by SMTP "
                               "(reinject.host in popgate.conf); deliver-to names the recipient";
-const char* const kGlobal = "not mapped: a setting of popgate.conf or of popgated, not of an account";
+const char* const kGlobal =
+    "not mapped: a setting of popgate.conf or of popgated, not of an account";
 const char* const kNoNeed = "not needed: popgate fetches what its ledger has not delivered";
 const char* const kClientCert = "not mapped: popgate does not log in with a client certificate";
 const Unmapped kUnmapped[] = {
@@ -60,7 +61,8 @@ const Unmapped kUnmapped[] = {
     {"fetchmail", "postconnect", "not mapped: popgate runs no commands"},
     {"fetchmail", "plugin", "not mapped: popgate runs no commands"},
     {"fetchmail", "plugout", "not mapped: popgate runs no commands"},
-    {"fetchmail", "sslcertpath", "not mapped: popgate takes a CA file (tls-ca-file), not a directory"},
+    {"fetchmail", "sslcertpath",
+     "not mapped: popgate takes a CA file (tls-ca-file), not a directory"},
     {"fetchmail", "sslcommonname", "not mapped: popgate checks the server's name"},
     {"fetchmail", "no sslcertck",
      "not mapped: popgate always verifies the server's certificate (give tls-ca-file or tls-pin)"},
@@ -311,7 +313,8 @@ std::vector<Token> fetchmailTokens(const std::string& text, const std::string& f
                             s += '\t';
                         else if (e == 'r')
                             s += '\r';
-                        else if (e == 'x' && j + 2 < l.size() && std::isxdigit(static_cast<unsigned char>(l[j + 1])) &&
+                        else if (e == 'x' && j + 2 < l.size() &&
+                                 std::isxdigit(static_cast<unsigned char>(l[j + 1])) &&
                                  std::isxdigit(static_cast<unsigned char>(l[j + 2]))) {
                             s += static_cast<char>(std::stoi(l.substr(j + 1, 2), nullptr, 16));
                             j += 2;
@@ -351,27 +354,105 @@ const std::set<std::string>& fetchmailNoise()
 const std::map<std::string, int>& fetchmailKeywords()
 {
     static const std::map<std::string, int> k{
-        {"poll", 1}, {"skip", 1}, {"defaults", 0}, {"set", 0}, {"via", 1}, {"proto", 1},
-        {"protocol", 1}, {"port", 1}, {"service", 1}, {"auth", 1}, {"authenticate", 1},
-        {"timeout", 1}, {"envelope", 1}, {"qvirtual", 1}, {"aka", 2}, {"localdomains", 2},
-        {"interface", 1}, {"monitor", 1}, {"plugin", 1}, {"plugout", 1}, {"principal", 1},
-        {"esmtpname", 1}, {"esmtppassword", 1}, {"interval", 1}, {"tracepolls", 0},
-        {"bad-header", 1}, {"retrieve-error", 1}, {"dns", 0}, {"checkalias", 0}, {"uidl", 0},
-        {"user", 1}, {"username", 1}, {"password", 1}, {"pass", 1}, {"is", 2}, {"to", 2},
-        {"here", 0}, {"there", 0}, {"folder", 2}, {"smtphost", 2}, {"smtphosts", 2},
-        {"fetchdomains", 2}, {"smtpaddress", 1}, {"smtpname", 1}, {"antispam", 2}, {"mda", 1},
-        {"bsmtp", 1}, {"lmtp", 0}, {"preconnect", 1}, {"postconnect", 1}, {"keep", 0},
-        {"flush", 0}, {"limitflush", 0}, {"fetchall", 0}, {"rewrite", 0}, {"forcecr", 0},
-        {"stripcr", 0}, {"pass8bits", 0}, {"dropstatus", 0}, {"dropdelivered", 0},
-        {"mimedecode", 0}, {"idle", 0}, {"limit", 1}, {"warnings", 1}, {"fetchlimit", 1},
-        {"fetchsizelimit", 1}, {"fastuidl", 1}, {"batchlimit", 1}, {"expunge", 1}, {"ssl", 0},
-        {"sslkey", 1}, {"sslcert", 1}, {"sslproto", 1}, {"sslcertck", 0}, {"sslcertfile", 1},
-        {"sslcertpath", 1}, {"sslcommonname", 1}, {"sslfingerprint", 1}, {"properties", 1},
-        {"showdots", 0}, {"no", 0}, {"nokeep", 0}, {"nofetchall", 0}, {"norewrite", 0},
-        {"noforcecr", 0}, {"nostripcr", 0}, {"nopass8bits", 0}, {"nodropstatus", 0},
-        {"nodropdelivered", 0}, {"nomimedecode", 0}, {"noidle", 0}, {"noflush", 0},
-        {"nolimitflush", 0}, {"nodns", 0}, {"nocheckalias", 0}, {"nouidl", 0}, {"nossl", 0},
-        {"nosslcertck", 0}, {"nolmtp", 0},
+        {"poll", 1},
+        {"skip", 1},
+        {"defaults", 0},
+        {"set", 0},
+        {"via", 1},
+        {"proto", 1},
+        {"protocol", 1},
+        {"port", 1},
+        {"service", 1},
+        {"auth", 1},
+        {"authenticate", 1},
+        {"timeout", 1},
+        {"envelope", 1},
+        {"qvirtual", 1},
+        {"aka", 2},
+        {"localdomains", 2},
+        {"interface", 1},
+        {"monitor", 1},
+        {"plugin", 1},
+        {"plugout", 1},
+        {"principal", 1},
+        {"esmtpname", 1},
+        {"esmtppassword", 1},
+        {"interval", 1},
+        {"tracepolls", 0},
+        {"bad-header", 1},
+        {"retrieve-error", 1},
+        {"dns", 0},
+        {"checkalias", 0},
+        {"uidl", 0},
+        {"user", 1},
+        {"username", 1},
+        {"password", 1},
+        {"pass", 1},
+        {"is", 2},
+        {"to", 2},
+        {"here", 0},
+        {"there", 0},
+        {"folder", 2},
+        {"smtphost", 2},
+        {"smtphosts", 2},
+        {"fetchdomains", 2},
+        {"smtpaddress", 1},
+        {"smtpname", 1},
+        {"antispam", 2},
+        {"mda", 1},
+        {"bsmtp", 1},
+        {"lmtp", 0},
+        {"preconnect", 1},
+        {"postconnect", 1},
+        {"keep", 0},
+        {"flush", 0},
+        {"limitflush", 0},
+        {"fetchall", 0},
+        {"rewrite", 0},
+        {"forcecr", 0},
+        {"stripcr", 0},
+        {"pass8bits", 0},
+        {"dropstatus", 0},
+        {"dropdelivered", 0},
+        {"mimedecode", 0},
+        {"idle", 0},
+        {"limit", 1},
+        {"warnings", 1},
+        {"fetchlimit", 1},
+        {"fetchsizelimit", 1},
+        {"fastuidl", 1},
+        {"batchlimit", 1},
+        {"expunge", 1},
+        {"ssl", 0},
+        {"sslkey", 1},
+        {"sslcert", 1},
+        {"sslproto", 1},
+        {"sslcertck", 0},
+        {"sslcertfile", 1},
+        {"sslcertpath", 1},
+        {"sslcommonname", 1},
+        {"sslfingerprint", 1},
+        {"properties", 1},
+        {"showdots", 0},
+        {"no", 0},
+        {"nokeep", 0},
+        {"nofetchall", 0},
+        {"norewrite", 0},
+        {"noforcecr", 0},
+        {"nostripcr", 0},
+        {"nopass8bits", 0},
+        {"nodropstatus", 0},
+        {"nodropdelivered", 0},
+        {"nomimedecode", 0},
+        {"noidle", 0},
+        {"noflush", 0},
+        {"nolimitflush", 0},
+        {"nodns", 0},
+        {"nocheckalias", 0},
+        {"nouidl", 0},
+        {"nossl", 0},
+        {"nosslcertck", 0},
+        {"nolmtp", 0},
     };
     return k;
 }
@@ -486,7 +567,7 @@ private:
         }
         // every other `set` takes one value or none; a value is never a keyword
         static const std::set<std::string> flags{"bouncemail", "spambounce", "softbounce",
-                                                 "syslog", "invisible", "showdots"};
+                                                 "syslog",     "invisible",  "showdots"};
         if (!negated && !flags.count(k) && more() && !atStatement())
             ++i_;
         out_.notes.push_back({file_, key.line, "set " + (negated ? "no " : std::string()) + k,
@@ -499,7 +580,8 @@ private:
         const int line = t_[i_ - 1].line;
         auto name = value();
         if (!name) {
-            out_.notes.push_back({file_, line, skip ? "skip" : "poll", "not understood: no server"});
+            out_.notes.push_back(
+                {file_, line, skip ? "skip" : "poll", "not understood: no server"});
             return;
         }
         ImportEntry server = defaults ? *defaults : ImportEntry();
@@ -522,7 +604,8 @@ private:
         }
         for (auto& u : users) {
             if (!u.setting("security")) // fetchmail 6.4 upgrades with STLS when offered
-                set(u, "security", "starttls", u.line, "no ssl (fetchmail's STARTTLS when offered)");
+                set(u, "security", "starttls", u.line,
+                    "no ssl (fetchmail's STARTTLS when offered)");
             if (u.skipped.empty() && !u.password)
                 u.skipped = "no password in the file (fetchmail asks for it or reads ~/.netrc): "
                             "add this account with `popgatectl account add`";
@@ -561,7 +644,8 @@ private:
             const Token& next = t_[i_++];
             w = lower(next.text);
             if (next.quoted || !fetchmailKeywords().count(w)) {
-                e.notes.push_back({file_, tok.line, next.quoted ? "no (a quoted string)" : "no " + next.text,
+                e.notes.push_back({file_, tok.line,
+                                   next.quoted ? "no (a quoted string)" : "no " + next.text,
                                    "not understood: not a fetchmail keyword"});
                 return true;
             }
@@ -652,15 +736,15 @@ private:
         } else if (w == "smtpname") {
             const std::string v = one();
             // smtpname is the full address fetchmail delivers to: it wins over `is`
-            e.settings.erase(std::remove_if(e.settings.begin(), e.settings.end(),
-                                            [](const ImportSetting& s) {
-                                                return s.field == "deliver-to";
-                                            }),
-                             e.settings.end());
+            e.settings.erase(
+                std::remove_if(e.settings.begin(), e.settings.end(),
+                               [](const ImportSetting& s) { return s.field == "deliver-to"; }),
+                e.settings.end());
             set(e, "deliver-to", v, line, "smtpname");
         } else if (w == "smtphost" || w == "smtphosts") {
             for (const auto& h : list())
-                e.notes.push_back({file_, line, "smtphost " + h.text, why("fetchmail", "smtphost")});
+                e.notes.push_back(
+                    {file_, line, "smtphost " + h.text, why("fetchmail", "smtphost")});
         } else if (w == "keep") {
             set(e, "keep-on-server", no ? "no" : "yes", line, shown);
         } else if (w == "ssl") {
@@ -820,14 +904,16 @@ ImportParse parseGetmailRc(const std::string& text, const std::string& file)
         const std::string l = trim(raw);
         if (l.empty() || l[0] == '#' || l[0] == ';')
             continue;
-        if ((raw[0] == ' ' || raw[0] == '\t') && !items.empty() && items.back().section == section) {
+        if ((raw[0] == ' ' || raw[0] == '\t') && !items.empty() &&
+            items.back().section == section) {
             items.back().value += "\n" + l; // a continuation line
             continue;
         }
         if (l[0] == '[') {
             const auto close = l.find(']');
             if (close == std::string::npos)
-                throw InputError(file + ":" + std::to_string(line) + ": a section name without ']'");
+                throw InputError(file + ":" + std::to_string(line) +
+                                 ": a section name without ']'");
             section = lower(trim(l.substr(1, close - 1)));
             sections.push_back({section, line});
             continue;
@@ -893,8 +979,10 @@ ImportParse parseGetmailRc(const std::string& text, const std::string& file)
                 // a tuple of fingerprints; one SHA-256 maps to tls-pin
                 std::string inner = v;
                 inner.erase(std::remove_if(inner.begin(), inner.end(),
-                                           [](char c) { return c == '(' || c == ')' || c == '\'' ||
-                                                               c == '"' || c == ' ' || c == '\n'; }),
+                                           [](char c) {
+                                               return c == '(' || c == ')' || c == '\'' ||
+                                                      c == '"' || c == ' ' || c == '\n';
+                                           }),
                             inner.end());
                 const auto parts = splitList(inner);
                 if (parts.size() == 1 && !sha256Pin(parts[0]).empty())
@@ -940,7 +1028,8 @@ ImportParse parseGetmailRc(const std::string& text, const std::string& file)
             }
         } else if (it.section.compare(0, 6, "filter") == 0) {
             if (k == "type")
-                e.notes.push_back({file, it.line, "[" + it.section + "]", why("getmail", "[filter]")});
+                e.notes.push_back(
+                    {file, it.line, "[" + it.section + "]", why("getmail", "[filter]")});
         } else {
             e.notes.push_back({file, it.line, "[" + it.section + "] " + k,
                                "not understood: outside getmail's sections"});
@@ -966,7 +1055,8 @@ ImportParse parseGetmailRc(const std::string& text, const std::string& file)
         e.skipped = "retriever type '" + type + "': unknown to the importer";
     }
     if (type.compare(0, 10, "BrokenUIDL") == 0)
-        e.notes.push_back({file, typeLine, "type = " + type, why("getmail", "type = BrokenUIDLPOP3Retriever")});
+        e.notes.push_back(
+            {file, typeLine, "type = " + type, why("getmail", "type = BrokenUIDLPOP3Retriever")});
     if (e.skipped.empty()) {
         set(e, "security", ssl ? "ssl-tls" : "none", typeLine, "type = " + type);
         if (!ssl)
@@ -979,7 +1069,8 @@ ImportParse parseGetmailRc(const std::string& text, const std::string& file)
     if (!destType.empty()) {
         std::vector<std::string> words{destPath};
         std::string a = destArgs;
-        a.erase(std::remove_if(a.begin(), a.end(), [](char c) { return c == '(' || c == ')' || c == ','; }),
+        a.erase(std::remove_if(a.begin(), a.end(),
+                               [](char c) { return c == '(' || c == ')' || c == ','; }),
                 a.end());
         for (const auto& w : shellWords(a))
             words.push_back(w);
@@ -1145,7 +1236,8 @@ void mapMpop(MpopAccount& a, const std::string& file)
         }
     }
     if (tls)
-        set(e, "security", starttls ? "starttls" : "ssl-tls", tlsLine, starttls ? "tls_starttls on" : "tls_starttls off");
+        set(e, "security", starttls ? "starttls" : "ssl-tls", tlsLine,
+            starttls ? "tls_starttls on" : "tls_starttls off");
     else {
         set(e, "security", "none", tlsLine, "tls off");
         set(e, "plaintext-auth", "yes", tlsLine, "tls off");
@@ -1201,8 +1293,9 @@ ImportParse parseMpopRc(const std::string& text, const std::string& file)
             }
             if (name.empty() || byName.count(name)) {
                 out.notes.push_back({file, line, "account " + name,
-                                     name.empty() ? "not understood: no name"
-                                                  : "not understood: the account is defined twice"});
+                                     name.empty()
+                                         ? "not understood: no name"
+                                         : "not understood: the account is defined twice"});
                 discard = MpopAccount(); // what follows belongs to no account we keep
                 cur = &discard;
                 continue;

@@ -16,9 +16,9 @@ namespace popgate
 {
 
 /// Bounds for hostile-ish files: what a caller reads, and what a parser takes.
-constexpr std::size_t kImportMaxRcBytes = 1024 * 1024;         ///< an rc file
-constexpr std::size_t kImportMaxUidlBytes = 64 * 1024 * 1024;  ///< a UIDL record file
-constexpr std::size_t kImportMaxLine = 64 * 1024;              ///< a line of either
+constexpr std::size_t kImportMaxRcBytes = 1024 * 1024;        ///< an rc file
+constexpr std::size_t kImportMaxUidlBytes = 64 * 1024 * 1024; ///< a UIDL record file
+constexpr std::size_t kImportMaxLine = 64 * 1024;             ///< a line of either
 
 /// kImportMultidrop - the reason given for every multidrop option (one place).
 extern const char* const kImportMultidrop;
@@ -43,16 +43,16 @@ struct ImportSetting {
 /// poll, a getmail rc file, an mpop account).
 struct ImportEntry {
     std::string file;
-    int line = 0;          ///< where the entry starts
-    std::string label;     ///< "poll pop.example.com", "account work", "[retriever]"
-    std::string server;    ///< as the tool names it (its UIDL record's key)
-    int port = 0;          ///< 0: the protocol's default
+    int line = 0;       ///< where the entry starts
+    std::string label;  ///< "poll pop.example.com", "account work", "[retriever]"
+    std::string server; ///< as the tool names it (its UIDL record's key)
+    int port = 0;       ///< 0: the protocol's default
     std::string user;
     std::optional<std::string> password; ///< plaintext, only in memory; never printed
     std::vector<ImportSetting> settings; ///< in order; a later one wins
     std::vector<ImportNote> notes;
-    std::string skipped;   ///< non-empty: why it is not imported (IMAP, ...)
-    std::string uidlFile;  ///< mpop's uidls_file as written (%U, %H, ~ not expanded)
+    std::string skipped;       ///< non-empty: why it is not imported (IMAP, ...)
+    std::string uidlFile;      ///< mpop's uidls_file as written (%U, %H, ~ not expanded)
     bool hasRecipient = false; ///< a deliver-to setting came from the file
 
     /// setting - the value of field's last setting, or nothing.

@@ -4,13 +4,12 @@
 // with --apply store them: the password sealed as `account add` seals it, the
 // tool's record of fetched UIDLs as ledger rows so that the first poll delivers
 // only what the old tool had not. Never prints a password.
-#include "popgatectl/import.h"
-
 #include "core/errors.h"
 #include "core/import_parsers.h"
 #include "core/message_store.h"
 #include "core/text.h"
 #include "plugin/net/pop3_client.h"
+#include "popgatectl/import.h"
 
 #include <Poco/DigestEngine.h>
 #include <Poco/File.h>
@@ -54,7 +53,8 @@ std::optional<std::string> readBounded(const std::string& path, std::size_t max)
         throw InputError(escapeText(path, EscapeFor::Terminal) + ": cannot open (" +
                          std::strerror(errno) + ")");
     }
-    struct stat st {};
+    struct stat st {
+    };
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd);
         throw InputError(escapeText(path, EscapeFor::Terminal) + ": not a regular file");
@@ -94,7 +94,8 @@ struct Owner {
 };
 Owner ownerOf(const std::string& path)
 {
-    struct stat st {};
+    struct stat st {
+    };
     if (::stat(path.c_str(), &st) != 0)
         return {};
     if (const passwd* pw = ::getpwuid(st.st_uid))
@@ -143,7 +144,7 @@ struct Planned {
     ImportEntry entry;
     Account account;
     bool create = false;
-    std::string reason;         ///< why not created
+    std::string reason;                 ///< why not created
     std::vector<ImportSetting> derived; ///< settings the importer added (recipient)
     std::string uidlFile;
     bool uidlFound = false;
@@ -164,9 +165,9 @@ void loadUidls(const Options& o, const ImportParse& parse, const Owner& owner, P
     const ImportEntry& e = p.entry;
     std::vector<std::string> found;
     if (o.tool == "fetchmail") {
-        p.uidlFile = !o.idFile.empty()          ? o.idFile
-                     : !parse.idFile.empty()    ? expandHome(parse.idFile, owner.home)
-                                                : directoryOf(e.file) + ".fetchids";
+        p.uidlFile = !o.idFile.empty()       ? o.idFile
+                     : !parse.idFile.empty() ? expandHome(parse.idFile, owner.home)
+                                             : directoryOf(e.file) + ".fetchids";
         const auto text = readBounded(p.uidlFile, kImportMaxUidlBytes);
         if (!text)
             return;
@@ -178,7 +179,8 @@ void loadUidls(const Options& o, const ImportParse& parse, const Owner& owner, P
                 found.insert(found.end(), list.uidls.begin(), list.uidls.end());
     } else if (o.tool == "getmail") {
         const std::string dir = !o.getmailDir.empty() ? o.getmailDir : directoryOf(e.file);
-        p.uidlFile = Poco::Path(Poco::Path(dir).makeDirectory(), getmailOldmailName(e.server, e.port, e.user))
+        p.uidlFile = Poco::Path(Poco::Path(dir).makeDirectory(),
+                                getmailOldmailName(e.server, e.port, e.user))
                          .toString();
         const auto text = readBounded(p.uidlFile, kImportMaxUidlBytes);
         if (!text)
@@ -186,12 +188,13 @@ void loadUidls(const Options& o, const ImportParse& parse, const Owner& owner, P
         p.uidlFound = true;
         found = parseGetmailOldmail(*text, &p.unreadable);
     } else {
-        std::string file = !o.uidls.empty()          ? o.uidls
-                           : !e.uidlFile.empty()     ? e.uidlFile
-                                                     : "~/.mpop_uidls/%U_at_%H";
+        std::string file = !o.uidls.empty()      ? o.uidls
+                           : !e.uidlFile.empty() ? e.uidlFile
+                                                 : "~/.mpop_uidls/%U_at_%H";
         std::string expanded;
         for (std::size_t i = 0; i < file.size(); ++i) {
-            if (file[i] == '%' && i + 1 < file.size() && (file[i + 1] == 'U' || file[i + 1] == 'H')) {
+            if (file[i] == '%' && i + 1 < file.size() &&
+                (file[i + 1] == 'U' || file[i + 1] == 'H')) {
                 expanded += file[i + 1] == 'U' ? e.user : e.server;
                 ++i;
             } else
@@ -234,10 +237,10 @@ Planned plan(Context& ctx, const Options& o, const ImportParse& parse, const Imp
     } else if (o.tool == "mpop") {
         // an mpop account has a name of its own: kept where popgate allows it
         for (char c : e.label.substr(std::min<std::size_t>(8, e.label.size())))
-            a.name += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
-                              c == '-'
-                          ? c
-                          : '_';
+            a.name +=
+                std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'
+                    ? c
+                    : '_';
         a.name = a.name.substr(0, 64);
     } else {
         a.name = importAccountName(e.user, e.server);
@@ -250,8 +253,8 @@ Planned plan(Context& ctx, const Options& o, const ImportParse& parse, const Imp
         try {
             setAccountField(a, s.field, s.value);
         } catch (const InputError& err) {
-            p.entry.notes.push_back({e.file, s.line, s.option,
-                                     std::string("not mapped: ") + err.what()});
+            p.entry.notes.push_back(
+                {e.file, s.line, s.option, std::string("not mapped: ") + err.what()});
         }
     }
     const Owner owner = ownerOf(e.file);
@@ -270,7 +273,8 @@ Planned plan(Context& ctx, const Options& o, const ImportParse& parse, const Imp
             setAccountField(a, "deliver-to", s.value);
             p.derived.push_back(s);
         } catch (const InputError& err) {
-            p.entry.notes.push_back({e.file, 0, s.option, std::string("not mapped: ") + err.what()});
+            p.entry.notes.push_back(
+                {e.file, 0, s.option, std::string("not mapped: ") + err.what()});
         }
     }
     Account probe = a;
@@ -291,8 +295,8 @@ Planned plan(Context& ctx, const Options& o, const ImportParse& parse, const Imp
     if (!o.noUidls)
         loadUidls(o, parse, owner, p);
     // The SMTP host: popgate's is reinject.host for every account; say which.
-    const std::string relay = ctx.config.str("reinject.host") + ":" +
-                              std::to_string(ctx.config.integer("reinject.port"));
+    const std::string relay =
+        ctx.config.str("reinject.host") + ":" + std::to_string(ctx.config.integer("reinject.port"));
     for (auto& n : p.entry.notes) {
         if (n.option.rfind("smtphost ", 0) != 0)
             continue;
@@ -406,8 +410,9 @@ void printPlanned(std::ostream& out, const Options& o, const Planned& p, bool ap
             out << "  fetched UIDLs: " << p.uidls.size() << " from "
                 << escapeText(p.uidlFile, EscapeFor::Terminal)
                 << " (recorded as delivered; the first poll fetches only other messages)"
-                << (p.unreadable ? ", " + std::to_string(p.unreadable) + " unreadable line(s) left out"
-                                 : std::string())
+                << (p.unreadable
+                        ? ", " + std::to_string(p.unreadable) + " unreadable line(s) left out"
+                        : std::string())
                 << "\n";
     }
     for (const auto& n : p.entry.notes)
@@ -427,8 +432,8 @@ void store(Context& ctx, const Options& o, Planned& p)
     std::vector<MessageRecord> rows(p.uidls.size());
     std::vector<MessageRecord*> ptrs;
     ptrs.reserve(rows.size());
-    const std::string reason = "imported from " + o.tool + " (" + p.uidlFile +
-                               "): fetched by " + o.tool + " before popgate, not delivered again";
+    const std::string reason = "imported from " + o.tool + " (" + p.uidlFile + "): fetched by " +
+                               o.tool + " before popgate, not delivered again";
     for (std::size_t i = 0; i < rows.size(); ++i) {
         rows[i].accountId = p.account.id;
         rows[i].uidl = p.uidls[i];
@@ -455,7 +460,8 @@ Options parseOptions(const std::vector<std::string>& args)
     opts.addOption(Option("idfile", "", "fetchmail's UIDL file").argument("FILE"));
     opts.addOption(Option("getmaildir", "", "getmail's directory").argument("DIR"));
     opts.addOption(Option("uidls", "", "mpop's UIDL file").argument("FILE"));
-    opts.addOption(Option("deliver-to", "", "recipient where the file names none").argument("ADDR"));
+    opts.addOption(
+        Option("deliver-to", "", "recipient where the file names none").argument("ADDR"));
     opts.addOption(Option("name", "", "the account name (one account only)").argument("NAME"));
     opts.addOption(Option("no-uidls", "", "do not load the record of fetched UIDLs"));
     opts.addOption(Option("apply", "", "store the accounts"));
@@ -524,11 +530,12 @@ int importCommand(Context& ctx, const std::vector<std::string>& args)
             if (p.create && p.account.keepOnServer && !p.uidlFound && !o.noUidls)
                 throw InputError(
                     "account '" + p.account.name + "': keeps mail on the server, and " +
-                    escapeText(p.uidlFile, EscapeFor::Terminal) +
-                    " (the record of what " + o.tool +
+                    escapeText(p.uidlFile, EscapeFor::Terminal) + " (the record of what " + o.tool +
                     " fetched) does not exist: every kept message would be delivered again. "
                     "Name the file (" +
-                    (o.tool == "fetchmail" ? "--idfile" : o.tool == "getmail" ? "--getmaildir" : "--uidls") +
+                    (o.tool == "fetchmail" ? "--idfile"
+                     : o.tool == "getmail" ? "--getmaildir"
+                                           : "--uidls") +
                     "), or give --no-uidls to accept that; nothing was stored");
     std::size_t created = 0;
     if (o.apply)
@@ -558,15 +565,16 @@ int importCommand(Context& ctx, const std::vector<std::string>& args)
     auto& out = *ctx.out;
     for (const auto& parse : parses)
         for (const auto& n : parse.notes)
-            out << where(n.file, n.line) << ": " << escapeText(n.option, EscapeFor::Terminal) << ": "
-                << escapeText(n.why, EscapeFor::Terminal) << "\n";
+            out << where(n.file, n.line) << ": " << escapeText(n.option, EscapeFor::Terminal)
+                << ": " << escapeText(n.why, EscapeFor::Terminal) << "\n";
     for (const auto& p : planned)
         printPlanned(out, o, p, o.apply);
     if (o.apply)
         out << created << " account(s) created\n";
     else
         out << "dry run: nothing stored; run again with --apply to create "
-            << std::count_if(planned.begin(), planned.end(), [](const Planned& p) { return p.create; })
+            << std::count_if(planned.begin(), planned.end(),
+                             [](const Planned& p) { return p.create; })
             << " account(s)\n";
     return 0;
 }

@@ -42,7 +42,8 @@ inline void checkParse(const ImportParse& p, const std::string& text)
         Account a;
         for (const auto& s : e.settings) {
             FUZZ_CHECK(findAccountField(s.field) != nullptr, where + " field " + shown(s.field));
-            FUZZ_CHECK(s.line >= 0 && s.line <= lines, where + " setting line " + std::to_string(s.line));
+            FUZZ_CHECK(s.line >= 0 && s.line <= lines,
+                       where + " setting line " + std::to_string(s.line));
             try {
                 setAccountField(a, s.field, s.value);
             } catch (const InputError&) {

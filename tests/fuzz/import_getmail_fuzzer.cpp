@@ -1,8 +1,8 @@
-// import_getmail_fuzzer.cpp - a getmail6 rc file (parseGetmailRc) or an oldmail-* file (parseGetmailOldmail),
-// from core/import_parsers.h. The first byte picks the file: even, the rc file;
-// odd, the record of fetched UIDLs; the rest is its text. Invariants: only
-// InputError escapes; the reading holds import_fuzz_support.h's checks; every
-// UIDL read is a non-empty single line, and no more are read than the file has lines.
+// import_getmail_fuzzer.cpp - a getmail6 rc file (parseGetmailRc) or an oldmail-* file
+// (parseGetmailOldmail), from core/import_parsers.h. The first byte picks the file: even, the rc
+// file; odd, the record of fetched UIDLs; the rest is its text. Invariants: only InputError
+// escapes; the reading holds import_fuzz_support.h's checks; every UIDL read is a non-empty single
+// line, and no more are read than the file has lines.
 #include "tests/fuzz/import_fuzz_support.h"
 
 #include <cstdint>

@@ -48,8 +48,9 @@ std::string fetchmailRc(const std::string& extra = "")
     return "set daemon 600\n"
            "poll pop.example.com proto pop3\n"
            "  user \"joe\" there with password \"" +
-           kPassword + "\" is \"joe@local.example\" here\n"
-                       "  ssl keep smtphost localhost mda \"/usr/bin/procmail\"\n" +
+           kPassword +
+           "\" is \"joe@local.example\" here\n"
+           "  ssl keep smtphost localhost mda \"/usr/bin/procmail\"\n" +
            extra;
 }
 
@@ -106,7 +107,8 @@ BOOST_AUTO_TEST_CASE(dry_run_then_apply)
                 std::string::npos);
     BOOST_CHECK(dry.out.find(rc + ":4: mda: not mapped") != std::string::npos);
     BOOST_CHECK(dry.out.find(rc + ":4: smtphost localhost: not needed: popgate hands every "
-                             "message to the local MTA at 127.0.0.1:10026") != std::string::npos);
+                                  "message to the local MTA at 127.0.0.1:10026") !=
+                std::string::npos);
     BOOST_CHECK(dry.out.find("poll-interval = 600") != std::string::npos);
     BOOST_CHECK(dry.out.find("dry run: nothing stored") != std::string::npos);
     BOOST_CHECK_EQUAL(cli.sql("SELECT count(*) FROM accounts"), "0\n");
@@ -114,8 +116,7 @@ BOOST_AUTO_TEST_CASE(dry_run_then_apply)
     const auto json = cli({"--json", "import", "fetchmail", rc});
     BOOST_TEST_REQUIRE(json.status == 0, json.err);
     BOOST_CHECK(json.out.find(kPassword) == std::string::npos);
-    const auto report =
-        Poco::JSON::Parser().parse(json.out).extract<Poco::JSON::Object::Ptr>();
+    const auto report = Poco::JSON::Parser().parse(json.out).extract<Poco::JSON::Object::Ptr>();
     const auto account = report->getArray("accounts")->getObject(0);
     BOOST_CHECK_EQUAL(account->getValue<std::string>("action"), "create");
     BOOST_CHECK(account->getValue<bool>("password_set"));

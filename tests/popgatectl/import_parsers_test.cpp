@@ -116,19 +116,23 @@ BOOST_AUTO_TEST_CASE(fetchmail_rc)
                {"0 note 2 envelope: " + kMulti, "0 note 3 localdomains: " + kMulti,
                 "0 note 4 is (several local users): " + kMulti},
                {"deliver-to=alice"}},
-              {"is * is multidrop too", "poll h user u password p is * here\n",
-               {"0 note 1 is *: " + kMulti}, {}},
+              {"is * is multidrop too",
+               "poll h user u password p is * here\n",
+               {"0 note 1 is *: " + kMulti},
+               {}},
               {"reverse form: user LOCAL here is REMOTE there",
                "poll h user \"localbob\" here is \"remotebob\" there password p\n",
                {"0 user=remotebob", "0 deliver-to=localbob"},
                {}},
               {"smtpname is the full recipient and wins over is; smtphost is named",
-               "poll h user u password p is bob here smtphost mx.local/25 smtpname bob@local.example\n",
+               "poll h user u password p is bob here smtphost mx.local/25 smtpname "
+               "bob@local.example\n",
                {"0 deliver-to=bob@local.example", "0 note 1 smtphost mx.local/25: not mapped"},
                {"deliver-to=bob (line"}},
               {"a SHA-256 sslfingerprint is a pin; an MD5 one is named",
                "poll a.example user u password p ssl sslfingerprint "
-               "\"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89\"\n"
+               "\"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:"
+               "01:23:45:67:89\"\n"
                "poll b.example user u password p ssl sslfingerprint "
                "\"E8:49:53:55:D7:ED:AD:62:9A:7B:23:80:5F:12:7D:4F\"\n",
                {"0 tls-pin=abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
@@ -199,97 +203,102 @@ BOOST_AUTO_TEST_CASE(fetchmail_rc_errors_name_file_and_line)
 
 BOOST_AUTO_TEST_CASE(getmail_rc)
 {
-    check(parseGetmailRc,
-          {
-              {"SimplePOP3SSLRetriever with ca_certs; getmail keeps mail unless delete",
-               "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = pop.example.com\n"
-               "username = joe\npassword = pw\nca_certs = /etc/ca.pem\n"
-               "[destination]\ntype = Maildir\npath = ~/Maildir/\n",
-               {"0 server=pop.example.com (line 3)", "0 user=joe (line 4)", "0 password",
-                "0 tls-ca-file=/etc/ca.pem (line 6)", "0 security=ssl-tls (line 2)",
-                "0 keep-on-server=yes", "0 note 8 [destination] type = Maildir: not mapped"},
-               {"plaintext-auth"}},
-              {"SimplePOP3Retriever in clear, delete true, read_all named",
-               "[retriever]\ntype = SimplePOP3Retriever\nserver = h\nport = 1110\n"
-               "username = u\npassword = p\n[options]\ndelete = true\nread_all = true\n",
-               {"0 security=none (line 2)", "0 plaintext-auth=yes", "0 port=1110 (line 4)",
-                "0 keep-on-server=no (line 8)", "0 note 9 read_all: not needed"},
-               {}},
-              {"an MDA_external sendmail names the recipient",
-               "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = h\nusername = u\n"
-               "password = p\n[destination]\ntype = MDA_external\npath = /usr/sbin/sendmail\n"
-               "arguments = (\"-i\", \"-bm\", \"bob@local.example\")\n",
-               {"0 deliver-to=bob@local.example (line 7)"},
-               {"[destination] type"}},
-              {"MultidropPOP3Retriever and envelope_recipient are multidrop",
-               "[retriever]\ntype = MultidropPOP3Retriever\nserver = h\nusername = u\n"
-               "password = p\nenvelope_recipient = delivered-to:1\n",
-               {"0 note 2 type = MultidropPOP3Retriever: " + kMulti,
-                "0 note 6 envelope_recipient: " + kMulti},
-               {"skipped"}},
-              {"IMAP retrievers are named and skipped",
-               "[retriever]\ntype = SimpleIMAPSSLRetriever\nserver = h\nusername = u\npassword = p\n"
-               "mailboxes = (\"INBOX\",)\n",
-               {"0 skipped: retriever SimpleIMAPSSLRetriever: popgate fetches POP3 only",
-                "0 note 6 mailboxes: not mapped: IMAP only"},
-               {}},
-              {"password_command is named; the account is skipped without a password",
-               "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = h\nusername = u\n"
-               "password_command = (\"pass\", \"mail\")\n",
-               {"0 note 5 password_command: not mapped", "0 skipped: no password in the file"},
-               {}},
-              {"a line without = names only its first word (it may hold a password)",
-               "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = h\nusername = u\n"
-               "password = p\npassword s3cret\n",
-               {"file note 6 password: not understood: expected key = value"},
-               {"s3cret"}},
-              {"comments, continuation lines, key: value",
-               "# comment\n[retriever]\ntype: SimplePOP3SSLRetriever\nserver: h\n"
-               "username = u\npassword = p\n; another comment\n[options]\nverbose = 0\n",
-               {"0 server=h (line 4)", "0 note 9 verbose: not mapped"},
-               {"not understood"}},
-          });
+    check(
+        parseGetmailRc,
+        {
+            {"SimplePOP3SSLRetriever with ca_certs; getmail keeps mail unless delete",
+             "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = pop.example.com\n"
+             "username = joe\npassword = pw\nca_certs = /etc/ca.pem\n"
+             "[destination]\ntype = Maildir\npath = ~/Maildir/\n",
+             {"0 server=pop.example.com (line 3)", "0 user=joe (line 4)", "0 password",
+              "0 tls-ca-file=/etc/ca.pem (line 6)", "0 security=ssl-tls (line 2)",
+              "0 keep-on-server=yes", "0 note 8 [destination] type = Maildir: not mapped"},
+             {"plaintext-auth"}},
+            {"SimplePOP3Retriever in clear, delete true, read_all named",
+             "[retriever]\ntype = SimplePOP3Retriever\nserver = h\nport = 1110\n"
+             "username = u\npassword = p\n[options]\ndelete = true\nread_all = true\n",
+             {"0 security=none (line 2)", "0 plaintext-auth=yes", "0 port=1110 (line 4)",
+              "0 keep-on-server=no (line 8)", "0 note 9 read_all: not needed"},
+             {}},
+            {"an MDA_external sendmail names the recipient",
+             "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = h\nusername = u\n"
+             "password = p\n[destination]\ntype = MDA_external\npath = /usr/sbin/sendmail\n"
+             "arguments = (\"-i\", \"-bm\", \"bob@local.example\")\n",
+             {"0 deliver-to=bob@local.example (line 7)"},
+             {"[destination] type"}},
+            {"MultidropPOP3Retriever and envelope_recipient are multidrop",
+             "[retriever]\ntype = MultidropPOP3Retriever\nserver = h\nusername = u\n"
+             "password = p\nenvelope_recipient = delivered-to:1\n",
+             {"0 note 2 type = MultidropPOP3Retriever: " + kMulti,
+              "0 note 6 envelope_recipient: " + kMulti},
+             {"skipped"}},
+            {"IMAP retrievers are named and skipped",
+             "[retriever]\ntype = SimpleIMAPSSLRetriever\nserver = h\nusername = u\npassword = p\n"
+             "mailboxes = (\"INBOX\",)\n",
+             {"0 skipped: retriever SimpleIMAPSSLRetriever: popgate fetches POP3 only",
+              "0 note 6 mailboxes: not mapped: IMAP only"},
+             {}},
+            {"password_command is named; the account is skipped without a password",
+             "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = h\nusername = u\n"
+             "password_command = (\"pass\", \"mail\")\n",
+             {"0 note 5 password_command: not mapped", "0 skipped: no password in the file"},
+             {}},
+            {"a line without = names only its first word (it may hold a password)",
+             "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = h\nusername = u\n"
+             "password = p\npassword s3cret\n",
+             {"file note 6 password: not understood: expected key = value"},
+             {"s3cret"}},
+            {"comments, continuation lines, key: value",
+             "# comment\n[retriever]\ntype: SimplePOP3SSLRetriever\nserver: h\n"
+             "username = u\npassword = p\n; another comment\n[options]\nverbose = 0\n",
+             {"0 server=h (line 4)", "0 note 9 verbose: not mapped"},
+             {"not understood"}},
+        });
 }
 
 BOOST_AUTO_TEST_CASE(mpop_rc)
 {
-    check(parseMpopRc,
-          {
-              {"defaults, tls with tls_starttls off, trust file, keep, uidls_file",
-               "defaults\ntls on\ntls_starttls off\ntls_trust_file /etc/ca.pem\n\n"
-               "account work\nhost pop.example.com\nuser joe\npassword \"p w\"\nkeep on\n"
-               "uidls_file ~/.mpop_uidls/%U_at_%H\ndelivery maildir ~/Maildir\n",
-               {"0 entry account work line 6", "0 server=pop.example.com (line 7)",
-                "0 user=joe (line 8)", "0 password", "0 tls-ca-file=/etc/ca.pem (line 4)",
-                "0 keep-on-server=yes (line 10)", "0 security=ssl-tls (line 3)",
-                "0 note 12 delivery maildir: not mapped"},
-               {}},
-              {"tls off: none with plaintext-auth; tls_starttls on: starttls",
-               "account a\nhost h\nuser u\npassword p\n"
-               "account b\nhost h\nuser u\npassword p\ntls on\n",
-               {"0 security=none", "0 plaintext-auth=yes", "1 security=starttls (line 9)"},
-               {"1 plaintext-auth"}},
-              {"passwordeval is named, the account skipped",
-               "account a\nhost h\nuser u\npasswordeval \"pass show mail\"\n",
-               {"0 note 4 passwordeval: not mapped", "0 skipped: no password in the file (passwordeval)"},
-               {}},
-              {"account A : B inherits B; delivery mda with msmtp names the recipient",
-               "account base\nhost h\nuser u\npassword p\nport 1995\n"
-               "account child : base\nuser v\ndelivery mda \"/usr/bin/msmtp -- bob@local.example\"\n",
-               {"1 server=h (line 2)", "1 port=1995 (line 5)", "1 user=v (line 7)",
-                "1 deliver-to=bob@local.example (line 8)"},
-               {}},
-              {"a SHA-256 tls_fingerprint is a pin; tls_certcheck off is named",
-               "account a\nhost h\nuser u\npassword p\ntls on\n"
-               "tls_fingerprint AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89\n"
-               "tls_certcheck off\n",
-               {"0 tls-pin=abcdef01", "0 note 7 tls_certcheck off: not mapped"},
-               {}},
-              {"an unknown command is named with its line",
-               "account a\nhost h\nuser u\npassword p\nfrobnicate yes\n",
-               {"0 note 5 frobnicate: not mapped: unknown to the importer"},
-               {}},
-          });
+    check(
+        parseMpopRc,
+        {
+            {"defaults, tls with tls_starttls off, trust file, keep, uidls_file",
+             "defaults\ntls on\ntls_starttls off\ntls_trust_file /etc/ca.pem\n\n"
+             "account work\nhost pop.example.com\nuser joe\npassword \"p w\"\nkeep on\n"
+             "uidls_file ~/.mpop_uidls/%U_at_%H\ndelivery maildir ~/Maildir\n",
+             {"0 entry account work line 6", "0 server=pop.example.com (line 7)",
+              "0 user=joe (line 8)", "0 password", "0 tls-ca-file=/etc/ca.pem (line 4)",
+              "0 keep-on-server=yes (line 10)", "0 security=ssl-tls (line 3)",
+              "0 note 12 delivery maildir: not mapped"},
+             {}},
+            {"tls off: none with plaintext-auth; tls_starttls on: starttls",
+             "account a\nhost h\nuser u\npassword p\n"
+             "account b\nhost h\nuser u\npassword p\ntls on\n",
+             {"0 security=none", "0 plaintext-auth=yes", "1 security=starttls (line 9)"},
+             {"1 plaintext-auth"}},
+            {"passwordeval is named, the account skipped",
+             "account a\nhost h\nuser u\npasswordeval \"pass show mail\"\n",
+             {"0 note 4 passwordeval: not mapped",
+              "0 skipped: no password in the file (passwordeval)"},
+             {}},
+            {"account A : B inherits B; delivery mda with msmtp names the recipient",
+             "account base\nhost h\nuser u\npassword p\nport 1995\n"
+             "account child : base\nuser v\ndelivery mda \"/usr/bin/msmtp -- bob@local.example\"\n",
+             {"1 server=h (line 2)", "1 port=1995 (line 5)", "1 user=v (line 7)",
+              "1 deliver-to=bob@local.example (line 8)"},
+             {}},
+            {"a SHA-256 tls_fingerprint is a pin; tls_certcheck off is named",
+             "account a\nhost h\nuser u\npassword p\ntls on\n"
+             "tls_fingerprint "
+             "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:"
+             "23:45:67:89\n"
+             "tls_certcheck off\n",
+             {"0 tls-pin=abcdef01", "0 note 7 tls_certcheck off: not mapped"},
+             {}},
+            {"an unknown command is named with its line",
+             "account a\nhost h\nuser u\npassword p\nfrobnicate yes\n",
+             {"0 note 5 frobnicate: not mapped: unknown to the importer"},
+             {}},
+        });
 }
 
 BOOST_AUTO_TEST_CASE(uidl_records)
@@ -307,7 +316,9 @@ BOOST_AUTO_TEST_CASE(uidl_records)
     BOOST_CHECK_EQUAL(fm[1].user, "joe@example.org"); // a user name may hold '@'
     BOOST_CHECK_EQUAL(bad, 1u);
 
-    const char oldmail[] = "a1\0" "1796312507\nb2\0" "1796312507\nbad\n";
+    const char oldmail[] = "a1\0"
+                           "1796312507\nb2\0"
+                           "1796312507\nbad\n";
     const auto gm = parseGetmailOldmail(std::string(oldmail, sizeof oldmail - 1), &bad);
     BOOST_CHECK_EQUAL(gm.size(), 2u);
     BOOST_CHECK_EQUAL(bad, 1u);

@@ -51,11 +51,14 @@ std::vector<Tool> tools()
              dir.write("fetchmailrc",
                        "# written by import_tools_test\n"
                        "set no bouncemail\n"
-                       "poll " + s.dovecotHost + " with proto POP3 port " +
-                           std::to_string(s.pop3sPort) + "\n"
-                           "  user \"" + s.user2 + "\" there with password \"" + s.password +
-                           "\" is \"" + rcpt + "\" here\n"
-                           "  keep ssl sslcertck sslcertfile \"" + s.ca +
+                       "poll " +
+                           s.dovecotHost + " with proto POP3 port " + std::to_string(s.pop3sPort) +
+                           "\n"
+                           "  user \"" +
+                           s.user2 + "\" there with password \"" + s.password + "\" is \"" + rcpt +
+                           "\" here\n"
+                           "  keep ssl sslcertck sslcertfile \"" +
+                           s.ca +
                            "\" sslcommonname \"localhost\"\n"
                            "  mda \"/bin/cat >/dev/null\"\n",
                        0600);
@@ -70,21 +73,32 @@ std::vector<Tool> tools()
         {"getmail6: SimplePOP3SSLRetriever with ca_certs, delete false; oldmail in getmaildir",
          "getmail",
          [](const Servers& s, const TempDir& dir, const std::string& rcpt) {
-             dir.write("getmailrc", "[retriever]\n"
-                                    "type = SimplePOP3SSLRetriever\n"
-                                    "server = " + s.dovecotHost + "\n"
-                                    "port = " + std::to_string(s.pop3sPort) + "\n"
-                                    "username = " + s.user2 + "\n"
-                                    "password = " + s.password + "\n"
-                                    "ca_certs = " + s.ca + "\n"
-                                    "\n[destination]\n"
-                                    "type = MDA_external\n"
-                                    "path = /bin/true\n"
-                                    "allow_root_commands = true\n"
-                                    "\n[options]\n"
-                                    "read_all = false\n"
-                                    "delete = false\n"
-                                    "message_log_syslog = false\n",
+             dir.write("getmailrc",
+                       "[retriever]\n"
+                       "type = SimplePOP3SSLRetriever\n"
+                       "server = " +
+                           s.dovecotHost +
+                           "\n"
+                           "port = " +
+                           std::to_string(s.pop3sPort) +
+                           "\n"
+                           "username = " +
+                           s.user2 +
+                           "\n"
+                           "password = " +
+                           s.password +
+                           "\n"
+                           "ca_certs = " +
+                           s.ca +
+                           "\n"
+                           "\n[destination]\n"
+                           "type = MDA_external\n"
+                           "path = /bin/true\n"
+                           "allow_root_commands = true\n"
+                           "\n[options]\n"
+                           "read_all = false\n"
+                           "delete = false\n"
+                           "message_log_syslog = false\n",
                        0600);
              return std::vector<std::string>{dir.file("getmailrc"), "--getmaildir=" + dir.path(),
                                              "--deliver-to=" + rcpt};
@@ -94,27 +108,40 @@ std::vector<Tool> tools()
                         {"60", "getmail", "--getmaildir=" + dir.path(), "--rcfile=getmailrc"}, "",
                         {{"HOME", dir.path()}});
          }},
-        {"mpop: tls on, tls_starttls off, tls_trust_file, keep on; uidls_file from the rc",
-         "mpop",
+        {"mpop: tls on, tls_starttls off, tls_trust_file, keep on; uidls_file from the rc", "mpop",
          [](const Servers& s, const TempDir& dir, const std::string& rcpt) {
-             dir.write("mpoprc", "defaults\n"
-                                 "tls on\n"
-                                 "tls_starttls off\n"
-                                 "tls_trust_file " + s.ca + "\n"
-                                 "\naccount imported\n"
-                                 "host " + s.dovecotHost + "\n"
-                                 "port " + std::to_string(s.pop3sPort) + "\n"
-                                 "user " + s.user2 + "\n"
-                                 "password " + s.password + "\n"
-                                 "keep on\n"
-                                 "uidls_file " + dir.file("uidls/%U_at_%H") + "\n"
-                                 "delivery mda \"/bin/cat >/dev/null\"\n",
+             dir.write("mpoprc",
+                       "defaults\n"
+                       "tls on\n"
+                       "tls_starttls off\n"
+                       "tls_trust_file " +
+                           s.ca +
+                           "\n"
+                           "\naccount imported\n"
+                           "host " +
+                           s.dovecotHost +
+                           "\n"
+                           "port " +
+                           std::to_string(s.pop3sPort) +
+                           "\n"
+                           "user " +
+                           s.user2 +
+                           "\n"
+                           "password " +
+                           s.password +
+                           "\n"
+                           "keep on\n"
+                           "uidls_file " +
+                           dir.file("uidls/%U_at_%H") +
+                           "\n"
+                           "delivery mda \"/bin/cat >/dev/null\"\n",
                        0600);
              return std::vector<std::string>{dir.file("mpoprc"), "--deliver-to=" + rcpt};
          },
          [](const TempDir& dir) {
-             return run("/usr/bin/timeout", {"60", "mpop", "--file=" + dir.file("mpoprc"), "imported"},
-                        "", {{"HOME", dir.path()}});
+             return run("/usr/bin/timeout",
+                        {"60", "mpop", "--file=" + dir.file("mpoprc"), "imported"}, "",
+                        {{"HOME", dir.path()}});
          }},
     };
 }
