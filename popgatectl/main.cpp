@@ -14,6 +14,7 @@
 #include "core/provisioning.h"
 #include "core/text.h"
 #include "popgatectl/cli.h"
+#include "popgatectl/import.h"
 
 #include <Poco/Exception.h>
 #include <Poco/JSON/Array.h>
@@ -79,6 +80,9 @@ const char* const kCommands =
     "  oauth profile list [--json] | show NAME [--json] | remove NAME\n"
     "  oauth status [ACCOUNT] [--json]  token state of OAuth accounts (never the tokens)\n"
     "  account authorize NAME [--timeout=10m]  obtain and store an OAuth account's tokens\n"
+    "  import fetchmail RCFILE [--idfile=FILE] | import getmail RCFILE... [--getmaildir=DIR]\n"
+    "    | import mpop RCFILE [--uidls=FILE]  [--apply] [--deliver-to=ADDR] [--name=NAME]\n"
+    "    [--no-uidls] [--json]  (a dry run without --apply)\n"
     "account fields: type auth server port user security filter active debug-logging mailbox\n"
     "  deliver-to poll-interval keep-on-server max-message-size tls-ca-file tls-pin\n"
     "  auth-mechanism plaintext-auth tls-min-version oauth-profile\n";
@@ -339,6 +343,8 @@ private:
             return configCommand(ctx, rest);
         if (noun == "oauth")
             return oauthCommand(ctx, rest);
+        if (noun == "import")
+            return importCommand(ctx, rest);
         throw InputError("unknown command '" + flatten(noun).substr(0, 40) +
                          "' (see popgatectl --help)");
     }

@@ -33,6 +33,9 @@ declare -A max_len=(
   [config]=70000           # kMaxKeyValueLine 64 KiB
   [accounts]=8192
   [recipients]=20000       # kMaxEnvelopeField 4 KiB, kMaxEnvelopeFields 64
+  [import_fetchmail]=70000  # kImportMaxLine 64 KiB
+  [import_getmail]=70000
+  [import_mpop]=70000
 )
 
 if [ $# -gt 0 ]; then

@@ -11,6 +11,8 @@ packages=(
   # test servers and tools (real parts, started on loopback by scripts/test.sh)
   postgresql postgresql-client sqlite3 dovecot-pop3d postfix miltertest swaks openssl
   python3 iproute2 util-linux ca-certificates procps
+  # the tools `popgatectl import` reads the state of (tests/popgatectl/import_tools_test)
+  fetchmail getmail6 mpop
   # the Debian package check (scripts/package-test.sh)
   dpkg-dev debhelper lintian fakeroot
   # fuzzing and the ASan+UBSan build (scripts/fuzz.sh): clang++, and libFuzzer
