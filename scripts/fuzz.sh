@@ -32,6 +32,7 @@ declare -A max_len=(
   [filter_compiler]=4096
   [config]=70000           # kMaxKeyValueLine 64 KiB
   [accounts]=8192
+  [received]=10000         # kMaxReceivedField 8 KiB
 )
 
 if [ $# -gt 0 ]; then
