@@ -142,7 +142,7 @@ private:
     bool pipelining_ = false;
     bool xclientOffered_ = false; ///< the session's first EHLO listed XCLIENT
     bool xclientSeen_ = false;    ///< the last EHLO did
-    std::string sessionOrigin_; ///< the XCLIENT line in force; "": our own connection
+    std::string sessionOrigin_;   ///< the XCLIENT line in force; "": our own connection
 };
 
 /// xclientCommand - "XCLIENT ADDR=IP NAME=HOST" for origin (ADDR=IPV6:..., and

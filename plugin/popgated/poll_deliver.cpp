@@ -54,8 +54,7 @@ std::string headerOf(Spool& spool)
         if (n == 0)
             break;
         header.append(chunk, n);
-        if (header.find("\n\r\n") != std::string::npos ||
-            header.find("\n\n") != std::string::npos)
+        if (header.find("\n\r\n") != std::string::npos || header.find("\n\n") != std::string::npos)
             break;
     }
     spool.rewind();
@@ -79,10 +78,9 @@ std::optional<ReceivedOrigin> originOf(Spool& spool, int hop, Poco::Logger& log,
     if (field)
         o = parseReceived(*field);
     if (!o)
-        log.warning(who + " xclient=none (Received: field " + std::to_string(hop) +
-                    (field ? " unreadable: " + escapeText(*field, EscapeFor::LogText)
-                           : " missing") +
-                    ")");
+        log.warning(
+            who + " xclient=none (Received: field " + std::to_string(hop) +
+            (field ? " unreadable: " + escapeText(*field, EscapeFor::LogText) : " missing") + ")");
     return o;
 }
 

@@ -26,11 +26,12 @@ struct Row {
 BOOST_AUTO_TEST_CASE(the_forms_providers_write)
 {
     const std::vector<Row> rows = {
-        {"postfix", "from mail.example.org (mail.example.org [192.0.2.10]) by mx.provider.test "
-                    "(Postfix) with ESMTPS id 4ABC for <u@provider.test>; Thu, 3 Dec 2026 10:00:00 +0000",
+        {"postfix",
+         "from mail.example.org (mail.example.org [192.0.2.10]) by mx.provider.test "
+         "(Postfix) with ESMTPS id 4ABC for <u@provider.test>; Thu, 3 Dec 2026 10:00:00 +0000",
          true, "192.0.2.10", false, "mail.example.org"},
-        {"postfix, HELO differs", "from helo.claims.test (real.example.org [198.51.100.7])",
-         true, "198.51.100.7", false, "real.example.org"},
+        {"postfix, HELO differs", "from helo.claims.test (real.example.org [198.51.100.7])", true,
+         "198.51.100.7", false, "real.example.org"},
         {"postfix, no reverse DNS", "from helo.test (unknown [203.0.113.5])", true, "203.0.113.5",
          false, ""},
         {"postfix IPv6", "from mail.example.org (mail.example.org [IPv6:2001:db8::25])", true,
@@ -75,8 +76,8 @@ BOOST_AUTO_TEST_CASE(the_forms_providers_write)
         {"name with an underscore", "from a.test (b_c.example.org [192.0.2.1])", false, "", false,
          ""},
         {"numeric name", "from a.test (192.0.2.1 [192.0.2.1])", false, "", false, ""},
-        {"name ending with a hyphen", "from a.test (b-.example.org [192.0.2.1])", false, "",
-         false, ""},
+        {"name ending with a hyphen", "from a.test (b-.example.org [192.0.2.1])", false, "", false,
+         ""},
         {"8-bit name", "from a.test (b\xC3\xA9.example.org [192.0.2.1])", false, "", false, ""},
         {"NUL in the address", std::string("from a.test (b.test [192.0.2.1\0])", 33), false, "",
          false, ""},

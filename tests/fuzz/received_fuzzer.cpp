@@ -9,9 +9,8 @@
 #include "tests/fuzz/fuzz_support.h"
 
 #include <arpa/inet.h>
-#include <fuzzer/FuzzedDataProvider.h>
-
 #include <cstdint>
+#include <fuzzer/FuzzedDataProvider.h>
 
 using namespace popgate;
 using popgate::fuzz::shown;
@@ -24,8 +23,8 @@ void checkOrigin(const std::string& value)
     const auto o = parseReceived(value);
     if (!o)
         return;
-    const std::string where = "field " + shown(value) + " address " + shown(o->address) +
-                              " name " + shown(o->name);
+    const std::string where =
+        "field " + shown(value) + " address " + shown(o->address) + " name " + shown(o->name);
     FUZZ_CHECK(value.size() <= kMaxReceivedField, where);
     unsigned char raw[16];
     char back[64];
@@ -78,6 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string x = xtext(header.substr(0, 512));
     for (const char c : x)
         FUZZ_CHECK(c >= '!' && c <= '~' && c != '=', "xtext " + shown(x));
-    FUZZ_CHECK(unXtext(x) == header.substr(0, 512), "xtext of " + shown(header) + " is " + shown(x));
+    FUZZ_CHECK(unXtext(x) == header.substr(0, 512),
+               "xtext of " + shown(header) + " is " + shown(x));
     return 0;
 }

@@ -60,8 +60,9 @@ const ReceivedOrigin kOriginA{"192.0.2.10", false, "mail.example.org"};
 const ReceivedOrigin kOriginB{"2001:db8::25", true, ""};
 
 const std::string kGreeting = "220 mta.test ESMTP\r\n";
-const std::string kEhloXclient = "250-mta.test\r\n250-PIPELINING\r\n250-XCLIENT NAME ADDR PROTO "
-                                 "HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT\r\n250 8BITMIME\r\n";
+const std::string kEhloXclient =
+    "250-mta.test\r\n250-PIPELINING\r\n250-XCLIENT NAME ADDR PROTO "
+    "HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT\r\n250 8BITMIME\r\n";
 const std::string kEhloPlain = "250-mta.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n";
 
 } // namespace
@@ -314,15 +315,13 @@ BOOST_AUTO_TEST_CASE(postfix_logs_the_original_host_as_the_client)
 {
     const PostfixEnv env;
     const ReceivedOrigin originC{"198.51.100.7", false, ""};
-    const auto results =
-        deliver(env, true, {kOriginA, kOriginA, kOriginB, std::nullopt, originC});
+    const auto results = deliver(env, true, {kOriginA, kOriginA, kOriginB, std::nullopt, originC});
     BOOST_TEST_REQUIRE(results.size() == 5u);
     // The test Postfix runs with inet_protocols = ipv4 and refuses an IPv6 ADDR
     // (501): that message goes from popgated's own address, and says why.
     const std::vector<std::string> expected = {"mail.example.org[192.0.2.10]",
-                                               "mail.example.org[192.0.2.10]",
-                                               "unknown[127.0.0.1]", "unknown[127.0.0.1]",
-                                               "unknown[198.51.100.7]"};
+                                               "mail.example.org[192.0.2.10]", "unknown[127.0.0.1]",
+                                               "unknown[127.0.0.1]", "unknown[198.51.100.7]"};
     BOOST_TEST(results[2].xclientRefused.find("501") != std::string::npos,
                results[2].xclientRefused);
     for (std::size_t i = 0; i < results.size(); ++i) {

@@ -64,10 +64,9 @@ struct SendmailWithMilter {
 
     void start()
     {
-        const RunResult r =
-            run(script(), {"start", state.path() + "/sendmail"}, "",
-                {{"POPGATE_TEST_SENDMAIL_MILTER",
-                  "inet:" + std::to_string(milter.port()) + "@127.0.0.1"}});
+        const RunResult r = run(script(), {"start", state.path() + "/sendmail"}, "",
+                                {{"POPGATE_TEST_SENDMAIL_MILTER",
+                                  "inet:" + std::to_string(milter.port()) + "@127.0.0.1"}});
         BOOST_TEST_REQUIRE(r.status == 0, "sendmail.sh start: " << r.out << r.err);
         const std::string env = readFile(state.path() + "/sendmail/env");
         host = envValue(env, "POPGATE_TEST_SENDMAIL_HOST");
@@ -94,8 +93,8 @@ std::string message(const std::string& from, const std::string& to, const std::s
 }
 
 /// send - one transaction; throws Poco::Net::SMTPException carrying Sendmail's reply.
-void send(const SendmailWithMilter& s, int port, const std::string& sender,
-          const std::string& rcpt, const std::string& data)
+void send(const SendmailWithMilter& s, int port, const std::string& sender, const std::string& rcpt,
+          const std::string& data)
 {
     SMTPClientSession session(s.host, static_cast<Poco::UInt16>(port));
     session.setTimeout(Poco::Timespan(30, 0));
@@ -131,7 +130,7 @@ std::string queueIdOf(const std::string& mail)
 {
     std::smatch m;
     return std::regex_search(mail, m, std::regex("with E?SMTPS?A? id ([0-9A-Za-z]+)")) ? m[1].str()
-                                                                                      : "";
+                                                                                       : "";
 }
 
 } // namespace
@@ -251,7 +250,7 @@ BOOST_AUTO_TEST_CASE(tagged_through_sendmail)
     BOOST_TEST(mails[0].find("X-Popgate-Filter: ") != std::string::npos, mails[0]);
     BOOST_TEST(mails[0].find("blocked by system filter") != std::string::npos, mails[0]);
     const std::string queueId = queueIdOf(mails[0]);
-    BOOST_TEST(s.milter.waitForLog(
-                   std::regex("queue-id=" + queueId + " from=<x@bad\\.com> action=tag")),
-               s.milter.log());
+    BOOST_TEST(
+        s.milter.waitForLog(std::regex("queue-id=" + queueId + " from=<x@bad\\.com> action=tag")),
+        s.milter.log());
 }

@@ -102,8 +102,10 @@ BOOST_AUTO_TEST_CASE(postfix_logs_the_host_the_provider_received_from)
         }
     }
     // Why a message went without its origin, the field shown escaped.
-    BOOST_TEST(run.err.find("xclient=none (Received: field 2 unreadable: from unknown (HELO evil") !=
-               std::string::npos, run.err);
+    BOOST_TEST(
+        run.err.find("xclient=none (Received: field 2 unreadable: from unknown (HELO evil") !=
+            std::string::npos,
+        run.err);
     BOOST_TEST(run.err.find("xclient=none (Received: field 2 missing)") != std::string::npos,
                run.err);
     BOOST_TEST(run.err.find('\x1b') == std::string::npos, "no raw escape byte in the log");
