@@ -15,6 +15,10 @@
 # suites ran when it was made) is installed with an account, a filter, a
 # quarantined message and a local edit of popgate.conf, and upgraded to this
 # one: schema migrated, the edit kept, mail still flows, nothing delivered twice.
+# The old build costs about 3 minutes on 2 cores (162 s measured, load about 4;
+# 38 files: without the suites, which nocheck does not build). piuparts is not
+# run: it needs a debootstrap'd chroot per run (CI keeps no base tarball) and
+# the package's dependencies installed into it, minutes the CI run lacks.
 # Never binds a fixed port: the private servers of
 # scripts/servers/ use free high ports on 127.0.0.1.
 #   scripts/package-test.sh [--keep] [--head]
