@@ -68,6 +68,20 @@ const std::vector<ConfigKey> kKeys = {
      nullptr, false},
     {"reinject.helo", ConfigType::String, "localhost", "Name popgated gives in EHLO.", nullptr,
      false},
+    {"reinject.xclient", ConfigType::Boolean, "no",
+     "Tell the MTA, with XCLIENT (Postfix), the address and name of the host that handed each "
+     "message to the mailbox provider, as the provider's Received: field says "
+     "(reinject.xclient_hop), so SPF and DMARC milters on the reinjection listener judge the "
+     "real origin. Needs smtpd_authorized_xclient_hosts on that listener (conf/postfix/); an MTA "
+     "that does not offer XCLIENT gets the messages as without it. A message whose field cannot "
+     "be read is handed over from popgated's own address, never with a guessed origin.",
+     nullptr, false},
+    {"reinject.xclient_hop", ConfigType::Integer, "1",
+     "Which Received: field (1 = the topmost of the message as the provider delivered it, "
+     "popgate's own not counted) is the provider's record of the host it received the message "
+     "from. 1 fits a provider that adds a single trace field; count down past its internal "
+     "hops otherwise. Values below 1 are taken as 1.",
+     nullptr, false},
     {"workers", ConfigType::Integer, "8",
      "Accounts fetched at the same time (one session per account at a time).", nullptr, false},
     {"host_id", ConfigType::String, "",

@@ -36,6 +36,7 @@ declare -A max_len=(
   [import_fetchmail]=70000  # kImportMaxLine 64 KiB
   [import_getmail]=70000
   [import_mpop]=70000
+  [received]=10000         # kMaxReceivedField 8 KiB
 )
 
 if [ $# -gt 0 ]; then

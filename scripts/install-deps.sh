@@ -13,6 +13,10 @@ packages=(
   python3 iproute2 util-linux ca-certificates procps
   # the tools `popgatectl import` reads the state of (tests/popgatectl/import_tools_test)
   fetchmail getmail6 mpop
+  # Sendmail for milter_sendmail_test: not installed (sendmail-bin conflicts with
+  # postfix) but its .debs fetched below and extracted by scripts/servers/sendmail.sh;
+  # what sendmail-bin needs beyond the above, and m4 for its sendmail.cf
+  liblockfile1 m4
   # the Debian package check (scripts/package-test.sh)
   dpkg-dev debhelper lintian fakeroot
   # fuzzing and the ASan+UBSan build (scripts/fuzz.sh): clang++, and libFuzzer
@@ -24,7 +28,15 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# fetch_sendmail - Debian's Sendmail .debs into their cache (scripts/servers/sendmail.sh
+# fetch: apt-get download, only when missing); run after the installs, as it needs the
+# package lists apt-get update brings.
+fetch_sendmail() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  "$(dirname "$0")/servers/sendmail.sh" fetch
+}
 if [ ${#missing[@]} -eq 0 ]; then
+  fetch_sendmail
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -43,3 +55,4 @@ fi
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+fetch_sendmail

@@ -10,7 +10,16 @@
 # private Dovecot mailbox into Postfix, checks the log lines, blocks a sender
 # through the milter, then checks `dpkg -r` (conffiles kept) and
 # `dpkg --purge` (nothing left but the system user and groups, which Debian
-# keeps on purge). Never binds a fixed port: the private servers of
+# keeps on purge). Then the upgrade from the previous release: the package of
+# tag v0.1.0 (`git archive`, built with DEB_BUILD_OPTIONS="nocheck noddebs": its
+# suites ran when it was made) is installed with an account, a filter, a
+# quarantined message and a local edit of popgate.conf, and upgraded to this
+# one: schema migrated, the edit kept, mail still flows, nothing delivered twice.
+# The old build costs about 3 minutes on 2 cores (162 s measured, load about 4;
+# 38 files: without the suites, which nocheck does not build). piuparts is not
+# run: it needs a debootstrap'd chroot per run (CI keeps no base tarball) and
+# the package's dependencies installed into it, minutes the CI run lacks.
+# Never binds a fixed port: the private servers of
 # scripts/servers/ use free high ports on 127.0.0.1.
 #   scripts/package-test.sh [--keep] [--head]
 #     --keep  leave the temporary directory (kept anyway when something failed)
@@ -145,6 +154,25 @@ check "ctest in the build ran no suite labelled server" \
   bash -c "! grep -E 'Test +#[0-9]+: (store_test|popgatectl_test|filter_cli_test|pop3_dovecot_test|postfix_smoke_test)' '$work/build.log'"
 check "the work tree stays clean (no obj-*, no debian/popgate)" \
   bash -c "! ls -d '$here'/obj-* '$here'/debian/popgate '$here'/debian/files >/dev/null 2>&1"
+
+# --- the previous release, for the upgrade test at the end -------------------------
+prev_tag=v0.1.0
+prev_deb=""
+step "build the previous release ($prev_tag: git archive, DEB_BUILD_OPTIONS=\"nocheck noddebs\")"
+if ! git -C "$here" rev-parse -q --verify "refs/tags/$prev_tag^{commit}" >/dev/null 2>&1; then
+  fail "tag $prev_tag is missing: the upgrade test builds the previous release from it (git fetch --tags origin; a copy without .git cannot run it)"
+elif ! (mkdir -p "$work/prev/src" && git -C "$here" archive --format=tar "$prev_tag" | tar -xf - -C "$work/prev/src"); then
+  fail "git archive $prev_tag failed: the tag's tree is not in this clone (shallow? git fetch --unshallow --tags)"
+else
+  prev_started=$(date +%s)
+  if (cd "$work/prev/src" && DEB_BUILD_OPTIONS="nocheck noddebs" dpkg-buildpackage -us -uc -b -j"$jobs") > "$work/prev-build.log" 2>&1; then
+    prev_deb=$(ls "$work"/prev/popgate_*_*.deb 2>/dev/null | head -n 1)
+    check "dpkg-buildpackage of $prev_tag: $(basename "${prev_deb:-none}") in $(($(date +%s) - prev_started))s" test -n "$prev_deb"
+  else
+    tail -30 "$work/prev-build.log"
+    fail "dpkg-buildpackage of $prev_tag (log: $work/prev-build.log)"
+  fi
+fi
 
 # --- lintian -------------------------------------------------------------------
 step "lintian"
@@ -567,5 +595,95 @@ done
 check "dpkg --purge leaves nothing behind${left:+ (left:$left)}" test -z "$left"
 check "dpkg --purge: no package record" bash -c "! dpkg-query -W popgate >/dev/null 2>&1 || ! dpkg-query -W -f='\${Status}' popgate | grep -q 'installed\|config-files'"
 echo "kept on purge, as Debian does: users popgate and popgate-milter, groups popgate, popgate-milter, popgate-db and popgate-admin$([ "$postfix_user" = yes ] && echo ', postfix in group popgate-milter')"
+
+# --- upgrade from the previous release ---------------------------------------------
+# The machine is clean again (purged above). The old package is installed and
+# used as an operator would: an account on the private Dovecot with
+# keep-on-server (so a message delivered before the upgrade is still listed
+# after it: a second delivery would show), a filter that quarantines a sender,
+# a local edit of popgate.conf (the conffile); old popgated fetches once. Then
+# dpkg -i of this package, as apt does for an upgrade that keeps local conffile
+# edits (--force-confold), and the new popgated fetches again.
+upgrade() {
+  local version uplog=$work/upgrade-0.1.log mid1 mid2 mid3 ok
+  step "upgrade: install $(basename "$prev_deb")"
+  # No milter in this part (the purge took its socket): Postfix without it.
+  postconf -c "$pfconf" -e 'smtpd_milters =' && postfix -c "$pfconf" reload > /dev/null 2>&1
+  if ! dpkg -i "$prev_deb" > "$uplog" 2>&1; then
+    cat "$uplog"; fail "dpkg -i $(basename "$prev_deb")"; return
+  fi
+  version=$(dpkg-query -W -f='${Version}' popgate)
+  check "the previous release is installed (popgate $version)" test "$version" = "${prev_tag#v}"
+  # the local edit: the private Postfix's listener, and a comment to find again
+  printf '\n# package-test.sh: local edit before the upgrade\nreinject.port = %s\n' "$reinject_port" \
+    >> /etc/popgate/popgate.conf
+  rm -f "$POPGATE_TEST_DOVECOT_MAILDIR"/new/* "$POPGATE_TEST_DOVECOT_MAILDIR"/cur/*
+  ok=yes
+  ctl filter add inbound-default --default=yes || ok=no
+  ctl filter address add blocked --type=deny --domains=blocked.example || ok=no
+  ctl filter attach inbound-default blocked || ok=no
+  printf '%s\n' "$POPGATE_TEST_DOVECOT_PASSWORD" | ctl account add pkgup --server=127.0.0.1 \
+    --port="$POPGATE_TEST_DOVECOT_POP3S_PORT" --security=ssl-tls --tls-ca-file="$work/dovecot-ca.pem" \
+    --user="$POPGATE_TEST_DOVECOT_USER" --mailbox="pkgup@$POPGATE_TEST_POSTFIX_DOMAIN" \
+    --deliver-to="pkgup@$POPGATE_TEST_POSTFIX_DOMAIN" --keep-on-server=yes --password-stdin || ok=no
+  check "upgrade: the previous popgatectl made a filter and the account pkgup (keep-on-server)" test "$ok" = yes
+  mid1="<up1.$$.$RANDOM@example.org>"
+  mid2="<up2.$$.$RANDOM@blocked.example>"
+  mid3="<up3.$$.$RANDOM@example.org>"
+  drop "1.up" "sender@example.org" "$mid1" "before the upgrade"
+  drop "2.up" "spammer@blocked.example" "$mid2" "quarantined before the upgrade"
+  (asunit popgated.service /usr/sbin/popgated --config=/etc/popgate/popgate.conf --once --log=stderr) \
+    > "$work/popgated-0.1.log" 2>&1
+  sed 's/^/  popgated 0.1: /' "$work/popgated-0.1.log"
+  check "upgrade: the previous popgated delivered one message and quarantined one" \
+    grep -qE 'account=pkgup poll: 2 listed, 1 delivered, 1 ignored' "$work/popgated-0.1.log"
+  drop "3.up" "sender@example.org" "$mid3" "after the upgrade"
+  popgatectl db status > "$work/dbstatus-0.1" 2>&1
+
+  step "upgrade: dpkg -i $(basename "$deb") over $version"
+  if DEBIAN_FRONTEND=noninteractive dpkg -i --force-confdef --force-confold "$deb" > "$uplog" 2>&1; then
+    pass "dpkg -i $(basename "$deb") over popgate $version"
+  else
+    cat "$uplog"; fail "dpkg -i $(basename "$deb") over popgate $version"; return
+  fi
+  sed 's/^/  dpkg: /' "$uplog" | grep -iv 'unpacking\|selecting\|preparing\|setting up\|reading database\|processing triggers' || true
+  check "upgrade: popgate $(dpkg-query -W -f='${Version}' popgate) installed" \
+    test "$(dpkg-query -W -f='${Version}' popgate)" = "$(dpkg-parsechangelog -l "$here/debian/changelog" -S Version)"
+  popgatectl db status > "$work/dbstatus-up" 2>&1
+  sed 's/^/  db status before: /' "$work/dbstatus-0.1"
+  sed 's/^/  db status after:  /' "$work/dbstatus-up"
+  check "upgrade: the postinst migrated the schema (db status: current, and it was not before)" \
+    bash -c "grep -q '^status: current' '$work/dbstatus-up' && ! cmp -s '$work/dbstatus-0.1' '$work/dbstatus-up'"
+  check "upgrade: the local edit of popgate.conf is kept (dpkg --force-confold)" \
+    grep -qx "reinject.port = $reinject_port" /etc/popgate/popgate.conf
+  check "upgrade: the new package's popgate.conf is beside it as popgate.conf.dpkg-dist" \
+    test -f /etc/popgate/popgate.conf.dpkg-dist
+  check_layout "upgrade from $version"
+  popgatectl message list --account=pkgup > "$work/messages-up" 2>&1
+  sed 's/^/  message list: /' "$work/messages-up"
+  check "upgrade: the quarantined message is still listed as ignored" \
+    grep -qE 'ignored' "$work/messages-up"
+  (asunit popgated.service /usr/sbin/popgated --config=/etc/popgate/popgate.conf --once --log=stderr) \
+    > "$work/popgated-up.log" 2>&1
+  sed 's/^/  popgated: /' "$work/popgated-up.log"
+  check "upgrade: the new popgated delivers the new message only (1 delivered, 0 ignored)" \
+    grep -qE 'account=pkgup poll: [23] listed, 1 delivered, 0 ignored, 0 deferred, 0 failed' "$work/popgated-up.log"
+  for _ in $(seq 100); do
+    [ "$(grep -l "Message-ID: $mid3" "$POPGATE_TEST_POSTFIX_MAILDIR"/pkgup/new/* 2>/dev/null | wc -l)" -ge 1 ] && break
+    sleep 0.1
+  done
+  check "upgrade: mail still flows ($mid3 delivered once)" \
+    test "$(grep -l "Message-ID: $mid3" "$POPGATE_TEST_POSTFIX_MAILDIR"/pkgup/new/* 2>/dev/null | wc -l)" = 1
+  check "upgrade: nothing delivered twice ($mid1, kept on the server, delivered once)" \
+    test "$(grep -l "Message-ID: $mid1" "$POPGATE_TEST_POSTFIX_MAILDIR"/pkgup/new/* 2>/dev/null | wc -l)" = 1
+  check "upgrade: the quarantined message was not delivered" \
+    test "$(grep -l "Message-ID: $mid2" "$POPGATE_TEST_POSTFIX_MAILDIR"/pkgup/new/* 2>/dev/null | wc -l)" = 0
+  dpkg --purge popgate > "$work/purge-up.log" 2>&1 || { cat "$work/purge-up.log"; fail "dpkg --purge popgate after the upgrade"; }
+}
+if [ -n "$prev_deb" ]; then
+  upgrade
+else
+  fail "upgrade from $prev_tag: not run (its package was not built, see above)"
+fi
 
 finish

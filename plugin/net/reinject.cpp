@@ -229,6 +229,8 @@ SmtpResult SmtpReinjector::connect()
         return ok;
     sizeLimit_ = 0;
     pipelining_ = false;
+    xclientOffered_ = false;
+    sessionOrigin_.clear();
     try {
         socket_ = std::make_unique<Poco::Net::StreamSocket>();
         socket_->connect(
@@ -242,6 +244,24 @@ SmtpResult SmtpReinjector::connect()
             drop();
             return result(Kind::Unreachable, greeting.code, greeting.text, "greeting");
         }
+    } catch (const Poco::Exception& e) {
+        drop();
+        return result(Kind::Unreachable, 0, e.displayText(), "connect");
+    }
+    const SmtpResult e = ehlo();
+    if (e.kind == Kind::Accepted)
+        xclientOffered_ = xclientSeen_;
+    return e;
+}
+
+SmtpResult SmtpReinjector::ehlo()
+{
+    SmtpResult ok;
+    ok.kind = Kind::Accepted;
+    sizeLimit_ = 0;
+    pipelining_ = false;
+    xclientSeen_ = false;
+    try {
         const Reply ehlo = command("EHLO " + target_.helo);
         if (ehlo.code / 100 != 2) {
             drop();
@@ -258,13 +278,59 @@ SmtpResult SmtpReinjector::connect()
                     sizeLimit_ = n;
             } else if (keyword == "PIPELINING") {
                 pipelining_ = true;
+            } else if (keyword == "XCLIENT" || keyword.rfind("XCLIENT ", 0) == 0) {
+                xclientSeen_ = true;
             }
         }
     } catch (const Poco::Exception& e) {
         drop();
-        return result(Kind::Unreachable, 0, e.displayText(), "connect");
+        return result(Kind::Unreachable, 0, e.displayText(), "EHLO " + target_.helo);
     }
     return ok;
+}
+
+SmtpResult SmtpReinjector::setOrigin(const SmtpMessage& m)
+{
+    SmtpResult ok;
+    ok.kind = Kind::Accepted;
+    const std::string want = m.origin ? xclientCommand(*m.origin) : std::string();
+    if (want == sessionOrigin_)
+        return ok;
+    if (!sessionOrigin_.empty()) {
+        // XCLIENT cannot give the session its own client back, and Postfix
+        // authorizes the next XCLIENT against the client the last one named
+        // (smtpd_authorized_xclient_hosts): a new session for a new origin.
+        close();
+        const SmtpResult c = connect();
+        if (c.kind != Kind::Accepted || want.empty() || !xclientOffered_)
+            return c;
+    }
+    // XCLIENT resets the session: the MTA greets again and wants EHLO again.
+    try {
+        const Reply r = command(want);
+        if (r.code != 220) {
+            // Refused (Postfix: 501 for an IPv6 ADDR with inet_protocols=ipv4,
+            // 550 without authorization): the session is as it was.
+            const Kind k = kindOf(r.code);
+            if ((k == Kind::Temporary || k == Kind::Permanent) && r.code != 421)
+                return result(k, r.code, r.text, "XCLIENT");
+            drop();
+            return result(Kind::Unreachable, r.code, r.text, "XCLIENT");
+        }
+    } catch (const Poco::Exception& e) {
+        drop();
+        return result(Kind::Unreachable, 0, e.displayText(), "XCLIENT");
+    }
+    const SmtpResult e = ehlo();
+    if (e.kind == Kind::Accepted)
+        sessionOrigin_ = want;
+    return e;
+}
+
+std::string xclientCommand(const ReceivedOrigin& origin)
+{
+    return "XCLIENT ADDR=" + xtext((origin.ipv6 ? "IPV6:" : "") + origin.address) +
+           " NAME=" + xtext(origin.name.empty() ? "[UNAVAILABLE]" : origin.name);
 }
 
 std::string SmtpReinjector::mailCommand(const SmtpMessage& m) const
@@ -296,8 +362,11 @@ SmtpReinjector::deliverMany(const std::vector<SmtpMessage>& messages,
                             const std::function<bool()>& stopBefore)
 {
     std::vector<SmtpResult> results;
+    std::string xclientRefused; // for the next result: its message went without its origin
     auto push = [&](const SmtpResult& r) {
         results.push_back(r);
+        results.back().xclientRefused.swap(xclientRefused);
+        xclientRefused.clear();
         if (onResult) {
             try {
                 onResult(results.size() - 1, r);
@@ -340,6 +409,30 @@ SmtpReinjector::deliverMany(const std::vector<SmtpMessage>& messages,
             const SmtpResult c = connect();
             if (c.kind != Kind::Accepted) {
                 push(c);
+                return results;
+            }
+        }
+        // Session setup: this message's origin (XCLIENT). XCLIENT is allowed
+        // only between transactions, so the message on its way is finished first.
+        if (target_.xclient && xclientOffered_ &&
+            (m.origin ? xclientCommand(*m.origin) : std::string()) != sessionOrigin_) {
+            if (pending != npos) {
+                try {
+                    flush();
+                } catch (const Poco::Exception& e) {
+                    drop();
+                    push(result(Kind::Uncertain, 0, e.displayText(), "end of DATA"));
+                    return results;
+                }
+                endOfData();
+                if (!socket_)
+                    return results;
+            }
+            const SmtpResult o = setOrigin(m);
+            if (o.kind == Kind::Temporary || o.kind == Kind::Permanent) {
+                xclientRefused = o.describe(relay()); // this one goes from our own address
+            } else if (o.kind != Kind::Accepted) {
+                push(o);
                 return results;
             }
         }

@@ -5,8 +5,12 @@
 // previous one, so a message costs one round trip), RFC 5321 otherwise.
 // Dot-stuffing and bare-LF repair are done on whole buffers; writes are 64 KiB.
 // One session is reused for many messages. TCP_NODELAY is on.
+// With SmtpTarget::xclient and an MTA that offers it, each message's origin is
+// given with XCLIENT (Postfix XCLIENT_README) before its envelope.
 // Classifies outcomes only; core/policy.h decides what they mean.
 #pragma once
+
+#include "core/received.h"
 
 #include <Poco/Net/StreamSocket.h>
 #include <chrono>
@@ -14,6 +18,7 @@
 #include <functional>
 #include <istream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +30,9 @@ struct SmtpTarget {
     int port = 10026;
     std::string helo = "localhost";
     std::chrono::milliseconds timeout{120000};
+    /// reinject.xclient: tell the MTA each message's origin (SmtpMessage::origin)
+    /// with XCLIENT ADDR= NAME=, where it offers XCLIENT to us.
+    bool xclient = false;
 };
 
 struct SmtpResult {
@@ -50,6 +58,8 @@ struct SmtpResult {
         std::string reply; ///< the MTA's words, flattened
     };
     std::vector<Recipient> recipients;
+    /// The MTA refused this message's XCLIENT (described): it went without its origin.
+    std::string xclientRefused;
     /// describe - "host said: 450 4.7.1 ... (in reply to RCPT TO:<x>)".
     std::string describe(const std::string& relay) const;
 };
@@ -68,6 +78,9 @@ struct SmtpMessage {
     bool perRecipient = false;
     BodyReader body;                     ///< the message; LF or CRLF line ends
     std::int64_t size = 0;               ///< for SIZE=, 0 when unknown
+    /// With SmtpTarget::xclient: the host that handed the message to the
+    /// mailbox provider; nullopt: the MTA sees our own connection, as without.
+    std::optional<ReceivedOrigin> origin;
 };
 
 class SmtpReinjector
@@ -82,6 +95,8 @@ public:
     std::string relay() const;
     /// sizeLimit - the MTA's EHLO SIZE (0: none announced or not connected).
     std::int64_t sizeLimit() const { return sizeLimit_; }
+    /// xclientOffered - the MTA's EHLO listed XCLIENT (false: not connected).
+    bool xclientOffered() const { return xclientOffered_; }
     /// connect - open the session now if there is none (deliverMany does it
     /// too); returns Accepted or why not.
     SmtpResult connect();
@@ -123,6 +138,13 @@ private:
     bool readLine(std::string& line);
     Reply command(const std::string& line);
     std::string mailCommand(const SmtpMessage& m) const;
+    /// ehlo - EHLO and its keywords (SIZE, PIPELINING, XCLIENT); Accepted or why not.
+    SmtpResult ehlo();
+    /// setOrigin - the session's client as m's origin: XCLIENT and EHLO again
+    /// (in a new session when one was given already: one XCLIENT per session);
+    /// nothing when the session already has it. Accepted; Temporary or
+    /// Permanent when XCLIENT was refused (the session as before); else why not (dropped).
+    SmtpResult setOrigin(const SmtpMessage& m);
     void writeBody(const SmtpMessage& m);
 
     SmtpTarget target_;
@@ -132,7 +154,14 @@ private:
     std::size_t inPos_ = 0;
     std::int64_t sizeLimit_ = 0;
     bool pipelining_ = false;
+    bool xclientOffered_ = false; ///< the session's first EHLO listed XCLIENT
+    bool xclientSeen_ = false;    ///< the last EHLO did
+    std::string sessionOrigin_;   ///< the XCLIENT line in force; "": our own connection
 };
+
+/// xclientCommand - "XCLIENT ADDR=IP NAME=HOST" for origin (ADDR=IPV6:..., and
+/// NAME=[UNAVAILABLE] when the provider had no name), values in xtext.
+std::string xclientCommand(const ReceivedOrigin& origin);
 
 /// parseQueueId - "4ABC12" from "250 2.0.0 Ok: queued as 4ABC12"; "" if none.
 std::string parseQueueId(const std::string& reply);

@@ -32,6 +32,9 @@ struct FetchSettings {
     std::string hostname;  ///< for our Received: line
     std::string headerKey; ///< HMAC key for X-Popgate-Id (raw bytes)
     int maxHops = 3;
+    /// reinject.xclient_hop: the provider's Received: field that names the origin
+    /// (1 = topmost, popgate's own not counted); used with mta.xclient.
+    int xclientHop = 1;
     std::int64_t duplicateWindow = 30 * 86400;
     bool allowDuplicates = false;
     std::chrono::milliseconds connectTimeout{30000};

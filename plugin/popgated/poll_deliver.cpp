@@ -11,9 +11,14 @@
 // A domain mailbox's message (recipients envelope) goes in one transaction to
 // the recipients its rows say it has not reached; each recipient's outcome is
 // written to its row and committed at once (recipientOutcome), not journalled.
+// With reinject.xclient each message carries its origin, read here from the
+// provider's Received: field in the spool (core/received.h).
 #include "core/milter_seen.h"
+#include "core/received.h"
 #include "core/text.h"
 #include "plugin/popgated/poll.h"
+
+#include <atomic>
 
 namespace popgate
 {
@@ -40,6 +45,48 @@ Failure failureOf(SmtpResult::Kind kind)
     return Failure::MtaUnreachable;
 }
 
+constexpr std::size_t kOriginScan = 256 * 1024; ///< header octets read for the origin, at most
+
+// headerOf - the spooled message up to its blank line (kOriginScan at most); rewound.
+std::string headerOf(Spool& spool)
+{
+    std::string header;
+    char chunk[8192];
+    while (header.size() < kOriginScan) {
+        const std::size_t n = spool.read(chunk, sizeof chunk);
+        if (n == 0)
+            break;
+        header.append(chunk, n);
+        if (header.find("\n\r\n") != std::string::npos || header.find("\n\n") != std::string::npos)
+            break;
+    }
+    spool.rewind();
+    return header;
+}
+
+// originOf - the host that handed the message to the provider, from the provider's
+// Received: field number hop (popgate's own, always the first, not counted);
+// nullopt, and a log line saying why, when that field is missing or unreadable:
+// never a guess. who is the log line's "account=NAME uidl=X".
+std::optional<ReceivedOrigin> originOf(Spool& spool, int hop, Poco::Logger& log,
+                                       const std::string& who)
+{
+    std::optional<std::string> field;
+    try {
+        field = receivedField(headerOf(spool), hop + 1);
+    } catch (const SpoolError&) {
+        return std::nullopt; // reading the text for SMTP fails the same way, and says so
+    }
+    std::optional<ReceivedOrigin> o;
+    if (field)
+        o = parseReceived(*field);
+    if (!o)
+        log.warning(
+            who + " xclient=none (Received: field " + std::to_string(hop) +
+            (field ? " unreadable: " + escapeText(*field, EscapeFor::LogText) : " missing") + ")");
+    return o;
+}
+
 } // namespace
 
 void Poll::deliver(Batch& batch)
@@ -61,6 +108,9 @@ void Poll::deliver(Batch& batch)
             m.recipients = recipients_;
         }
         m.size = it.rec.size;
+        if (settings_.mta.xclient)
+            m.origin = originOf(*it.spool, settings_.xclientHop, log_,
+                                who_ + " uidl=" + escapeText(it.uid.uid, EscapeFor::LogField));
         Spool* spool = it.spool.get();
         m.body = [spool](char* buffer, std::size_t capacity) {
             return spool->read(buffer, capacity);
@@ -128,6 +178,10 @@ void Poll::deliver(Batch& batch)
     };
     auto outcome = [&](std::size_t k, const SmtpResult& r) {
         Item& it = *sending[k];
+        if (!r.xclientRefused.empty())
+            log_.warning(who_ + " uidl=" + escapeText(it.uid.uid, EscapeFor::LogField) +
+                         " xclient=refused, handed over without its origin (" +
+                         escapeText(r.xclientRefused, EscapeFor::LogText) + ")");
         if (outcomes.empty())
             oldest = std::chrono::steady_clock::now();
         bool now = false; // commit at once: the journal could not take it
@@ -206,6 +260,12 @@ void Poll::deliver(Batch& batch)
         }
         throw;
     }
+    static std::atomic<bool> xclientWarned{false};
+    if (settings_.mta.xclient && attempted > 0 && !mta_.xclientOffered() &&
+        !xclientWarned.exchange(true))
+        log_.warning("reinject.xclient is on but " + mta_.relay() +
+                     " does not offer XCLIENT to popgated (smtpd_authorized_xclient_hosts): "
+                     "messages are handed over without their origin");
     if (!outcomes.empty()) // stopped before the batch's last message: its results
         flushOutcomes(true);
     if (relaxed) // only when the last result never came: cannot happen, but be sure

@@ -117,6 +117,8 @@ FetchSettings fetchSettings(const Config& c)
     s.mta.port = static_cast<int>(c.integer("reinject.port"));
     s.mta.helo = c.str("reinject.helo");
     s.mta.timeout = std::chrono::seconds(c.integer("reinject.timeout"));
+    s.mta.xclient = c.flag("reinject.xclient");
+    s.xclientHop = static_cast<int>(std::max<std::int64_t>(1, c.integer("reinject.xclient_hop")));
     s.spoolDir = c.str("spool_dir");
     s.hostname = Poco::Environment::nodeName();
     const auto key = loadKeyFile(c.str("header_key_file"), true);

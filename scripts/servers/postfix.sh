@@ -176,14 +176,17 @@ write_master_cf() { # write_master_cf SMTP_PORT REINJECT_PORT
 # (a) the "public" smtpd, where outside mail arrives (port 25 in production)
 127.0.0.1:$1 inet n - n - - smtpd
 # (b) the reinjection listener for popgated's fetcher (127.0.0.1:10026 in
-# production, docs/mta-integration.md): loopback clients only, milters stay on.
+# production, docs/mta-integration.md): loopback clients only, milters stay on;
+# XCLIENT from 127.0.0.1 (reinject.xclient): after it the client is the original
+# host, not in mynetworks, and may still send to the local domains only.
 127.0.0.1:$2 inet n - n - - smtpd
   -o syslog_name=postfix-popgate-test/reinject
   -o mynetworks=127.0.0.0/8
-  -o smtpd_client_restrictions=permit_mynetworks,reject
+  -o smtpd_authorized_xclient_hosts=127.0.0.1
+  -o smtpd_client_restrictions=
   -o smtpd_helo_restrictions=
   -o smtpd_sender_restrictions=
-  -o smtpd_relay_restrictions=permit_mynetworks,reject
+  -o smtpd_relay_restrictions=permit_mynetworks,reject_unauth_destination
   -o smtpd_data_restrictions=reject_unauth_pipelining
   -o smtpd_delay_reject=no
   -o local_header_rewrite_clients=
