@@ -19,6 +19,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <map>
+#include <mutex>
 #include <regex>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -405,6 +407,41 @@ void Store::bumpGeneration()
     *session_ << "UPDATE config_generation SET generation = generation + 1, updated_at = $1 "
                  "WHERE id = 1",
         bind(Poco::Int64(nowSeconds())), now;
+}
+
+namespace
+{
+
+std::mutex preparedFactoriesMutex;
+std::map<std::string, PreparedCacheFactory>& preparedFactories()
+{
+    static std::map<std::string, PreparedCacheFactory> factories;
+    return factories;
+}
+
+} // namespace
+
+void setPreparedCacheFactory(const std::string& dialect, PreparedCacheFactory factory)
+{
+    std::lock_guard<std::mutex> lock(preparedFactoriesMutex);
+    preparedFactories()[dialect] = factory;
+}
+
+PreparedCacheFactory preparedCacheFactory(const std::string& dialect)
+{
+    std::lock_guard<std::mutex> lock(preparedFactoriesMutex);
+    auto it = preparedFactories().find(dialect);
+    return it == preparedFactories().end() ? nullptr : it->second;
+}
+
+PreparedCache* Store::prepared()
+{
+    if (!preparedTried_) {
+        preparedTried_ = true;
+        if (PreparedCacheFactory make = preparedCacheFactory(dialect_))
+            prepared_ = make(*session_, description_);
+    }
+    return prepared_.get();
 }
 
 void Store::setCommitSync(bool sync)
