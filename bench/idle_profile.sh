@@ -57,6 +57,9 @@ fi
 setup_popgate() { # DIR
   local w=$1 u
   rm -rf "$w" && mkdir -p "$w/accounts.d" "$w/secrets"
+  # each run its own secret key: an empty database for each (secrets sealed under the last key)
+  [ "$DRIVER" = postgresql ] &&
+    psql -q "$POPGATE_TEST_PG_CONNECT dbname=postgres" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public' >/dev/null 2>&1
   {
     echo "$db_conf"
     if [ "$DRIVER" = postgresql ]; then
