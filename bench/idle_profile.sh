@@ -13,7 +13,8 @@
 # PROF_SECONDS s; per poll = the difference of the instructions / the difference of
 # Dovecot's logins of these users (start-up cancels out). System calls: one run under
 # strace -c -f attached from PROF_WARMUP s to PROF_SECONDS s, / the logins in between.
-# Needs root (Dovecot starts as root; popgated drops to user popgate).
+# Needs root (Dovecot starts as root; popgated drops to user popgate), valgrind and strace
+# (Debian packages; installed by nothing here). Not part of CI.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${POPGATE_BUILD_DIR:-$top/build}}
