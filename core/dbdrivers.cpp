@@ -5,17 +5,23 @@
 // program, SQLite or not; so it is a module, loaded on first use.
 #include "core/dbdrivers.h"
 
+#include "core/errors.h"
 #include "core/pgsql_module.h"
+#include "core/prepared.h"
+#include "core/text.h"
 
 #include <Poco/Data/Connector.h>
 #include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/SQLite/Utility.h>
 #include <Poco/Data/SessionFactory.h>
 #include <Poco/Exception.h>
 #include <Poco/SharedLibrary.h>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <sqlite3.h>
 
 namespace popgate
 {
@@ -82,6 +88,100 @@ private:
     std::unique_ptr<Poco::Data::Connector> real_;
 };
 
+// SqliteStatement - a statement prepared once on the session's connection
+// (the same connection as Poco's statements, so inside its transactions).
+class SqliteStatement : public PreparedStatement
+{
+public:
+    SqliteStatement(sqlite3* db, const char* sql, const std::string& description)
+        : db_(db), sql_(sql), description_(description)
+    {
+        if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) !=
+            SQLITE_OK)
+            fail("cannot prepare");
+    }
+    ~SqliteStatement() override { sqlite3_finalize(stmt_); }
+
+    void bind(int position, std::int64_t value) override
+    {
+        if (sqlite3_bind_int64(stmt_, position, value) != SQLITE_OK)
+            fail("cannot bind");
+    }
+    void bind(int position, const std::string& value) override
+    {
+        if (sqlite3_bind_text(stmt_, position, value.data(), static_cast<int>(value.size()),
+                              SQLITE_TRANSIENT) != SQLITE_OK)
+            fail("cannot bind");
+    }
+    bool step() override
+    {
+        const int rc = sqlite3_step(stmt_);
+        if (rc == SQLITE_ROW)
+            return true;
+        if (rc == SQLITE_DONE)
+            return false;
+        fail("cannot execute");
+        return false;
+    }
+    std::int64_t number(int column) override { return sqlite3_column_int64(stmt_, column); }
+    std::string text(int column) override
+    {
+        const auto* p = sqlite3_column_text(stmt_, column);
+        return p ? std::string(reinterpret_cast<const char*>(p),
+                               static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)))
+                 : std::string();
+    }
+    void reset() override
+    {
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+    }
+
+private:
+    [[noreturn]] void fail(const std::string& what)
+    {
+        const std::string message = sqlite3_errmsg(db_);
+        if (stmt_)
+            sqlite3_reset(stmt_);
+        throw OperationError("database " + description_ + ": " + what + " (" +
+                             flatten(std::string(sql_).substr(0, 60)) +
+                             "...): " + flatten(message));
+    }
+
+    sqlite3* db_;
+    const char* sql_;
+    const std::string& description_;
+    sqlite3_stmt* stmt_ = nullptr;
+};
+
+class SqliteCache : public PreparedCache
+{
+public:
+    SqliteCache(sqlite3* db, const std::string& description) : db_(db), description_(description) {}
+    PreparedStatement& get(const char* sql) override
+    {
+        auto it = statements_.find(sql);
+        if (it == statements_.end())
+            it = statements_.emplace(sql, std::make_unique<SqliteStatement>(db_, sql, description_))
+                     .first;
+        return *it->second;
+    }
+
+private:
+    sqlite3* db_;
+    std::string description_;
+    std::map<const char*, std::unique_ptr<SqliteStatement>> statements_;
+};
+
+std::unique_ptr<PreparedCache> sqliteCache(Poco::Data::Session& session,
+                                           const std::string& description)
+{
+    sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(session);
+    if (!db)
+        return nullptr;
+    return std::make_unique<SqliteCache>(db, description);
+}
+
 } // namespace
 
 std::string pgsqlModulePath()
@@ -96,6 +196,7 @@ void registerDatabaseDrivers()
     std::call_once(once, [] {
         Poco::Data::SQLite::Connector::registerConnector();
         Poco::Data::SessionFactory::instance().add(new PostgreSQLLoader);
+        setPreparedCacheFactory("sqlite", sqliteCache);
     });
 }
 

@@ -51,6 +51,47 @@ MessageRecord readMessage(RecordSet& rs)
     return m;
 }
 
+// The same columns, in that order, from a prepared statement (core/prepared.h).
+MessageRecord readMessage(PreparedStatement& row)
+{
+    MessageRecord m;
+    m.id = row.number(0);
+    m.accountId = row.number(1);
+    m.uidl = row.text(2);
+    m.state = parseMessageState(row.text(3));
+    m.deleted = row.number(4) != 0;
+    m.messageId = row.text(5);
+    m.envelopeFrom = row.text(6);
+    m.headerFrom = row.text(7);
+    m.size = row.number(8);
+    m.queueId = row.text(9);
+    m.reason = row.text(10);
+    m.attempts = static_cast<int>(row.number(11));
+    m.retryAt = row.number(12);
+    m.quarantinePath = row.text(13);
+    m.createdAt = row.number(14);
+    m.updatedAt = row.number(15);
+    return m;
+}
+
+// The statements of every poll, idle or not (prepared once where the driver can).
+const char* const kForAccountSql =
+    "SELECT id, account_id, uidl, state, deleted, message_id, envelope_from, header_from, size, "
+    "queue_id, reason, attempts, retry_at, quarantine_path, created_at, updated_at "
+    "FROM messages WHERE account_id = $1";
+const char* const kStatusSql =
+    "SELECT last_poll_at, last_success_at, last_error, last_error_at, consecutive_failures, "
+    "auth_failures, next_poll_at, debug_until FROM account_status WHERE account_id = $1";
+const char* const kSaveStatusSql =
+    "INSERT INTO account_status (account_id, last_poll_at, last_success_at, last_error, "
+    "last_error_at, consecutive_failures, auth_failures, next_poll_at, debug_until) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (account_id) DO UPDATE SET "
+    "last_poll_at = excluded.last_poll_at, last_success_at = excluded.last_success_at, "
+    "last_error = excluded.last_error, last_error_at = excluded.last_error_at, "
+    "consecutive_failures = excluded.consecutive_failures, "
+    "auth_failures = excluded.auth_failures, next_poll_at = excluded.next_poll_at, "
+    "debug_until = excluded.debug_until";
+
 const char* const kLogColumns =
     "id, at, account, uidl, message_id, sender, size, status, relay, queue_id, detail";
 
@@ -135,10 +176,18 @@ MessageState parseMessageState(const std::string& text)
 std::map<std::string, MessageRecord> MessageStore::forAccount(std::int64_t accountId)
 {
     std::map<std::string, MessageRecord> out;
+    if (PreparedCache* cache = store_.prepared()) { // every poll: prepared once
+        Prepared select(cache->get(kForAccountSql));
+        select->bind(1, accountId);
+        while (select->step()) {
+            MessageRecord m = readMessage(*select);
+            out.emplace(m.uidl, std::move(m));
+        }
+        return out;
+    }
     try {
         Statement select(store_.session());
-        select << "SELECT " << kMessageColumns << " FROM messages WHERE account_id = $1",
-            bind(accountId);
+        select << kForAccountSql, bind(accountId);
         select.execute();
         RecordSet rs(select);
         for (bool more = rs.moveFirst(); more; more = rs.moveNext()) {
@@ -516,13 +565,24 @@ AccountStatus MessageStore::status(std::int64_t accountId)
 {
     AccountStatus s;
     s.accountId = accountId;
+    if (PreparedCache* cache = store_.prepared()) { // every poll: prepared once
+        Prepared select(cache->get(kStatusSql));
+        select->bind(1, accountId);
+        if (select->step()) {
+            s.lastPollAt = select->number(0);
+            s.lastSuccessAt = select->number(1);
+            s.lastError = select->text(2);
+            s.lastErrorAt = select->number(3);
+            s.consecutiveFailures = static_cast<int>(select->number(4));
+            s.authFailures = static_cast<int>(select->number(5));
+            s.nextPollAt = select->number(6);
+            s.debugUntil = select->number(7);
+        }
+        return s;
+    }
     try {
         Statement select(store_.session());
-        select
-            << "SELECT last_poll_at, last_success_at, last_error, last_error_at, "
-               "consecutive_failures, "
-               "auth_failures, next_poll_at, debug_until FROM account_status WHERE account_id = $1",
-            bind(Poco::Int64(accountId));
+        select << kStatusSql, bind(Poco::Int64(accountId));
         select.execute();
         RecordSet rs(select);
         if (rs.moveFirst()) {
@@ -543,16 +603,22 @@ AccountStatus MessageStore::status(std::int64_t accountId)
 
 void MessageStore::saveStatus(const AccountStatus& s)
 {
+    if (PreparedCache* cache = store_.prepared()) { // every poll: prepared once
+        Prepared upsert(cache->get(kSaveStatusSql));
+        upsert->bind(1, s.accountId);
+        upsert->bind(2, s.lastPollAt);
+        upsert->bind(3, s.lastSuccessAt);
+        upsert->bind(4, s.lastError);
+        upsert->bind(5, s.lastErrorAt);
+        upsert->bind(6, s.consecutiveFailures);
+        upsert->bind(7, s.authFailures);
+        upsert->bind(8, s.nextPollAt);
+        upsert->bind(9, s.debugUntil);
+        upsert->step();
+        return;
+    }
     try {
-        store_.session()
-            << "INSERT INTO account_status (account_id, last_poll_at, last_success_at, last_error, "
-               "last_error_at, consecutive_failures, auth_failures, next_poll_at, debug_until) "
-               "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (account_id) DO UPDATE SET "
-               "last_poll_at = excluded.last_poll_at, last_success_at = excluded.last_success_at, "
-               "last_error = excluded.last_error, last_error_at = excluded.last_error_at, "
-               "consecutive_failures = excluded.consecutive_failures, "
-               "auth_failures = excluded.auth_failures, next_poll_at = excluded.next_poll_at, "
-               "debug_until = excluded.debug_until",
+        store_.session() << kSaveStatusSql,
             bind(Poco::Int64(s.accountId)), bind(Poco::Int64(s.lastPollAt)),
             bind(Poco::Int64(s.lastSuccessAt)), bind(s.lastError), bind(Poco::Int64(s.lastErrorAt)),
             bind(s.consecutiveFailures), bind(s.authFailures), bind(Poco::Int64(s.nextPollAt)),

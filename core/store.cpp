@@ -20,6 +20,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <map>
+#include <mutex>
 #include <regex>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -414,9 +416,14 @@ bool Store::removeAccount(const std::string& name)
 
 std::int64_t Store::generation()
 {
+    static const char* const sql = "SELECT generation FROM config_generation WHERE id = 1";
+    if (PreparedCache* cache = prepared()) { // every poll (the filter cache): prepared once
+        Prepared select(cache->get(sql));
+        return select->step() ? select->number(0) : 0;
+    }
     try {
         Poco::Int64 g = 0;
-        *session_ << "SELECT generation FROM config_generation WHERE id = 1", into(g), now;
+        *session_ << sql, into(g), now;
         return g;
     } catch (const Poco::Exception& e) {
         throw dbError(description_, "cannot read the config generation", e);
@@ -430,11 +437,54 @@ void Store::bumpGeneration()
         bind(Poco::Int64(nowSeconds())), now;
 }
 
+namespace
+{
+
+std::mutex preparedFactoriesMutex;
+std::map<std::string, PreparedCacheFactory>& preparedFactories()
+{
+    static std::map<std::string, PreparedCacheFactory> factories;
+    return factories;
+}
+
+} // namespace
+
+void setPreparedCacheFactory(const std::string& dialect, PreparedCacheFactory factory)
+{
+    std::lock_guard<std::mutex> lock(preparedFactoriesMutex);
+    preparedFactories()[dialect] = factory;
+}
+
+PreparedCacheFactory preparedCacheFactory(const std::string& dialect)
+{
+    std::lock_guard<std::mutex> lock(preparedFactoriesMutex);
+    auto it = preparedFactories().find(dialect);
+    return it == preparedFactories().end() ? nullptr : it->second;
+}
+
+PreparedCache* Store::prepared()
+{
+    if (!preparedTried_) {
+        preparedTried_ = true;
+        if (PreparedCacheFactory make = preparedCacheFactory(dialect_))
+            prepared_ = make(*session_, description_);
+    }
+    return prepared_.get();
+}
+
 void Store::setCommitSync(bool sync)
 {
+    static const char* const full = "PRAGMA synchronous = FULL";
+    static const char* const normal = "PRAGMA synchronous = NORMAL";
+    if (PreparedCache* cache = prepared()) { // twice a poll: prepared once
+        Prepared pragma(cache->get(sync ? full : normal));
+        while (pragma->step()) {
+        }
+        return;
+    }
     try {
         if (dialect_ == "sqlite")
-            *session_ << (sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL"), now;
+            *session_ << (sync ? full : normal), now;
         else
             *session_ << (sync ? "SET synchronous_commit TO on" : "SET synchronous_commit TO off"),
                 now;

@@ -7,6 +7,7 @@
 
 #include "core/account.h"
 #include "core/config.h"
+#include "core/prepared.h"
 
 #include <Poco/Data/Session.h>
 #include <memory>
@@ -69,11 +70,16 @@ public:
     /// group commit: many cheap commits, then one synced. Not inside a
     /// transaction.
     void setCommitSync(bool sync);
+    /// prepared - this session's statements prepared once (core/prepared.h), or
+    /// nullptr where the driver has none: then the caller goes through Poco.
+    PreparedCache* prepared();
 
 private:
     std::string dialect_;
     std::string description_;
     std::unique_ptr<Poco::Data::Session> session_;
+    std::unique_ptr<PreparedCache> prepared_; ///< after session_: finalized before it closes
+    bool preparedTried_ = false;
 };
 
 /// Transaction - begins one unless the session already has one open, so that

@@ -44,8 +44,10 @@ void Poll::plan()
 {
     const auto uids = pop_->uidl();
     std::map<int, std::int64_t> sizes;
-    for (const auto& l : pop_->list())
-        sizes[l.number] = l.octets;
+    // An empty mailbox (most polls) needs no LIST: one round trip less.
+    if (!uids.empty())
+        for (const auto& l : pop_->list())
+            sizes[l.number] = l.octets;
     auto rows = ledger_.forAccount(account_.id);
     settleJournal(rows);
     report_.listed = static_cast<int>(uids.size());

@@ -10,6 +10,7 @@
 #include "core/store.h"
 #include "tests/support/testsupport.h"
 
+#include <Poco/Data/Session.h>
 #include <boost/test/unit_test.hpp>
 #include <cstdlib>
 
@@ -74,6 +75,51 @@ BOOST_AUTO_TEST_CASE(sqlite_maps_no_postgresql_library)
     store.migrate();
     BOOST_TEST(!mapped("libpq"));
     BOOST_TEST(!mapped(kPgsqlModuleFile));
+}
+
+// SQLite's statements prepared once (core/prepared.h): the same statement runs
+// again with new values, a failed step throws OperationError naming the
+// database, and the statement is ready again after it.
+BOOST_AUTO_TEST_CASE(sqlite_prepared_statements_run_again)
+{
+    registerDatabaseDrivers();
+    test::TempDir dir;
+    Config c = Config::defaults();
+    c.set("database.path", dir.file("popgate.db"));
+    Store store(c, Store::Open::CreateFile);
+    PreparedCache* cache = store.prepared();
+    BOOST_REQUIRE(cache);
+    store.session() << "CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)",
+        Poco::Data::Keywords::now;
+    static const char* const insert = "INSERT INTO t (k, v) VALUES ($1, $2)";
+    static const char* const select = "SELECT v FROM t WHERE k = $1";
+    for (std::int64_t k = 1; k <= 3; ++k) {
+        Prepared p(cache->get(insert));
+        p->bind(1, k);
+        p->bind(2, "value " + std::to_string(k));
+        BOOST_TEST(!p->step());
+    }
+    BOOST_TEST(&cache->get(insert) == &cache->get(insert)); // one statement, kept
+    {
+        Prepared p(cache->get(select));
+        p->bind(1, std::int64_t{2});
+        BOOST_REQUIRE(p->step());
+        BOOST_TEST(p->text(0) == "value 2");
+        BOOST_TEST(!p->step());
+    }
+    try {
+        Prepared p(cache->get(insert));
+        p->bind(1, std::int64_t{1}); // exists: the primary key refuses it
+        p->bind(2, "again");
+        p->step();
+        BOOST_FAIL("a duplicate key was inserted");
+    } catch (const OperationError& e) {
+        BOOST_TEST(std::string(e.what()).find(store.describe()) != std::string::npos);
+    }
+    Prepared p(cache->get(select));
+    p->bind(1, std::int64_t{1});
+    BOOST_REQUIRE(p->step());
+    BOOST_TEST(p->text(0) == "value 1");
 }
 
 BOOST_AUTO_TEST_CASE(a_missing_module_names_its_path)
