@@ -45,7 +45,7 @@ const char* const kNoGuess =
 const Unmapped kUnmapped[] = {
     // multidrop: one mailbox for several local recipients. Mapped (see
     // fetchmailMultidrop, parseGetmailRc): fetchmail `envelope [N] HEADER`,
-    // `localdomains`, `is * here`, `is 'REMOTE'='LOCAL'`; getmail's Multidrop
+    // `localdomains`, `is * here`, `is 'ADDRESS'='LOCAL'`; getmail's Multidrop
     // retrievers with `envelope_recipient = HEADER:N`. The rest is named here.
     {"fetchmail", "qvirtual", kImportMultidrop},
     {"fetchmail", "aka", kImportMultidrop},
@@ -64,8 +64,10 @@ const Unmapped kUnmapped[] = {
     {"fetchmail", "is (several local users)",
      "not mapped: local names without *: popgate delivers every address of local-domains as "
      "addressed, fetchmail only the names listed (list them in recipient-map)"},
-    {"fetchmail", "is 'REMOTE'='LOCAL' (which domain)",
-     "not mapped: a name without a domain needs exactly one localdomains domain"},
+    {"fetchmail", "is 'REMOTE'='LOCAL' (a name)",
+     "not mapped: fetchmail maps the name at the server's own host names (poll, via, aka), never "
+     "in localdomains; recipient-map takes an address (`account set NAME "
+     "--recipient-map=NAME@DOMAIN=LOCAL`)"},
     {"getmail", "envelope_recipient (a header popgate does not read)", kEnvelopeHeaders},
     {"getmail", "envelope_recipient (not HEADER:N)",
      "not understood: expected HEADER:N, N from 1 to 17"},
@@ -778,16 +780,15 @@ private:
                 set(e, "recipients", "envelope", line, w + " (several local names or *)");
                 if (!wildcard)
                     e.notes.push_back(note("fetchmail", file_, line, "is (several local users)"));
-                const auto domains = splitList(e.setting("local-domains").value_or(""));
+                // an address as written is a recipient-map entry; a bare name is
+                // mapped by fetchmail only at the server's host names: not guessed
                 std::vector<std::string> map;
                 for (const auto& [remote, local] : pairs) {
                     if (remote.find('@') != std::string::npos)
                         map.push_back(remote + "=" + local);
-                    else if (domains.size() == 1)
-                        map.push_back(remote + "@" + domains[0] + "=" + local);
                     else
                         e.notes.push_back(note("fetchmail", file_, line,
-                                               "is 'REMOTE'='LOCAL' (which domain)",
+                                               "is 'REMOTE'='LOCAL' (a name)",
                                                "is '" + remote + "'='" + local + "'"));
                 }
                 if (!map.empty()) {
@@ -863,14 +864,14 @@ private:
                     v = value();
                 }
                 const std::string header = v ? envelopeHeader(v->text) : "";
-                const std::string written = "envelope " + (skip == "0" ? "" : skip + " ") +
-                                            (v ? v->text : std::string());
+                const std::string written =
+                    "envelope " + (skip == "0" ? "" : skip + " ") + (v ? v->text : std::string());
                 if (header.empty())
                     e.notes.push_back(note("fetchmail", file_, line,
                                            "envelope (a header popgate does not read)", written));
                 else if (std::stoi(skip) > 16)
-                    e.notes.push_back(note("fetchmail", file_, line,
-                                           "envelope (more than 16 to skip)", written));
+                    e.notes.push_back(
+                        note("fetchmail", file_, line, "envelope (more than 16 to skip)", written));
                 else {
                     set(e, "envelope-header", header, line, written);
                     set(e, "envelope-header-skip", std::to_string(std::stoi(skip)), line, written);
@@ -910,8 +911,8 @@ private:
         if (multidrop && e.setting("envelope-header"))
             return;
         if (multidrop) {
-            e.notes.push_back(note("fetchmail", file_, lineOf("recipients"),
-                                   "multidrop without envelope"));
+            e.notes.push_back(
+                note("fetchmail", file_, lineOf("recipients"), "multidrop without envelope"));
             if (e.skipped.empty())
                 e.skipped = "multidrop without envelope (popgate never guesses recipients from "
                             "To/Cc): add it with `popgatectl account add --recipients=envelope "

@@ -478,9 +478,9 @@ Options parseOptions(const std::vector<std::string>& args)
     opts.addOption(Option("uidls", "", "mpop's UIDL file").argument("FILE"));
     opts.addOption(
         Option("deliver-to", "", "recipient where the file names none").argument("ADDR"));
-    opts.addOption(Option("local-domains", "",
-                          "local-domains of a domain mailbox whose file names none")
-                       .argument("LIST"));
+    opts.addOption(
+        Option("local-domains", "", "local-domains of a domain mailbox whose file names none")
+            .argument("LIST"));
     opts.addOption(Option("name", "", "the account name (one account only)").argument("NAME"));
     opts.addOption(Option("no-uidls", "", "do not load the record of fetched UIDLs"));
     opts.addOption(Option("apply", "", "store the accounts"));

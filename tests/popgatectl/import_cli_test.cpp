@@ -176,8 +176,7 @@ BOOST_AUTO_TEST_CASE(a_domain_mailbox_is_imported_with_its_envelope_fields)
     const auto applied =
         cli({"import", "getmail", rc, "--apply", "--local-domains=company.example"});
     BOOST_TEST_REQUIRE(applied.status == 0, applied.err);
-    BOOST_CHECK_MESSAGE(applied.out.find("1 account(s) created") != std::string::npos,
-                        applied.out);
+    BOOST_CHECK_MESSAGE(applied.out.find("1 account(s) created") != std::string::npos, applied.out);
     const auto show = cli({"--json", "account", "show", "catchall_at_pop.provider.example"});
     BOOST_TEST_REQUIRE(show.status == 0, show.err);
     const auto a = Poco::JSON::Parser().parse(show.out).extract<Poco::JSON::Object::Ptr>();
@@ -188,17 +187,17 @@ BOOST_AUTO_TEST_CASE(a_domain_mailbox_is_imported_with_its_envelope_fields)
     BOOST_CHECK_EQUAL(a->getValue<std::string>("security"), "ssl-tls");
 
     // fetchmail: the header, the skip, the domains and a mapping come from the file
-    const std::string frc = cli.dir.write(
-        "fetchmailrc",
-        "poll pop.other.example proto pop3 envelope 1 X-Original-To localdomains "
-        "other.example\n  user \"drop\" password \"" +
-            kPassword + "\" is * 'sales'='sales-team' here\n",
-        0600);
+    const std::string frc =
+        cli.dir.write("fetchmailrc",
+                      "poll pop.other.example proto pop3 envelope 1 X-Original-To localdomains "
+                      "other.example\n  user \"drop\" password \"" +
+                          kPassword + "\" is * 'sales@other.example'='sales-team' here\n",
+                      0600);
     const auto f = cli({"import", "fetchmail", frc, "--apply"});
     BOOST_TEST_REQUIRE(f.status == 0, f.err);
     const auto fshow = cli({"account", "show", "drop_at_pop.other.example"});
     BOOST_TEST_REQUIRE(fshow.status == 0, fshow.err);
-    for (const char* want : {"envelope", "X-Original-To", "other.example",
-                             "sales@other.example=sales-team"})
+    for (const char* want :
+         {"envelope", "X-Original-To", "other.example", "sales@other.example=sales-team"})
         BOOST_CHECK_MESSAGE(fshow.out.find(want) != std::string::npos, want << "\n" << fshow.out);
 }

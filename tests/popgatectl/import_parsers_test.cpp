@@ -122,18 +122,12 @@ BOOST_AUTO_TEST_CASE(fetchmail_rc)
                {"0 envelope-header=Delivered-To (line 1)", "0 envelope-header-skip=0 (line 1)",
                 "0 recipients=envelope"},
                {"skipped"}},
-              {"'REMOTE'='LOCAL' pairs: one local domain, or a full address, to recipient-map",
+              {"an 'ADDRESS'='LOCAL' pair is a recipient-map entry; a bare name is named",
                "poll h envelope Envelope-To localdomains c.example\n"
-               "  user u password p is * 'sales'='sales-team' 'info@o.example'='alice' here\n",
-               {"0 recipient-map=sales@c.example=sales-team, info@o.example=alice (line 2)",
-                "0 recipients=envelope"},
-               {"note", "skipped"}},
-              {"a pair without a domain and two local domains is ambiguous",
-               "poll h envelope X-Envelope-To localdomains a.example b.example\n"
-               "  user u password p is * 'sales'='team' here\n",
-               {"0 note 2 is 'sales'='team': not mapped: a name without a domain needs exactly one",
-                "0 recipients=envelope"},
-               {"recipient-map", "skipped"}},
+               "  user u password p is * 'info@o.example'='alice' 'sales'='team' here\n",
+               {"0 recipient-map=info@o.example=alice (line 2)", "0 recipients=envelope",
+                "0 note 2 is 'sales'='team': not mapped: fetchmail maps the name at the server's"},
+               {"sales@", "skipped"}},
               {"several local names without *: envelope, the list named as not mapped",
                "poll mx.example envelope Delivered-To localdomains c.example\n"
                "  user catchall password p is alice bob here\n",
