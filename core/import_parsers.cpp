@@ -6,6 +6,7 @@
 #include "core/import_parsers.h"
 
 #include "core/errors.h"
+#include "core/recipients.h"
 #include "core/text.h"
 
 #include <Poco/String.h>
@@ -18,7 +19,8 @@
 namespace popgate
 {
 
-const char* const kImportMultidrop = "not mapped: multidrop (see popgate.conf(5))";
+const char* const kImportMultidrop =
+    "not mapped: a multidrop option popgate does not have (see docs/multidrop.md)";
 
 namespace
 {
@@ -36,20 +38,41 @@ const char* const kGlobal =
     "not mapped: a setting of popgate.conf or of popgated, not of an account";
 const char* const kNoNeed = "not needed: popgate fetches what its ledger has not delivered";
 const char* const kClientCert = "not mapped: popgate does not log in with a client certificate";
+const char* const kEnvelopeHeaders = "not mapped: popgate reads only Delivered-To, X-Original-To, "
+                                     "Envelope-To or X-Envelope-To";
+const char* const kNoGuess =
+    "not mapped: multidrop without envelope (popgate never guesses recipients from To/Cc)";
 const Unmapped kUnmapped[] = {
-    // multidrop: one mailbox for several local recipients
-    {"fetchmail", "envelope", kImportMultidrop},
-    {"fetchmail", "localdomains", kImportMultidrop},
+    // multidrop: one mailbox for several local recipients. Mapped (see
+    // fetchmailMultidrop, parseGetmailRc): fetchmail `envelope [N] HEADER`,
+    // `localdomains`, `is * here`, `is 'ADDRESS'='LOCAL'`; getmail's Multidrop
+    // retrievers with `envelope_recipient = HEADER:N`. The rest is named here.
     {"fetchmail", "qvirtual", kImportMultidrop},
     {"fetchmail", "aka", kImportMultidrop},
     {"fetchmail", "dns", kImportMultidrop},
     {"fetchmail", "checkalias", kImportMultidrop},
     {"fetchmail", "fetchdomains", kImportMultidrop},
-    {"fetchmail", "is (several local users)", kImportMultidrop},
-    {"fetchmail", "is *", kImportMultidrop},
-    {"getmail", "envelope_recipient", kImportMultidrop},
-    {"getmail", "type = MultidropPOP3Retriever", kImportMultidrop},
-    {"getmail", "type = MultidropPOP3SSLRetriever", kImportMultidrop},
+    {"fetchmail", "envelope (a header popgate does not read)", kEnvelopeHeaders},
+    {"fetchmail", "envelope (more than 16 to skip)",
+     "not mapped: popgate skips at most 16 fields (envelope-header-skip)"},
+    {"fetchmail", "no envelope", kNoGuess},
+    {"fetchmail", "multidrop without envelope", kNoGuess},
+    {"fetchmail", "envelope (one local name)",
+     "not needed: fetchmail reads the envelope only for several local names or *"},
+    {"fetchmail", "localdomains (one local name)",
+     "not needed: fetchmail reads the envelope only for several local names or *"},
+    {"fetchmail", "is (several local users)",
+     "not mapped: local names without *: popgate delivers every address of local-domains as "
+     "addressed, fetchmail only the names listed (list them in recipient-map)"},
+    {"fetchmail", "is 'REMOTE'='LOCAL' (a name)",
+     "not mapped: fetchmail maps the name at the server's own host names (poll, via, aka), never "
+     "in localdomains; recipient-map takes an address (`account set NAME "
+     "--recipient-map=NAME@DOMAIN=LOCAL`)"},
+    {"getmail", "envelope_recipient (a header popgate does not read)", kEnvelopeHeaders},
+    {"getmail", "envelope_recipient (not HEADER:N)",
+     "not understood: expected HEADER:N, N from 1 to 17"},
+    {"getmail", "envelope_recipient (not a Multidrop retriever)",
+     "not needed: only a Multidrop retriever reads it"},
     // delivery: popgate always reinjects by SMTP
     {"fetchmail", "mda", kDelivery},
     {"fetchmail", "bsmtp", kDelivery},
@@ -221,6 +244,24 @@ void set(ImportEntry& e, const std::string& field, const std::string& value, int
     e.settings.push_back({field, value, line, option});
     if (field == "deliver-to")
         e.hasRecipient = true;
+}
+
+// unset - drops every setting of field.
+void unset(ImportEntry& e, const std::string& field)
+{
+    e.settings.erase(std::remove_if(e.settings.begin(), e.settings.end(),
+                                    [&](const ImportSetting& s) { return s.field == field; }),
+                     e.settings.end());
+}
+
+// envelopeHeader - popgate's name for one of the envelope headers it reads; "" otherwise.
+std::string envelopeHeader(const std::string& name)
+{
+    try {
+        return canonicalEnvelopeHeader(name);
+    } catch (const InputError&) {
+        return {};
+    }
 }
 
 // recipientOfCommand - the recipient of a sendmail/msmtp command line: its last
@@ -603,6 +644,7 @@ private:
             users.push_back(server);
         }
         for (auto& u : users) {
+            fetchmailMultidrop(u);
             if (!u.setting("security")) // fetchmail 6.4 upgrades with STLS when offered
                 set(u, "security", "starttls", u.line,
                     "no ssl (fetchmail's STARTTLS when offered)");
@@ -709,30 +751,58 @@ private:
             if (v)
                 e.password = v->text;
         } else if (w == "is" || w == "to") {
+            // local names, `*`, and 'REMOTE'='LOCAL' pairs
             auto names = list();
             bool wildcard = false;
             std::vector<std::string> locals;
-            for (const auto& n : names) {
-                if (!n.quoted && (n.text == "here" || n.text == "there"))
+            std::vector<std::pair<std::string, std::string>> pairs;
+            for (std::size_t k = 0; k < names.size(); ++k) {
+                const Token& n = names[k];
+                if (!n.quoted && (n.text == "here" || n.text == "there" || n.text == "="))
                     continue;
-                if (n.text == "*")
+                if (k + 2 < names.size() && !names[k + 1].quoted && names[k + 1].text == "=") {
+                    pairs.emplace_back(n.text, names[k + 2].text);
+                    k += 2;
+                } else if (!n.quoted && n.text == "*") {
                     wildcard = true;
-                else
+                } else {
                     locals.push_back(n.text);
+                }
             }
             skipNoise();
             if (more() && !t_[i_].quoted &&
                 (lower(t_[i_].text) == "here" || lower(t_[i_].text) == "there"))
                 ++i_;
-            if (wildcard)
-                e.notes.push_back(note("fetchmail", file_, line, "is *"));
-            else if (locals.size() > 1)
-                e.notes.push_back(note("fetchmail", file_, line, "is (several local users)"));
-            else if (locals.size() == 1 && !e.setting("deliver-to"))
+            if (pairs.size() == 1 && locals.empty() && !wildcard)
+                locals.push_back(pairs[0].second); // one name: a single-drop mailbox
+            if (wildcard || locals.size() + pairs.size() > 1) {
+                // multidrop: fetchmailMultidrop decides once the entry is read
+                set(e, "recipients", "envelope", line, w + " (several local names or *)");
+                if (!wildcard)
+                    e.notes.push_back(note("fetchmail", file_, line, "is (several local users)"));
+                // an address as written is a recipient-map entry; a bare name is
+                // mapped by fetchmail only at the server's host names: not guessed
+                std::vector<std::string> map;
+                for (const auto& [remote, local] : pairs) {
+                    if (remote.find('@') != std::string::npos)
+                        map.push_back(remote + "=" + local);
+                    else
+                        e.notes.push_back(note("fetchmail", file_, line,
+                                               "is 'REMOTE'='LOCAL' (a name)",
+                                               "is '" + remote + "'='" + local + "'"));
+                }
+                if (!map.empty()) {
+                    std::string joined;
+                    for (const auto& m : map)
+                        joined += (joined.empty() ? "" : ", ") + m;
+                    set(e, "recipient-map", joined, line, w + " 'REMOTE'='LOCAL'");
+                }
+            } else if (locals.size() == 1 && !e.setting("deliver-to")) {
                 set(e, "deliver-to", locals[0], line, w);
-            else if (locals.size() == 1)
+            } else if (locals.size() == 1) {
                 e.notes.push_back({file_, line, w + " " + locals[0],
                                    "not mapped: smtpname names the recipient already"});
+            }
         } else if (w == "smtpname") {
             const std::string v = one();
             // smtpname is the full address fetchmail delivers to: it wins over `is`
@@ -780,13 +850,39 @@ private:
             else
                 e.notes.push_back({file_, line, "limit " + v, "not understood: a size in bytes"});
         } else if (w == "envelope") {
-            // `envelope [N] HEADER` or `no envelope`
-            if (!no) {
+            // `envelope [N] HEADER` (skip N fields from the top, as popgate counts)
+            // or `no envelope` (fetchmail guesses from To/Cc)
+            unset(e, "envelope-header");
+            unset(e, "envelope-header-skip");
+            if (no) {
+                e.notes.push_back(note("fetchmail", file_, line, "no envelope"));
+            } else {
                 auto v = value();
-                if (v && isWholeNumber(v->text))
-                    value();
+                std::string skip = "0";
+                if (v && isWholeNumber(v->text)) {
+                    skip = v->text;
+                    v = value();
+                }
+                const std::string header = v ? envelopeHeader(v->text) : "";
+                const std::string written =
+                    "envelope " + (skip == "0" ? "" : skip + " ") + (v ? v->text : std::string());
+                if (header.empty())
+                    e.notes.push_back(note("fetchmail", file_, line,
+                                           "envelope (a header popgate does not read)", written));
+                else if (std::stoi(skip) > 16)
+                    e.notes.push_back(
+                        note("fetchmail", file_, line, "envelope (more than 16 to skip)", written));
+                else {
+                    set(e, "envelope-header", header, line, written);
+                    set(e, "envelope-header-skip", std::to_string(std::stoi(skip)), line, written);
+                }
             }
-            e.notes.push_back(note("fetchmail", file_, line, "envelope", shown));
+        } else if (w == "localdomains" && !no) {
+            std::string joined;
+            for (const auto& d : list())
+                joined += (joined.empty() ? "" : ", ") + d.text;
+            if (!joined.empty())
+                set(e, "local-domains", joined, line, "localdomains");
         } else {
             const int arity = fetchmailKeywords().at(w);
             if (arity == 1 && !no)
@@ -797,6 +893,41 @@ private:
         }
         (void)inUser;
         return true;
+    }
+
+    // fetchmailMultidrop - an entry read whole: a multidrop user (several local
+    // names or *) with an envelope header popgate reads becomes recipients
+    // envelope; without one it is refused (popgate never guesses from To/Cc);
+    // a single-drop user keeps deliver-to and drops the envelope settings.
+    void fetchmailMultidrop(ImportEntry& e)
+    {
+        auto lineOf = [&](const std::string& field) {
+            for (auto it = e.settings.rbegin(); it != e.settings.rend(); ++it)
+                if (it->field == field)
+                    return it->line;
+            return e.line;
+        };
+        const bool multidrop = e.setting("recipients") == std::string("envelope");
+        if (multidrop && e.setting("envelope-header"))
+            return;
+        if (multidrop) {
+            e.notes.push_back(
+                note("fetchmail", file_, lineOf("recipients"), "multidrop without envelope"));
+            if (e.skipped.empty())
+                e.skipped = "multidrop without envelope (popgate never guesses recipients from "
+                            "To/Cc): add it with `popgatectl account add --recipients=envelope "
+                            "--envelope-header=...` naming the header your provider writes";
+        } else {
+            if (e.setting("envelope-header"))
+                e.notes.push_back(note("fetchmail", file_, lineOf("envelope-header"),
+                                       "envelope (one local name)", "envelope"));
+            if (e.setting("local-domains"))
+                e.notes.push_back(note("fetchmail", file_, lineOf("local-domains"),
+                                       "localdomains (one local name)", "localdomains"));
+        }
+        for (const char* f : {"recipients", "envelope-header", "envelope-header-skip",
+                              "local-domains", "recipient-map"})
+            unset(e, f);
     }
 
     void readServerOptions(ImportEntry& e)
@@ -941,8 +1072,8 @@ ImportParse parseGetmailRc(const std::string& text, const std::string& file)
             haveRetriever = true;
             break;
         }
-    std::string destType, destPath, destArgs;
-    int destLine = 0;
+    std::string destType, destPath, destArgs, envelope;
+    int destLine = 0, envelopeLine = 0;
     bool deleteSeen = false;
     for (const auto& it : items) {
         const std::string& k = it.key;
@@ -990,7 +1121,8 @@ ImportParse parseGetmailRc(const std::string& text, const std::string& file)
                 else
                     e.notes.push_back(note("getmail", file, it.line, k));
             } else if (k == "envelope_recipient") {
-                e.notes.push_back(note("getmail", file, it.line, k));
+                envelope = v;
+                envelopeLine = it.line;
             } else if (k == "mailboxes" || k == "move_on_delete" || k == "use_peek" ||
                        k == "imap_search" || k == "imap_on_delete" || k == "record_mailbox" ||
                        k == "use_cram_md5" || k == "use_kerberos" || k == "use_imap_move") {
@@ -1047,13 +1179,42 @@ ImportParse parseGetmailRc(const std::string& text, const std::string& file)
     } else if (type == "SimplePOP3SSLRetriever" || type == "BrokenUIDLPOP3SSLRetriever") {
         ssl = true;
     } else if (type == "MultidropPOP3Retriever" || type == "MultidropPOP3SSLRetriever") {
+        // envelope_recipient = HEADER:N, N counted from 1 at the top: skip N - 1
         ssl = type.find("SSL") != std::string::npos;
-        e.notes.push_back(note("getmail", file, typeLine, "type = " + type));
+        const auto colon = envelope.rfind(':');
+        const std::string header =
+            colon == std::string::npos ? "" : envelopeHeader(envelope.substr(0, colon));
+        const std::string n = colon == std::string::npos ? "" : trim(envelope.substr(colon + 1));
+        const int lineOrType = envelopeLine ? envelopeLine : typeLine;
+        if (envelope.empty()) {
+            e.skipped = "type = " + type + " without envelope_recipient: getmail itself refuses it";
+        } else if (!isWholeNumber(n) || std::stoi(n) < 1 || std::stoi(n) > 17) {
+            e.notes.push_back(note("getmail", file, envelopeLine,
+                                   "envelope_recipient (not HEADER:N)", "envelope_recipient"));
+            e.skipped = "envelope_recipient (line " + std::to_string(envelopeLine) +
+                        ") is not HEADER:N: add this account with `popgatectl account add`";
+        } else if (header.empty()) {
+            e.notes.push_back(note("getmail", file, envelopeLine,
+                                   "envelope_recipient (a header popgate does not read)",
+                                   "envelope_recipient"));
+            e.skipped = "envelope_recipient (line " + std::to_string(envelopeLine) +
+                        ") names a header popgate does not read";
+        } else {
+            set(e, "recipients", "envelope", typeLine, "type = " + type);
+            set(e, "envelope-header", header, lineOrType, "envelope_recipient");
+            set(e, "envelope-header-skip", std::to_string(std::stoi(n) - 1), lineOrType,
+                "envelope_recipient");
+        }
+        envelope.clear();
     } else if (type.find("IMAP") != std::string::npos || type.find("SDPS") != std::string::npos) {
         e.skipped = "retriever " + type + ": popgate fetches POP3 only";
     } else {
         e.skipped = "retriever type '" + type + "': unknown to the importer";
     }
+    if (!envelope.empty())
+        e.notes.push_back(note("getmail", file, envelopeLine,
+                               "envelope_recipient (not a Multidrop retriever)",
+                               "envelope_recipient"));
     if (type.compare(0, 10, "BrokenUIDL") == 0)
         e.notes.push_back(
             {file, typeLine, "type = " + type, why("getmail", "type = BrokenUIDLPOP3Retriever")});

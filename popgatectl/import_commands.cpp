@@ -40,7 +40,7 @@ using Poco::Util::OptionSet;
 const char* const kUsage =
     "usage: popgatectl import fetchmail RCFILE [--idfile=FILE] | import getmail RCFILE... "
     "[--getmaildir=DIR] | import mpop RCFILE [--uidls=FILE]  [--apply] [--json] "
-    "[--deliver-to=ADDR] [--name=NAME] [--no-uidls]";
+    "[--deliver-to=ADDR] [--local-domains=LIST] [--name=NAME] [--no-uidls]";
 
 // readBounded - a regular file of at most max bytes; nothing when it does not
 // exist. Throws InputError for anything else it cannot read.
@@ -155,7 +155,7 @@ struct Planned {
 struct Options {
     std::string tool;
     std::vector<std::string> files;
-    std::string idFile, getmailDir, uidls, deliverTo, name;
+    std::string idFile, getmailDir, uidls, deliverTo, localDomains, name;
     bool apply = false, noUidls = false, json = false;
 };
 
@@ -258,7 +258,23 @@ Planned plan(Context& ctx, const Options& o, const ImportParse& parse, const Imp
         }
     }
     const Owner owner = ownerOf(e.file);
-    if (!e.hasRecipient) {
+    const bool domainMailbox = e.setting("recipients") == std::string("envelope");
+    if (domainMailbox && !e.setting("local-domains") && !e.setting("recipient-map")) {
+        // getmail never names the local domains, fetchmail not always: never guessed
+        if (o.localDomains.empty()) {
+            p.reason = "a domain mailbox (recipients envelope) whose file names no local "
+                       "domains: give --local-domains=DOMAIN[,DOMAIN...]";
+            return p;
+        }
+        try {
+            setAccountField(a, "local-domains", o.localDomains);
+            p.derived.push_back({"local-domains", o.localDomains, 0, "--local-domains"});
+        } catch (const InputError& err) {
+            p.reason = std::string("--local-domains: ") + err.what();
+            return p;
+        }
+    }
+    if (!e.hasRecipient && !domainMailbox) {
         ImportSetting s;
         s.field = "deliver-to";
         s.line = 0;
@@ -462,6 +478,9 @@ Options parseOptions(const std::vector<std::string>& args)
     opts.addOption(Option("uidls", "", "mpop's UIDL file").argument("FILE"));
     opts.addOption(
         Option("deliver-to", "", "recipient where the file names none").argument("ADDR"));
+    opts.addOption(
+        Option("local-domains", "", "local-domains of a domain mailbox whose file names none")
+            .argument("LIST"));
     opts.addOption(Option("name", "", "the account name (one account only)").argument("NAME"));
     opts.addOption(Option("no-uidls", "", "do not load the record of fetched UIDLs"));
     opts.addOption(Option("apply", "", "store the accounts"));
@@ -483,6 +502,7 @@ Options parseOptions(const std::vector<std::string>& args)
     o.getmailDir = opt("getmaildir");
     o.uidls = opt("uidls");
     o.deliverTo = opt("deliver-to");
+    o.localDomains = opt("local-domains");
     o.name = opt("name");
     o.apply = parsed.has("apply");
     o.noUidls = parsed.has("no-uidls");

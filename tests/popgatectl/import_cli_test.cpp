@@ -155,3 +155,49 @@ BOOST_AUTO_TEST_CASE(a_kept_mailbox_without_its_record_is_refused)
     BOOST_CHECK_EQUAL(cli.sql("SELECT count(*) FROM accounts"), "1\n");
     BOOST_CHECK_EQUAL(cli.sql("SELECT count(*) FROM messages"), "0\n");
 }
+
+BOOST_AUTO_TEST_CASE(a_domain_mailbox_is_imported_with_its_envelope_fields)
+{
+    Cli cli;
+    const std::string rc = cli.dir.write(
+        "getmailrc",
+        "[retriever]\ntype = MultidropPOP3SSLRetriever\nserver = pop.provider.example\n"
+        "username = catchall\npassword = " +
+            kPassword + "\nenvelope_recipient = Delivered-To:2\n[options]\ndelete = true\n",
+        0600);
+    // getmail names no local domains: refused, with file and line, until they are given
+    const auto dry = cli({"import", "getmail", rc});
+    BOOST_TEST_REQUIRE(dry.status == 0, dry.err);
+    BOOST_CHECK_MESSAGE(dry.out.find("skipped " + rc + ":1") != std::string::npos &&
+                            dry.out.find("names no local domains: give --local-domains") !=
+                                std::string::npos,
+                        dry.out);
+
+    const auto applied =
+        cli({"import", "getmail", rc, "--apply", "--local-domains=company.example"});
+    BOOST_TEST_REQUIRE(applied.status == 0, applied.err);
+    BOOST_CHECK_MESSAGE(applied.out.find("1 account(s) created") != std::string::npos, applied.out);
+    const auto show = cli({"--json", "account", "show", "catchall_at_pop.provider.example"});
+    BOOST_TEST_REQUIRE(show.status == 0, show.err);
+    const auto a = Poco::JSON::Parser().parse(show.out).extract<Poco::JSON::Object::Ptr>();
+    BOOST_CHECK_EQUAL(a->getValue<std::string>("recipients"), "envelope");
+    BOOST_CHECK_EQUAL(a->getValue<std::string>("envelope_header"), "Delivered-To");
+    BOOST_CHECK_EQUAL(a->getValue<int>("envelope_header_skip"), 1);
+    BOOST_CHECK_EQUAL(a->getValue<std::string>("local_domains"), "company.example");
+    BOOST_CHECK_EQUAL(a->getValue<std::string>("security"), "ssl-tls");
+
+    // fetchmail: the header, the skip, the domains and a mapping come from the file
+    const std::string frc =
+        cli.dir.write("fetchmailrc",
+                      "poll pop.other.example proto pop3 envelope 1 X-Original-To localdomains "
+                      "other.example\n  user \"drop\" password \"" +
+                          kPassword + "\" is * 'sales@other.example'='sales-team' here\n",
+                      0600);
+    const auto f = cli({"import", "fetchmail", frc, "--apply"});
+    BOOST_TEST_REQUIRE(f.status == 0, f.err);
+    const auto fshow = cli({"account", "show", "drop_at_pop.other.example"});
+    BOOST_TEST_REQUIRE(fshow.status == 0, fshow.err);
+    for (const char* want :
+         {"envelope", "X-Original-To", "other.example", "sales@other.example=sales-team"})
+        BOOST_CHECK_MESSAGE(fshow.out.find(want) != std::string::npos, want << "\n" << fshow.out);
+}
