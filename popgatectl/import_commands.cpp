@@ -11,12 +11,10 @@
 #include "plugin/net/pop3_client.h"
 #include "popgatectl/import.h"
 
-#include <Poco/DigestEngine.h>
 #include <Poco/File.h>
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/Path.h>
-#include <Poco/SHA2Engine.h>
 #include <Poco/Util/Option.h>
 #include <algorithm>
 #include <cctype>
@@ -101,27 +99,6 @@ Owner ownerOf(const std::string& path)
     if (const passwd* pw = ::getpwuid(st.st_uid))
         return {pw->pw_name, pw->pw_dir};
     return {};
-}
-
-// uidKey - the ledger's key for a UIDL: the UIDL, or "sha256:" + hex when it is
-// longer than kMaxPlainUid (as the POP3 client keys it, plugin/net/pop3_client.cpp).
-std::string uidKey(const std::string& uidl)
-{
-    if (uidl.size() <= kMaxPlainUid)
-        return uidl;
-    Poco::SHA2Engine sha(Poco::SHA2Engine::SHA_256);
-    sha.update(uidl);
-    return "sha256:" + Poco::DigestEngine::digestToHex(sha.digest());
-}
-
-bool printableUid(const std::string& uid)
-{
-    if (uid.empty())
-        return false;
-    for (unsigned char c : uid)
-        if (c < 0x21 || c > 0x7e)
-            return false;
-    return true;
 }
 
 std::string directoryOf(const std::string& file)
@@ -211,11 +188,11 @@ void loadUidls(const Options& o, const ImportParse& parse, const Owner& owner, P
     }
     std::set<std::string> seen;
     for (const auto& u : found) {
-        if (!printableUid(u)) {
+        if (!validPop3Uid(u)) {
             ++p.unreadable;
             continue;
         }
-        const std::string key = uidKey(u);
+        const std::string key = pop3UidKey(u);
         if (seen.insert(key).second)
             p.uidls.push_back(key);
     }

@@ -112,26 +112,6 @@ bool endsAuthentication(const std::string& code)
     return code == "IN-USE" || code == "LOGIN-DELAY" || code == "SYS/TEMP";
 }
 
-/// validUid - RFC 1939's printable ASCII; any length (the line cap bounds it).
-bool validUid(const std::string& uid)
-{
-    if (uid.empty())
-        return false;
-    for (unsigned char c : uid)
-        if (c < 0x21 || c > 0x7e)
-            return false;
-    return true;
-}
-
-/// uidKey - the UIDL itself, or "sha256:<hex>" of it when longer than kMaxPlainUid.
-std::string uidKey(const std::string& uidl)
-{
-    if (uidl.size() <= kMaxPlainUid)
-        return uidl;
-    Poco::SHA2Engine sha(Poco::SHA2Engine::SHA_256);
-    sha.update(uidl);
-    return "sha256:" + Poco::DigestEngine::digestToHex(sha.digest());
-}
 
 /// shortServerText - at most 80 bytes of a line that may be someone's message
 /// body (a stream out of step): enough to tell what it was, not to read the mail.
@@ -141,6 +121,26 @@ std::string shortServerText(const std::string& line)
 }
 
 } // namespace
+
+/// validPop3Uid - RFC 1939's printable ASCII; any length (the line cap bounds it).
+bool validPop3Uid(const std::string& uid)
+{
+    if (uid.empty())
+        return false;
+    for (unsigned char c : uid)
+        if (c < 0x21 || c > 0x7e)
+            return false;
+    return true;
+}
+
+std::string pop3UidKey(const std::string& uidl)
+{
+    if (uidl.size() <= kMaxPlainUid)
+        return uidl;
+    Poco::SHA2Engine sha(Poco::SHA2Engine::SHA_256);
+    sha.update(uidl);
+    return "sha256:" + Poco::DigestEngine::digestToHex(sha.digest());
+}
 
 // --- mechanisms ------------------------------------------------------------
 
@@ -929,15 +929,15 @@ Pop3Listing Pop3Client::list(int number)
     return l;
 }
 
-/// parseUid - "n uidl" into a number and the uidl's key (uidKey); false when malformed.
+/// parseUid - "n uidl" into a number and the uidl's key (pop3UidKey); false when malformed.
 static bool parseUid(const std::string& text, Pop3Uid& uid)
 {
     std::vector<std::string> w = words(text);
     if (w.size() != 2 || parseNumber(w[0]) <= 0 || parseNumber(w[0]) > 0x7fffffff ||
-        !validUid(w[1]))
+        !validPop3Uid(w[1]))
         return false;
     uid.number = static_cast<int>(parseNumber(w[0]));
-    uid.uid = uidKey(w[1]);
+    uid.uid = pop3UidKey(w[1]);
     return true;
 }
 

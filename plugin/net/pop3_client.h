@@ -80,6 +80,12 @@ struct Pop3Listing {
     std::string uid;          ///< its Pop3Uid::uid key, for the step check; may be empty
 };
 
+/// validPop3Uid - a UIDL as RFC 1939 allows it: 1 or more printable ASCII octets.
+bool validPop3Uid(const std::string& uid);
+/// pop3UidKey - the ledger's key for a UIDL (Pop3Uid::uid): the UIDL itself, or
+/// "sha256:" + hex of it when longer than kMaxPlainUid. Never throws.
+std::string pop3UidKey(const std::string& uidl);
+
 struct Pop3Uid {
     int number = 0;
     /// The message's key: the UIDL itself when it has at most kMaxPlainUid
