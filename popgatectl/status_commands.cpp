@@ -31,8 +31,6 @@ namespace popgate::cli
 namespace
 {
 
-const char* const kCounters[] = {"delivered", "ignored", "deferred", "failed"};
-
 // Daemon - what the heartbeats say: the live popgated processes, or the last seen.
 struct Daemon {
     std::vector<HostView> live;
