@@ -11,7 +11,7 @@
 # through the milter, then checks `dpkg -r` (conffiles kept) and
 # `dpkg --purge` (nothing left but the system user and groups, which Debian
 # keeps on purge). Then the upgrade from the previous release: the package of
-# tag v0.1.0 (`git archive`, built with DEB_BUILD_OPTIONS="nocheck noddebs": its
+# v0.1.0 (its commit, `git archive`, built with DEB_BUILD_OPTIONS="nocheck noddebs": its
 # suites ran when it was made) is installed with an account, a filter, a
 # quarantined message and a local edit of popgate.conf, and upgraded to this
 # one: schema migrated, the edit kept, mail still flows, nothing delivered twice.
@@ -156,13 +156,22 @@ check "the work tree stays clean (no obj-*, no debian/popgate)" \
   bash -c "! ls -d '$here'/obj-* '$here'/debian/popgate '$here'/debian/files >/dev/null 2>&1"
 
 # --- the previous release, for the upgrade test at the end -------------------------
+# The previous release by its commit: CI clones main without tags (a tag is
+# never pushed with the branch), and the commit is in main's history. The tag,
+# where a clone has it, must name the same commit.
 prev_tag=v0.1.0
+prev_commit=3cba7d5704a854158a53600b20c18a832fc27215
 prev_deb=""
-step "build the previous release ($prev_tag: git archive, DEB_BUILD_OPTIONS=\"nocheck noddebs\")"
-if ! git -C "$here" rev-parse -q --verify "refs/tags/$prev_tag^{commit}" >/dev/null 2>&1; then
-  fail "tag $prev_tag is missing: the upgrade test builds the previous release from it (git fetch --tags origin; a copy without .git cannot run it)"
-elif ! (mkdir -p "$work/prev/src" && git -C "$here" archive --format=tar "$prev_tag" | tar -xf - -C "$work/prev/src"); then
-  fail "git archive $prev_tag failed: the tag's tree is not in this clone (shallow? git fetch --unshallow --tags)"
+step "build the previous release ($prev_tag, commit ${prev_commit:0:12}: git archive, DEB_BUILD_OPTIONS=\"nocheck noddebs\")"
+tagged=$(git -C "$here" rev-parse -q --verify "refs/tags/$prev_tag^{commit}" 2>/dev/null || true)
+if [ -n "$tagged" ] && [ "$tagged" != "$prev_commit" ]; then
+  fail "tag $prev_tag names $tagged, not $prev_commit: fix prev_commit in $0"
+elif ! git -C "$here" cat-file -e "$prev_commit^{commit}" 2>/dev/null; then
+  fail "commit $prev_commit ($prev_tag) is not in this clone: a shallow clone or a copy without .git cannot run the upgrade test (git fetch --unshallow)"
+elif [ "$(git -C "$here" show "$prev_commit:debian/changelog" | dpkg-parsechangelog -l - -S Version)" != "${prev_tag#v}" ]; then
+  fail "commit $prev_commit: its debian/changelog is not version ${prev_tag#v}"
+elif ! (mkdir -p "$work/prev/src" && git -C "$here" archive --format=tar "$prev_commit" | tar -xf - -C "$work/prev/src"); then
+  fail "git archive $prev_commit ($prev_tag) failed"
 else
   prev_started=$(date +%s)
   if (cd "$work/prev/src" && DEB_BUILD_OPTIONS="nocheck noddebs" dpkg-buildpackage -us -uc -b -j"$jobs") > "$work/prev-build.log" 2>&1; then
