@@ -40,6 +40,17 @@ def load(out):
     return meta, rows, idle
 
 
+def kb_max(rows, key):
+    """The largest of a kB column over rows, in MiB; None when no row has it (a
+    results.csv from before bench/privmem.py, or a run it did not sample)."""
+    v = [int(r[key]) for r in rows if (r.get(key) or "").isdigit() and int(r[key]) > 0]
+    return max(v) / 1024.0 if v else None
+
+
+def mib(v):
+    return f"{v:.2f}" if v is not None else "n/a"
+
+
 def summarize(rows):
     """{(case, tool): stats} over the ok runs."""
     by = {}
@@ -59,6 +70,7 @@ def summarize(rows):
                 wall_med=statistics.median(float(r["wall_s"]) for r in ok),
                 cpu_med=statistics.median(float(r["user_s"]) + float(r["sys_s"]) for r in ok),
                 rss_max=max(int(r["maxrss_kb"]) for r in ok) / 1024.0,
+                priv_max=kb_max(ok, "private_kb"), file_max=kb_max(ok, "file_kb"),
                 load=",".join(r["load1"] for r in ok))
         stats[key] = s
     return stats
@@ -112,6 +124,45 @@ def idle_section(md, idle):
     md.append("")
 
 
+# Goal 4 of issue 20: "flat in the message size" = case 4 (10 MB messages) minus case 1
+# (4 KB) at most FLAT_MIB; one case-4 message held whole would add 10 MiB.
+PRIVATE_MIB, FLAT_MIB = 4.0, 1.0
+
+
+def goal4_section(md, s):
+    """Private memory and file pages per tool in cases 1 and 4, and goal 4 judged."""
+    tools = [t for t in TOOLS if any(s.get((c, t), {}).get("priv_max") for c in ("1", "4"))]
+    if not tools:
+        return
+    md.append("\n## Goal 4 of issue 20: memory that is popgate's (cases 1 and 4)\n")
+    md.append("Peak private memory (Private_Dirty + max(0, Anonymous - Private_Dirty): heap, arenas, "
+              "stacks, relocated library data) and peak file pages (Rss - private: shared libraries, "
+              "executable) of the tool's main process, MiB, largest of the ok runs.\n")
+    md.append("| tool | case 1 private | case 4 private | case 4 - case 1 | case 1 file | case 4 file | "
+              "case 1 RSS | case 4 RSS |")
+    md.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for t in tools:
+        a, b = s.get(("1", t), {}), s.get(("4", t), {})
+        d = b["priv_max"] - a["priv_max"] if a.get("priv_max") and b.get("priv_max") else None
+        md.append(f"| {t} | {mib(a.get('priv_max'))} | {mib(b.get('priv_max'))} | "
+                  f"{f'{d:+.2f}' if d is not None else 'n/a'} | {mib(a.get('file_max'))} | "
+                  f"{mib(b.get('file_max'))} | {mib(a.get('rss_max'))} | {mib(b.get('rss_max'))} |")
+    p1 = s.get(("1", "popgate"), {}).get("priv_max")
+    p4 = s.get(("4", "popgate"), {}).get("priv_max")
+    judged = []
+    for case, v in (("1", p1), ("4", p4)):
+        judged.append(f"case {case} {mib(v)} MiB" + ("" if v is None else
+                      (" <= 4" if v <= PRIVATE_MIB else " **> 4**")))
+    flat = None if p1 is None or p4 is None else p4 - p1
+    judged.append(f"case 4 - case 1 {'n/a' if flat is None else f'{flat:+.2f}'} MiB" +
+                  ("" if flat is None else (f" <= {FLAT_MIB:g}" if flat <= FLAT_MIB else f" **> {FLAT_MIB:g}**")))
+    met = p1 is not None and p4 is not None and max(p1, p4) <= PRIVATE_MIB and flat <= FLAT_MIB
+    md.append(f"\nGoal 4 (popgate's private memory <= {PRIVATE_MIB:g} MiB in cases 1 and 4, flat in the "
+              f"message size: case 4 - case 1 <= {FLAT_MIB:g} MiB): " + "; ".join(judged) +
+              (": **met**" if met else (": **not met**" if p1 is not None and p4 is not None
+                                        else ": not measured (both cases needed)")))
+
+
 def ratio(a, b):
     return a / b if a and b else float("nan")
 
@@ -135,24 +186,29 @@ def main():
     md.append(f"- sizes: {meta.get('sizes')}; runs alternate tools (A B C A B C); min / median / max of "
               "the runs that passed the correctness check (receiver got each message exactly once, "
               "POP3 mailbox empty); MB = 10^6 octets of the maildir files; CPU = user + sys of the "
-              "tool and its children (msmtp); RSS = largest peak RSS of the tool or one child.\n")
+              "tool and its children (msmtp); RSS = largest peak RSS of the tool or one child; "
+              "private = peak of Private_Dirty + max(0, Anonymous - Private_Dirty) and file = peak of "
+              "Rss - private (the file pages mapped: shared libraries, executable) of the tool's main "
+              f"process (not msmtp), from /proc/PID/smaps_rollup ({meta.get('mem', 'bench/privmem.py')}), "
+              "largest of the runs.\n")
     for case in cases:
         if case == "5":
             idle_section(md, idle)
             continue
         md.append(f"## Case {case}: {case_title(case, s)}\n")
-        md.append("| tool | ok runs | msgs/s min / median / max | MB/s | wall s | CPU s | peak RSS MiB | load1 at start |")
-        md.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        md.append("| tool | ok runs | msgs/s min / median / max | MB/s | wall s | CPU s | peak RSS MiB | "
+                  "private MiB | file MiB | load1 at start |")
+        md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for t in TOOLS:
             v = s.get((case, t))
             if not v:
                 continue
             if "rate_med" not in v:
-                md.append(f"| {t} | 0 / {v['runs']} | failed | | | | | |")
+                md.append(f"| {t} | 0 / {v['runs']} | failed | | | | | | | |")
                 continue
             md.append(f"| {t} | {v['ok']} / {v['runs']} | {v['rate_min']:.1f} / **{v['rate_med']:.1f}** / "
                       f"{v['rate_max']:.1f} | {v['mbs_med']:.2f} | {v['wall_med']:.2f} | {v['cpu_med']:.2f} | "
-                      f"{v['rss_max']:.1f} | {v['load']} |")
+                      f"{v['rss_max']:.1f} | {mib(v['priv_max'])} | {mib(v['file_max'])} | {v['load']} |")
         pg = s.get((case, "popgate"), {}).get("rate_med")
         peers = [(s[(case, p)]["rate_med"], p) for p in PEERS if "rate_med" in s.get((case, p), {})]
         ref = s.get((case, "refclient"), {}).get("rate_med")
@@ -220,6 +276,7 @@ def main():
     bar(6, "popgate >= 10x fetchmail msgs/s at 50 ms RTT", r(med("6", "popgate"), med("6", "fetchmail")), 10)
     bar(8, "popgate >= 10x fetchmail msgs/s, server writing line by line without CAPA",
         r(med("8", "popgate"), med("8", "fetchmail")), 10)
+    goal4_section(md, s)
     fb = os.path.join(out, "filter_bench.txt")
     if os.path.exists(fb):
         md.append("\n## Case 7: filter micro-benchmark (bench/filter_bench)\n")

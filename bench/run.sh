@@ -20,6 +20,8 @@
 #   BENCH_IDLE_WARMUP [5]     popgated's start-up left out of case 5's CPU figure (seconds)
 #   BENCH_IDLE_RUNS [1]       runs per tool of case 5 (each takes IDLE_SECONDS)
 #   BENCH_RUNS [3]            runs per tool and case, alternated A B C A B C
+#   BENCH_MEM_MS [20]         cases 1-4, 6, 8: how often bench/privmem.py samples the tool's
+#                             /proc/PID/smaps_rollup (private memory and file pages, peaks)
 #   BENCH_TOOLS [popgate fetchmail getmail6 mpop refclient smtp-source]
 #                             smtp-source (Postfix's load generator, no POP3) runs in cases 2
 #                             and 3 only, popgate and fetchmail in case 5 only
@@ -47,6 +49,7 @@ SIZE=${BENCH_SIZE:-4096}
 BIG_N=${BENCH_BIG_N:-20}
 BIG_SIZE=${BENCH_BIG_SIZE:-10485760}
 RUNS=${BENCH_RUNS:-3}
+MEM_MS=${BENCH_MEM_MS:-20}
 IDLE_ACCOUNTS=${BENCH_IDLE_ACCOUNTS:-1000}
 IDLE_SECONDS=${BENCH_IDLE_SECONDS:-300}
 IDLE_INTERVAL=${BENCH_IDLE_INTERVAL:-60}
@@ -283,7 +286,7 @@ mailbox_left() {
 }
 
 csv=$state/results.csv
-echo "case,tool,run,accounts,messages,octets,wall_s,user_s,sys_s,maxrss_kb,ok,problem,load1" > "$csv"
+echo "case,tool,run,accounts,messages,octets,wall_s,user_s,sys_s,maxrss_kb,ok,problem,load1,private_kb,anon_kb,file_kb" > "$csv"
 
 # run_one CASE TOOL RUN TARGET COUNT SIZE USERS...
 run_one() {
@@ -304,9 +307,15 @@ run_one() {
   sync
   local load1 rc=0
   load1=$(cut -d' ' -f1 /proc/loadavg)
-  timeout 1800 /usr/bin/time -f '%e %U %S %M' -o "$w/time" "${cmd[@]}" > "$w/log" 2>&1 || rc=$?
-  local times
+  # privmem.py: the parent of /usr/bin/time (its CPU is not counted), samples the tool's
+  # smaps_rollup every MEM_MS ms; peaks in $w/mem (its header says what each is)
+  timeout 1800 "$py" "$top/bench/privmem.py" "$w/mem" "$MEM_MS" \
+    /usr/bin/time -f '%e %U %S %M' -o "$w/time" "${cmd[@]}" > "$w/log" 2>&1 || rc=$?
+  local times private anon file
   times=$(tail -n 1 "$w/time")
+  private=$(sed -n 's/.*private_kb=\([0-9]*\).*/\1/p' "$w/mem" 2>/dev/null)
+  anon=$(sed -n 's/.*anon_kb=\([0-9]*\).*/\1/p' "$w/mem" 2>/dev/null)
+  file=$(sed -n 's/.*file_kb=\([0-9]*\).*/\1/p' "$w/mem" 2>/dev/null)
   # correctness: the receiver got exactly the messages, each once; the mailbox is empty
   local got distinct problem="" left
   if [ "$target" = sink ]; then
@@ -336,10 +345,10 @@ run_one() {
   local ok=1
   [ -z "$problem" ] || ok=0
   read -r wall usr sys rss <<<"$times"
-  echo "$case,$tool,$run,$#,$total,$octets,$wall,$usr,$sys,$rss,$ok,${problem% },$load1" >> "$csv"
-  printf 'case %s run %s %-11s %5s msgs %8.2f s  %7.1f msgs/s  cpu %6.2f s  rss %6d KB  %s\n' \
+  echo "$case,$tool,$run,$#,$total,$octets,$wall,$usr,$sys,$rss,$ok,${problem% },$load1,$private,$anon,$file" >> "$csv"
+  printf 'case %s run %s %-11s %5s msgs %8.2f s  %7.1f msgs/s  cpu %6.2f s  rss %6d KB  private %6s KB  %s\n' \
     "$case" "$run" "$tool" "$total" "$wall" "$(awk -v n="$total" -v t="$wall" 'BEGIN{print (t>0)?n/t:0}')" \
-    "$(awk -v u="$usr" -v s="$sys" 'BEGIN{print u+s}')" "$rss" "${problem:-ok}"
+    "$(awk -v u="$usr" -v s="$sys" 'BEGIN{print u+s}')" "$rss" "${private:-?}" "${problem:-ok}"
   if [ "$ok" = 0 ]; then
     mkdir -p "$state/failed" && cp "$w/log" "$state/failed/c$case-$tool-r$run.log" 2>/dev/null || true
     tail -n 5 "$w/log" | sed 's/^/    /'
@@ -550,6 +559,7 @@ if [ "$(wc -l < "$idle_csv")" -gt 1 ]; then cp "$idle_csv" "$out/idle.csv"; else
   echo "python3=$(dpkg-query -W -f='${Version}' python3)"
   echo "smtp_source=postfix $(dpkg-query -W -f='${Version}' postfix) /usr/sbin/smtp-source"
   echo "sizes=N1=$N1 N2=$N2 N3=$N3 SIZE=$SIZE BIG_N=$BIG_N BIG_SIZE=$BIG_SIZE RTT_N=$RTT_N RTT_MS=$RTT_MS RUNS=$RUNS"
+  echo "mem=bench/privmem.py, smaps_rollup of the tool's main process every ${MEM_MS} ms"
   echo "idle=ACCOUNTS=$IDLE_ACCOUNTS SECONDS=$IDLE_SECONDS INTERVAL=$IDLE_INTERVAL WARMUP=$IDLE_WARMUP RUNS=$IDLE_RUNS"
   echo "postfix_delivery=$rcpt by Postfix's own virtual(8) into a maildir (POPGATE_TEST_POSTFIX_VIRTUAL_USERS=${rcpt%@*}), not the test suites' pipe script"
 } > "$out/meta.txt"
