@@ -22,6 +22,9 @@
 #   BENCH_RUNS [3]            runs per tool and case, alternated A B C A B C
 #   BENCH_MEM_MS [20]         cases 1-4, 6, 8: how often bench/privmem.py samples the tool's
 #                             /proc/PID/smaps_rollup (private memory and file pages, peaks)
+#   BENCH_MEM_SMAPS [0]       1: also keep the tool's /proc/PID/smaps at its private peak, in
+#                             STATE/smaps/CASE-TOOL-rRUN (with BENCH_KEEP=1; read it with
+#                             bench/privmem.py --by-mapping FILE)
 #   BENCH_TOOLS [popgate fetchmail getmail6 mpop refclient smtp-source]
 #                             smtp-source (Postfix's load generator, no POP3) runs in cases 2
 #                             and 3 only, popgate and fetchmail in case 5 only
@@ -309,7 +312,9 @@ run_one() {
   load1=$(cut -d' ' -f1 /proc/loadavg)
   # privmem.py: the parent of /usr/bin/time (its CPU is not counted), samples the tool's
   # smaps_rollup every MEM_MS ms; peaks in $w/mem (its header says what each is)
-  timeout 1800 "$py" "$top/bench/privmem.py" "$w/mem" "$MEM_MS" \
+  local smaps=""
+  [ "${BENCH_MEM_SMAPS:-0}" = 1 ] && mkdir -p "$state/smaps" && smaps=$state/smaps/c$case-$tool-r$run
+  PRIVMEM_SMAPS=$smaps timeout 1800 "$py" "$top/bench/privmem.py" "$w/mem" "$MEM_MS" \
     /usr/bin/time -f '%e %U %S %M' -o "$w/time" "${cmd[@]}" > "$w/log" 2>&1 || rc=$?
   local times private anon file
   times=$(tail -n 1 "$w/time")
