@@ -10,10 +10,11 @@ import os
 import statistics
 import sys
 
-TOOLS = ["popgate", "fetchmail", "getmail6", "mpop", "refclient", "smtp-source"]
+TOOLS = ["popgate-before", "popgate", "fetchmail", "getmail6", "mpop", "refclient", "smtp-source"]
 PEERS = ["fetchmail", "getmail6", "mpop"]  # "best peer"; refclient and smtp-source are limits
 DELIVERY = {
     "popgate": "SMTP, own session (sink / Postfix reinjection port)",
+    "popgate-before": "popgate's binaries of another revision (BENCH_BEFORE_BUILD), the same configuration",
     "fetchmail": "SMTP (`smtphost 127.0.0.1/PORT`)",
     "getmail6": "MDA_external `msmtp` (one fork + SMTP session per message)",
     "mpop": "`delivery mda` `msmtp` (one fork + SMTP session per message)",
