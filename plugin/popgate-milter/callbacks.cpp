@@ -319,7 +319,7 @@ sfsistat onEnvfrom(SMFICTX* ctx, char** argv)
 {
     return guarded(ctx, "MAIL FROM", [&] {
         Connection* c = connectionOf(ctx);
-        if (!c)
+        if (!c || !c->snapshot) // no connect callback, or it failed (negotiation made c)
             return tempfail(ctx, "popgate-milter: no connection context, try again later");
         c->envelope = Envelope();
         std::string sender = argv && argv[0] ? argv[0] : "";
@@ -402,7 +402,7 @@ sfsistat onEom(SMFICTX* ctx)
 {
     sfsistat r = guarded(ctx, "end of message", [&] {
         Connection* c = connectionOf(ctx);
-        if (!c)
+        if (!c || !c->snapshot)
             return tempfail(ctx, "popgate-milter: no connection context, try again later");
         const Snapshot& snap = *c->snapshot;
         Envelope& e = c->envelope;
