@@ -10,7 +10,8 @@ import os
 import statistics
 import sys
 
-TOOLS = ["popgate-before", "popgate", "fetchmail", "getmail6", "mpop", "refclient", "smtp-source"]
+TOOLS = ["popgate-before", "popgate", "fetchmail", "getmail6", "mpop", "refclient", "smtp-source",
+         "popgate-milter-unix", "popgate-milter-inet"]  # the last two: bench/run.sh, goal 0
 PEERS = ["fetchmail", "getmail6", "mpop"]  # "best peer"; refclient and smtp-source are limits
 DELIVERY = {
     "popgate": "SMTP, own session (sink / Postfix reinjection port)",
@@ -22,6 +23,8 @@ DELIVERY = {
     "smtp-source": "Postfix's own load generator (`smtp-source -d -s ACCOUNTS -m N -l SIZE`) straight "
                    "to the reinjection listener, no POP3 (cases 2 and 3 only): the MTA's ceiling on "
                    "this machine, not a peer; checked by the maildir count only",
+    "popgate-milter-unix": "as popgate, with popgate-milter in Postfix's smtpd_milters on a unix socket",
+    "popgate-milter-inet": "as popgate, with popgate-milter in Postfix's smtpd_milters on inet:PORT@127.0.0.1",
 }
 
 
@@ -222,6 +225,10 @@ def main():
             parts.append(f"popgate / reference client: **{ratio(pg, ref):.2f}x**")
         if pg and src:
             parts.append(f"popgate / smtp-source (the MTA's ceiling, not a peer): **{ratio(pg, src):.2f}x**")
+        for mt in ("popgate-milter-unix", "popgate-milter-inet"):  # issue Perf, goal 0
+            mv = s.get((case, mt), {}).get("rate_med")
+            if pg and mv:
+                parts.append(f"{mt} / popgate (the milter in Postfix's path): **{ratio(mv, pg):.2f}x**")
         if parts:
             md.append("\n" + "; ".join(parts))
         for v in (s.get((case, t)) for t in TOOLS):

@@ -36,6 +36,10 @@
 #                             the tool popgate-before runs its binaries, so a change is
 #                             measured before and after in one run (BENCH_TOOLS="popgate
 #                             popgate-before ...")
+#                             popgate-milter-unix, popgate-milter-inet (cases 2 and 3): popgate
+#                             with popgate-milter in Postfix's path, as the package sets it up,
+#                             on a unix socket or on inet:PORT@127.0.0.1 (goal 0 of issue Perf:
+#                             compare with the tool popgate in the same run)
 # Needs root: apt-get for missing peers, Dovecot and Postfix want root to start.
 # Peers come from Debian only: fetchmail, getmail6, mpop, msmtp (never msmtp-mta).
 set -euo pipefail
@@ -90,7 +94,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j"$(nproc)" --target popgatectl popgated filter_bench smtp_sink >/dev/null
+cmake --build "$build" -j"$(nproc)" --target popgatectl popgated popgate-milter filter_bench smtp_sink >/dev/null
 # the tree as built (before this run's results make it dirty)
 git_rev=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
 popgated=$build/plugin/popgated/popgated
@@ -99,12 +103,13 @@ popgatectl=$build/popgatectl/popgatectl
 # --- servers -----------------------------------------------------------------
 state=${BENCH_STATE:-$(mktemp -d /tmp/popgate-bench.XXXXXX)}
 mkdir -p "$state" && state=$(cd "$state" && pwd) && chmod 755 "$state"
-sink_pid="" relay_pid="" slow_pid="" idle_pid=""
+sink_pid="" relay_pid="" slow_pid="" idle_pid="" milter_pid=""
 cleanup() {
   [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null || true
   [ -n "$idle_pid" ] && kill "$idle_pid" 2>/dev/null || true # case 5's daemon, if interrupted
   [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
   [ -n "$slow_pid" ] && kill "$slow_pid" 2>/dev/null || true
+  [ -n "$milter_pid" ] && kill -9 "$milter_pid" 2>/dev/null || true
   "$top/scripts/servers/postfix.sh" stop "$state/postfix" >/dev/null 2>&1 || true
   "$top/scripts/servers/dovecot.sh" stop "$state/dovecot" >/dev/null 2>&1 || true
   [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$state"
@@ -200,6 +205,43 @@ setup_popgate_before() {
   local popgated=$BENCH_BEFORE_BUILD/plugin/popgated/popgated
   local popgatectl=$BENCH_BEFORE_BUILD/popgatectl/popgatectl
   setup_popgate "$@"
+}
+# setup_popgate_milter_unix, _inet - popgate as above, and popgate-milter on its
+# database and header key in Postfix's smtpd_milters (both listeners, the reinjection
+# one with milter_macro_daemon_name=POPGATE as in docs/mta-integration.md), with the
+# package's Postfix settings (milter_protocol = 6, milter_default_action = tempfail):
+# every copy popgated sends passes the milter's duplicate backstop (ledger read,
+# milter_seen write) as on a real host. The milter runs as user popgate here (the
+# package's popgate-milter shares the files through group popgate-db); stopped by
+# teardown_popgate_milter after the run.
+setup_popgate_milter_unix() { setup_popgate "$@"; start_bench_milter "$1" unix; }
+setup_popgate_milter_inet() { setup_popgate "$@"; start_bench_milter "$1" inet; }
+start_bench_milter() { # DIR unix|inet
+  local w=$1 sock spec port
+  if [ "$2" = unix ]; then
+    sock=unix:$w/milter.sock spec=$sock
+  else
+    port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    sock=inet:$port@127.0.0.1 spec=inet:127.0.0.1:$port
+  fi
+  # popgated would make the header key at its start; the milter starts first and reads it
+  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$w/header.key")
+  chown popgate:popgate "$w/header.key"
+  "$build/plugin/popgate-milter/popgate-milter" --config="$w/popgate.conf" --socket="$sock" \
+    --user=popgate --log=stderr --foreground > "$w/milter.log" 2>&1 &
+  milter_pid=$!
+  for _ in $(seq 100); do grep -q starting "$w/milter.log" && break; sleep 0.05; done
+  grep -q starting "$w/milter.log" || die "popgate-milter did not start: $(cat "$w/milter.log")"
+  [ "$2" = unix ] && chmod 777 "$w/milter.sock" # Postfix's smtpd: not in group popgate here
+  "$top/scripts/servers/postfix.sh" set-milter "$state/postfix" "$spec" >/dev/null
+}
+teardown_popgate_milter_unix() { teardown_popgate_milter; }
+teardown_popgate_milter_inet() { teardown_popgate_milter; }
+teardown_popgate_milter() {
+  "$top/scripts/servers/postfix.sh" set-milter "$state/postfix" >/dev/null
+  kill -9 "$milter_pid" 2>/dev/null || true
+  wait "$milter_pid" 2>/dev/null || true
+  milter_pid=""
 }
 setup_fetchmail() {
   local w=$1 port=$2; shift 2
@@ -338,6 +380,7 @@ run_one() {
       last=$got
       sleep 0.2
     done
+    ! declare -F "teardown_${tool//-/_}" >/dev/null || "teardown_${tool//-/_}" # after delivery
     distinct=$( (find "$postfix_box/new" -type f -print0 2>/dev/null | xargs -0r grep -hi -m1 '^Message-ID:' || true) | sort -u | wc -l)
   fi
   left=$(mailbox_left "${users[@]}")
@@ -520,8 +563,8 @@ for c in $cases; do
       # smtp-source is a ceiling for the Postfix cases, not a POP3 client; case 5
       # needs a daemon mode (getmail6 and mpop have none, refclient is one pass)
       case $c:$t in
-        2:smtp-source|3:smtp-source) ;;
-        *:smtp-source) continue ;;
+        2:smtp-source|3:smtp-source|[23]:popgate-milter-*) ;;
+        *:smtp-source|*:popgate-milter-*) continue ;;
         5:popgate|5:fetchmail) ;;
         5:*) continue ;;
       esac

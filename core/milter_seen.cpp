@@ -17,6 +17,25 @@ namespace popgate
 
 using rows::dbError;
 
+namespace
+{
+
+// The milter's statements for every reinjected message (prepared once where the driver can).
+// The LEFT JOINs keep the account row when the ledger or milter_seen has none; the
+// key columns (NOT NULL in their tables) tell a missing row from an empty value.
+// $1 comes first in the text: SQLite numbers $-parameters in the order they appear.
+const char* const kFactsSql =
+    "SELECT a.id, m.account_id, m.state, s.account_id, s.queue_id "
+    "FROM (SELECT id FROM accounts WHERE name = $1) a "
+    "LEFT JOIN messages m ON m.account_id = a.id AND m.uidl = $2 "
+    "LEFT JOIN milter_seen s ON s.account_id = a.id AND s.uidl = $2";
+const char* const kRecordSql =
+    "INSERT INTO milter_seen (account_id, uidl, queue_id, seen_at) "
+    "VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, uidl) DO UPDATE SET "
+    "queue_id = excluded.queue_id, seen_at = excluded.seen_at";
+
+} // namespace
+
 ReinjectedAction judgeReinjected(const std::optional<MessageState>& ledger,
                                  const std::optional<std::string>& seenQueueId)
 {
@@ -33,10 +52,20 @@ ReinjectedAction judgeReinjected(const std::optional<MessageState>& ledger,
 
 void MilterSeen::record(std::int64_t accountId, const std::string& uidl, const std::string& queueId)
 {
+    // A commit of its own, synchronous as every commit of the Store (FULL on SQLite):
+    // the row is on disk before the milter answers the end of the message, so a copy
+    // the MTA queued is known after a power loss too (ARCHITECTURE.md, the uncertain window).
+    if (PreparedCache* cache = store_.prepared()) {
+        Prepared upsert(cache->get(kRecordSql));
+        upsert->bind(1, accountId);
+        upsert->bind(2, uidl);
+        upsert->bind(3, queueId);
+        upsert->bind(4, nowSeconds());
+        upsert->step();
+        return;
+    }
     try {
-        store_.session() << "INSERT INTO milter_seen (account_id, uidl, queue_id, seen_at) "
-                            "VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, uidl) DO UPDATE SET "
-                            "queue_id = excluded.queue_id, seen_at = excluded.seen_at",
+        store_.session() << kRecordSql,
             bind(Poco::Int64(accountId)), bind(uidl), bind(queueId),
             bind(Poco::Int64(nowSeconds())), now;
     } catch (const Poco::Exception& e) {
@@ -93,6 +122,31 @@ std::optional<MessageState> MilterSeen::ledgerState(std::int64_t accountId, cons
     } catch (const Poco::Exception& e) {
         throw dbError(store_, "cannot read the ledger row uidl=" + flatten(uidl), e);
     }
+}
+
+ReinjectedFacts MilterSeen::facts(const std::string& account, const std::string& uidl)
+{
+    ReinjectedFacts f;
+    PreparedCache* cache = store_.prepared();
+    if (!cache) {
+        f.accountId = accountId(account);
+        if (f.accountId) {
+            f.ledger = ledgerState(*f.accountId, uidl);
+            f.seenQueueId = seenBefore(*f.accountId, uidl);
+        }
+        return f;
+    }
+    Prepared select(cache->get(kFactsSql));
+    select->bind(1, account);
+    select->bind(2, uidl);
+    if (!select->step())
+        return f;
+    f.accountId = select->number(0);
+    if (select->number(1) != 0)
+        f.ledger = parseMessageState(select->text(2));
+    if (select->number(3) != 0)
+        f.seenQueueId = select->text(4);
+    return f;
 }
 
 } // namespace popgate

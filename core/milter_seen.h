@@ -28,6 +28,14 @@ enum class ReinjectedAction {
 ReinjectedAction judgeReinjected(const std::optional<MessageState>& ledger,
                                  const std::optional<std::string>& seenQueueId);
 
+/// What the milter reads for one reinjected copy: the account, its ledger row's
+/// state and the copy that passed before (each nothing when there is none).
+struct ReinjectedFacts {
+    std::optional<std::int64_t> accountId;   ///< nothing: no account of that name
+    std::optional<MessageState> ledger;      ///< judgeReinjected's ledger
+    std::optional<std::string> seenQueueId;  ///< judgeReinjected's seenQueueId
+};
+
 class MilterSeen
 {
 public:
@@ -48,6 +56,10 @@ public:
     /// ledgerState - the state of the messages row for (accountId, uidl), or nothing.
     /// Throws OperationError.
     std::optional<MessageState> ledgerState(std::int64_t accountId, const std::string& uidl);
+    /// facts - accountId, ledgerState and seenBefore at once: one statement, prepared
+    /// once per connection where the driver can (SQLite; the milter's per-message read,
+    /// issue Perf), else the three above. Throws OperationError.
+    ReinjectedFacts facts(const std::string& account, const std::string& uidl);
 
 private:
     Store& store_;

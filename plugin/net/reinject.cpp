@@ -344,12 +344,13 @@ std::string SmtpReinjector::mailCommand(const SmtpMessage& m) const
 void SmtpReinjector::writeBody(const SmtpMessage& m)
 {
     DotStuffer stuffer;
-    std::string chunk(kWriteChunk, '\0');
+    if (!chunk_)
+        chunk_ = std::make_unique<char[]>(kWriteChunk); // once per reinjector, not per message
     for (;;) {
-        const std::size_t n = m.body(&chunk[0], chunk.size());
+        const std::size_t n = m.body(chunk_.get(), kWriteChunk);
         if (n == 0)
             break;
-        stuffer.feed(chunk.data(), n, out_);
+        stuffer.feed(chunk_.get(), n, out_);
         if (out_.size() >= kWriteChunk)
             flush();
     }

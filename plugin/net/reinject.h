@@ -150,6 +150,9 @@ private:
     SmtpTarget target_;
     std::unique_ptr<Poco::Net::StreamSocket> socket_;
     std::string out_;
+    /// writeBody's read buffer: allocated once, never zeroed (it was 64 KiB allocated and
+    /// zeroed per message: a fifth of popgated's instructions per 4 KB message).
+    std::unique_ptr<char[]> chunk_;
     std::string in_;
     std::size_t inPos_ = 0;
     std::int64_t sizeLimit_ = 0;

@@ -121,12 +121,16 @@ private:
                       << settings.socket << "; filter " << snap->filterName << " (generation "
                       << snap->generation << "); action " << blockActionName(settings.action)
                       << "; user " << runAs.user << "\n";
+            if (!isUnixSocket(settings.socket))
+                std::cout << "popgate-milter: note: " << tcpSocketNote() << "\n";
             return 0;
         }
 
         log.notice("popgate-milter " POPGATE_VERSION " starting (" + config.origin() + ", socket " +
                    settings.socket + ", user " + runAs.user + ")");
-        registerMilter(source, pool, log);
+        if (!isUnixSocket(settings.socket))
+            log.notice(std::string("note: ") + tcpSocketNote());
+        registerMilter(source, pool, log, settings.socket);
         if (smfi_setconn(const_cast<char*>(settings.socket.c_str())) != MI_SUCCESS)
             throw InputError("milter.socket: libmilter refuses '" + flatten(settings.socket) + "'");
         ::umask(007); // socket 0770: the MTA reaches it through the popgate-milter group

@@ -18,6 +18,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
@@ -51,6 +52,17 @@ bool accepts(int port)
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons(static_cast<std::uint16_t>(port));
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+}
+
+bool acceptsUnix(const std::string& path)
+{
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    path.copy(a.sun_path, std::min(path.size(), sizeof a.sun_path - 1));
     const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     ::close(fd);
     return ok;
@@ -179,6 +191,11 @@ MilterProcess::MilterProcess(const MilterWorld& world, std::vector<std::string> 
     std::vector<std::string> args = {milterBinary(), "--config=" + world.configPath(),
                                      "--socket=inet:" + std::to_string(port_) + "@127.0.0.1",
                                      "--log=stderr", "--foreground"};
+    for (const std::string& a : extraArgs) // --socket=unix:PATH replaces the TCP port
+        if (a.rfind("--socket=unix:", 0) == 0) {
+            unixPath_ = a.substr(14);
+            args.erase(args.begin() + 2); // the inet one: the option may be given once
+        }
     args.insert(args.end(), extraArgs.begin(), extraArgs.end());
     pid_ = ::fork();
     BOOST_TEST_REQUIRE(pid_ >= 0);
@@ -197,14 +214,16 @@ MilterProcess::MilterProcess(const MilterWorld& world, std::vector<std::string> 
         ::_exit(127);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!accepts(port_)) {
+    while (unixPath_.empty() ? !accepts(port_) : !acceptsUnix(unixPath_)) {
         int status = 0;
         if (::waitpid(pid_, &status, WNOHANG) == pid_) {
             pid_ = -1;
             BOOST_FAIL("popgate-milter exited at start: " << log());
         }
         if (std::chrono::steady_clock::now() > deadline)
-            BOOST_FAIL("popgate-milter does not listen on 127.0.0.1:" << port_ << ": " << log());
+            BOOST_FAIL("popgate-milter does not listen on "
+                       << (unixPath_.empty() ? "127.0.0.1:" + std::to_string(port_) : unixPath_)
+                       << ": " << log());
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
 }

@@ -65,6 +65,7 @@ public:
     MilterProcess(const MilterProcess&) = delete;
     MilterProcess& operator=(const MilterProcess&) = delete;
 
+    /// port - the TCP port; with "--socket=unix:PATH" in extraArgs it listens on PATH instead.
     int port() const { return port_; }
     /// log - everything the milter wrote so far.
     std::string log() const;
@@ -78,6 +79,7 @@ public:
 
 private:
     int port_ = 0;
+    std::string unixPath_; ///< from extraArgs' --socket=unix:PATH, else ""
     pid_t pid_ = -1;
     std::string logPath_;
 };

@@ -306,6 +306,9 @@ BOOST_AUTO_TEST_CASE(check_config)
         {"missing system filter", "milter.filter = nosuch\n", true, 1,
          "system filter \"nosuch\" does not exist"},
         {"database unreachable", dead, false, 1, "Connection refused"},
+        {"a TCP socket is allowed, with a note steering to a unix one",
+         "milter.socket = inet:" + std::to_string(freePort()) + "@127.0.0.1\n", true, 0,
+         "note: a TCP socket costs the MTA one round trip per header"},
     };
     for (const auto& row : rows) {
         BOOST_TEST_CONTEXT(row.label)
@@ -326,6 +329,12 @@ BOOST_AUTO_TEST_CASE(check_config)
             BOOST_TEST(r.status == row.status, r.out << r.err);
             BOOST_TEST((r.out + r.err).find(row.says) != std::string::npos, r.out << r.err);
         }
+    }
+    {
+        MilterWorld world; // the default socket is a unix one: no note
+        const RunResult r = run(milterBinary(), {"--config=" + world.configPath(), "--check-config"});
+        BOOST_TEST(r.status == 0, r.out << r.err);
+        BOOST_TEST(r.out.find("note:") == std::string::npos, r.out);
     }
     TempDir dir;
     const std::string conf =

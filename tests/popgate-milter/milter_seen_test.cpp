@@ -70,6 +70,44 @@ BOOST_AUTO_TEST_CASE(milter_seen_rows_on_sqlite)
     BOOST_TEST((seen.ledgerState(id, "u1") == std::optional<MessageState>(MessageState::Injected)));
 }
 
+// facts: the milter's one read per reinjected copy (prepared on SQLite) says what
+// accountId, ledgerState and seenBefore say, for every combination of rows.
+BOOST_AUTO_TEST_CASE(facts_agree_with_the_single_lookups)
+{
+    MilterWorld world;
+    Store store(world.config());
+    BOOST_TEST_REQUIRE(store.prepared() != nullptr); // SQLite: the prepared path is the one tested
+    MilterSeen seen(store);
+    const auto id = world.accountId();
+    const auto check = [&](const char* label) {
+        BOOST_TEST_CONTEXT(label)
+        {
+            const ReinjectedFacts f = seen.facts("helpdesk", "u1");
+            BOOST_TEST(f.accountId.value_or(-1) == id);
+            BOOST_TEST((f.ledger == seen.ledgerState(id, "u1")));
+            BOOST_TEST((f.seenQueueId == seen.seenBefore(id, "u1")));
+        }
+    };
+    BOOST_TEST(!seen.facts("nobody", "u1").accountId.has_value());
+    const ReinjectedFacts none = seen.facts("helpdesk", "u1");
+    BOOST_TEST(!none.ledger.has_value());
+    BOOST_TEST(!none.seenQueueId.has_value());
+    check("no rows");
+    seen.record(id, "u1", ""); // an empty queue id is a row, not none
+    BOOST_TEST(seen.facts("helpdesk", "u1").seenQueueId.value_or("(none)") == "");
+    check("seen without queue id");
+    world.setLedger("u1", MessageState::Injecting);
+    seen.record(id, "u1", "Q1");
+    BOOST_TEST((seen.facts("helpdesk", "u1").ledger ==
+                std::optional<MessageState>(MessageState::Injecting)));
+    check("injecting, seen");
+    seen.forget(id, "u1");
+    world.setLedger("u1", MessageState::Injected);
+    check("injected, not seen");
+    seen.record(id, "u2", "Q2"); // another UIDL's row is not this one's
+    check("another uidl seen");
+}
+
 BOOST_AUTO_TEST_CASE(smtp_reply_text_table)
 {
     struct Row {
