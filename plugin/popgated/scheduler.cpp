@@ -206,12 +206,27 @@ private:
     std::set<std::string> warned_;       ///< accounts warned about in this generation
 };
 
+// secretCache - the process's key file and the secrets opened under it, by the
+// key file's path (tests run several configurations in one process): read again
+// only when the file changed (SecretCache stats it at every use).
+SecretCache& secretCache(const Config& config)
+{
+    static std::mutex mutex;
+    static std::map<std::string, std::unique_ptr<SecretCache>> caches;
+    const std::string path = config.str("secret_key_file");
+    std::lock_guard<std::mutex> lock(mutex);
+    auto& cache = caches[path];
+    if (!cache)
+        cache = std::make_unique<SecretCache>(path);
+    return *cache;
+}
+
 // loadSecrets - the key file, its failure typed (SecretBox throws plain
 // OperationError, which would otherwise read as a database failure).
-SecretBox loadSecrets(const Config& config)
+std::shared_ptr<const SecretBox> loadSecrets(const Config& config)
 {
     try {
-        return SecretBox::load(config.str("secret_key_file"));
+        return secretCache(config).box();
     } catch (const OperationError& e) {
         throw SecretError(e.what());
     }
@@ -225,12 +240,12 @@ std::string accountSecret(const Config& config, Store& store, const Account& acc
                           const AccountStatus& st, Poco::Logger& log)
 {
     if (account.auth == AuthKind::OAuth || account.auth == AuthKind::OAuth2)
-        return accessTokenFor(store, loadSecrets(config), account, log, st.authFailures > 0);
+        return accessTokenFor(store, *loadSecrets(config), account, log, st.authFailures > 0);
     if (!account.hasSecret())
         return {};
-    const SecretBox box = loadSecrets(config);
+    loadSecrets(config); // the key file's own failure first, told apart from the password's
     try {
-        return box.open(account.sealedSecret);
+        return secretCache(config).open(account.sealedSecret);
     } catch (const OperationError& e) {
         throw SecretError(std::string("password: ") + e.what());
     }
