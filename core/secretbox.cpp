@@ -272,13 +272,18 @@ std::shared_ptr<const SecretBox> SecretCache::box()
     return current();
 }
 
-std::string SecretCache::open(const std::string& sealed)
+std::string SecretCache::open(const std::string& sealed, const std::string& what)
 {
     std::lock_guard<std::mutex> lock(mutex_);
     const auto box = current();
     if (auto it = opened_.find(sealed); it != opened_.end())
         return it->second;
-    std::string plain = box->open(sealed); // throws: nothing remembered
+    std::string plain;
+    try {
+        plain = box->open(sealed); // throws: nothing remembered
+    } catch (const OperationError& e) {
+        throw OperationError(what + ": " + e.what());
+    }
     if (opened_.size() >= kMaxOpened)
         opened_.clear();
     opened_.emplace(sealed, plain);

@@ -83,7 +83,9 @@ public:
     /// box - the key file's current box; throws OperationError as SecretBox::load.
     std::shared_ptr<const SecretBox> box();
     /// open - box()->open(sealed), remembered by sealed text while the key is unchanged.
-    std::string open(const std::string& sealed);
+    /// Throws OperationError: the key file's (as box()), or the secret's, then
+    /// prefixed with what ("password: stored secret failed ...").
+    std::string open(const std::string& sealed, const std::string& what);
 
 private:
     struct Identity {

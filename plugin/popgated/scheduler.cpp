@@ -251,11 +251,10 @@ std::string accountSecret(const Config& config, Store& store, const Account& acc
         return accessTokenFor(store, *loadSecrets(config), account, log, st.authFailures > 0);
     if (!account.hasSecret())
         return {};
-    loadSecrets(config); // the key file's own failure first, told apart from the password's
     try {
-        return secretCache(config).open(account.sealedSecret);
+        return secretCache(config).open(account.sealedSecret, "password");
     } catch (const OperationError& e) {
-        throw SecretError(std::string("password: ") + e.what());
+        throw SecretError(e.what());
     }
 }
 
@@ -816,6 +815,7 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
         }
         std::unique_lock<std::mutex> lock(shared.mutex);
         const std::int64_t nowMs = nowMillis();
+        int queued = 0;
         while (receiving.on() && !shared.due.empty() && shared.due.top().first <= nowMs) {
             const Due d = shared.due.top();
             shared.due.pop();
@@ -828,7 +828,15 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                 continue; // deactivated, removed or no longer held while it ran
             shared.running.insert(d.second);
             shared.queue.emplace_back(a->second, d.first);
-            shared.work.notify_one();
+            ++queued;
+        }
+        if (queued > 0) {
+            // The workers woken once the mutex is free: woken under it, each would
+            // wake only to wait for it again (two futex round trips per poll).
+            lock.unlock();
+            for (int i = 0; i < std::min(queued, workers); ++i)
+                shared.work.notify_one();
+            lock.lock();
         }
         // Until the next poll is due, and at least once a second (SIGTERM,
         // SIGHUP and the 5 s generation check are noticed here).
