@@ -11,6 +11,7 @@
 #   MA_SECONDS [190] how long each popgated runs (window = MA_SECONDS - MA_WARMUP: two intervals)
 #   MA_PERF [0]      1: `perf record -e cpu-clock -g` over the window; the report in MA_OUT_DIR
 #   MA_OUT [bench/results/many_accounts.csv]  MA_KEEP [0] (1: keep the state dir)
+#   MA_GIT   the commit to record when the tree is not a git checkout (a snapshot)
 # Memory: VmHWM (peak RSS) and, from /proc/PID/smaps_rollup at the window's end, private =
 # Private_Dirty + Private_Clean (pages only this process maps: heap, stacks, written data),
 # and Anonymous. Runs as root on Debian 12 (Dovecot starts as root; popgated drops to popgate).
@@ -47,6 +48,7 @@ if [ "$driver" = postgresql ]; then
 fi
 cpu_ticks() { sed 's/.*) //' "$1" | awk '{print $12 + $13}'; }
 hz=$(getconf CLK_TCK)
+rev=$(git -C "$top" describe --always --dirty 2>/dev/null || echo "${MA_GIT:-unknown}")
 mkdir -p "$outDir"
 [ -s "$out" ] || echo "driver,accounts,interval_s,window_s,cpu_pct,cpu_ms_per_poll,peak_rss_kb,private_kb,anonymous_kb,polls,window_logins,late_max_ms,late_p99_ms,late_over_2s,failed_logins,poll_errors,accounts_polled,threads_cpu,git,load_start,load_end" > "$out"
 
@@ -134,7 +136,7 @@ CONF
   win=$(awk -v a="$w0" -v b="$w1" 'BEGIN{printf "%.1f", b - a}')
   cpu=$(awk -v t=$((p1 - p0)) -v hz="$hz" -v w="$win" 'BEGIN{printf "%.2f", 100 * t / hz / w}')
   perPoll=$(awk -v t=$((p1 - p0)) -v hz="$hz" -v n="$windowLogins" 'BEGIN{printf "%.3f", n ? 1000 * t / hz / n : 0}')
-  line="$driver,$n,$interval,$win,$cpu,$perPoll,$hwm,$priv,$anon,${st[polls]},$windowLogins,${st[late_max_ms]},${st[late_p99_ms]},${st[late_over_2s]},${st[failed_logins]},${st[poll_errors]},${st[accounts_polled]},${threads# },$(git -C "$top" describe --always --dirty),$load0,$load1"
+  line="$driver,$n,$interval,$win,$cpu,$perPoll,$hwm,$priv,$anon,${st[polls]},$windowLogins,${st[late_max_ms]},${st[late_p99_ms]},${st[late_over_2s]},${st[failed_logins]},${st[poll_errors]},${st[accounts_polled]},${threads# },$rev,$load0,$load1"
   echo "$line" >> "$out"
   echo "$line"
   [ "${MA_KEEP:-0}" = 1 ] || rm -rf "$w"

@@ -89,6 +89,8 @@ using Due = std::pair<std::int64_t, std::string>; ///< (unix milliseconds, accou
 
 /// kBatchMs - polls are scheduled on whole multiples of this (Shared::schedule).
 constexpr std::int64_t kBatchMs = 1000;
+/// kPollsPerWorker - the scheduler wakes a worker per this many queued polls.
+constexpr std::size_t kPollsPerWorker = 8;
 
 struct Shared {
     std::mutex mutex;
@@ -815,7 +817,6 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
         }
         std::unique_lock<std::mutex> lock(shared.mutex);
         const std::int64_t nowMs = nowMillis();
-        int queued = 0;
         while (receiving.on() && !shared.due.empty() && shared.due.top().first <= nowMs) {
             const Due d = shared.due.top();
             shared.due.pop();
@@ -828,13 +829,19 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                 continue; // deactivated, removed or no longer held while it ran
             shared.running.insert(d.second);
             shared.queue.emplace_back(a->second, d.first);
-            ++queued;
         }
-        if (queued > 0) {
-            // The workers woken once the mutex is free: woken under it, each would
-            // wake only to wait for it again (two futex round trips per poll).
+        if (!shared.queue.empty()) {
+            // A worker per kPollsPerWorker queued polls, not one per poll: an idle
+            // poll takes a few ms, and workers woken together contend for the
+            // database (SQLite's write lock) and the mutexes. Polls still queued
+            // a second later (a worker held up by a slow server) wake more then.
+            // Woken once the mutex is free: woken under it, each would only wait
+            // for it again.
+            const int wake = std::min<int>(
+                workers,
+                static_cast<int>((shared.queue.size() + kPollsPerWorker - 1) / kPollsPerWorker));
             lock.unlock();
-            for (int i = 0; i < std::min(queued, workers); ++i)
+            for (int i = 0; i < wake; ++i)
                 shared.work.notify_one();
             lock.lock();
         }
