@@ -9,6 +9,7 @@
 #   MA_WARMUP [70]   seconds after start left out: start-up and the first round, which popgated
 #                    spreads over the first 30 s; the window then holds steady-state polls only
 #   MA_SECONDS [190] how long each popgated runs (window = MA_SECONDS - MA_WARMUP: two intervals)
+#   MA_WORKERS [popgate's default, 8]  popgated's `workers`
 #   MA_PERF [0]      1: `perf record -e cpu-clock -g` over the window; the report in MA_OUT_DIR
 #   MA_OUT [bench/results/many_accounts.csv]  MA_KEEP [0] (1: keep the state dir)
 #   MA_GIT   the commit to record when the tree is not a git checkout (a snapshot)
@@ -50,7 +51,7 @@ cpu_ticks() { sed 's/.*) //' "$1" | awk '{print $12 + $13}'; }
 hz=$(getconf CLK_TCK)
 rev=$(git -C "$top" describe --always --dirty 2>/dev/null || echo "${MA_GIT:-unknown}")
 mkdir -p "$outDir"
-[ -s "$out" ] || echo "driver,accounts,interval_s,window_s,cpu_pct,cpu_ms_per_poll,peak_rss_kb,private_kb,anonymous_kb,polls,window_logins,late_max_ms,late_p99_ms,late_over_2s,failed_logins,poll_errors,accounts_polled,threads_cpu,git,load_start,load_end" > "$out"
+[ -s "$out" ] || echo "driver,workers,accounts,interval_s,window_s,cpu_pct,cpu_ms_per_poll,peak_rss_kb,private_kb,anonymous_kb,polls,window_logins,late_max_ms,late_p99_ms,late_over_2s,failed_logins,poll_errors,accounts_polled,threads_cpu,git,load_start,load_end" > "$out"
 
 for n in $accountsList; do
   w=$state/run-$n
@@ -73,6 +74,7 @@ spool_dir = $w/spool
 debug_log_dir = $w/debug
 reinject.port = 9
 CONF
+  [ -n "${MA_WORKERS:-}" ] && echo "workers = $MA_WORKERS" >> "$w/popgate.conf"
   printf '%s\n' "$POPGATE_TEST_DOVECOT_PASSWORD" > "$w/secrets/pop3.secret" && chmod 600 "$w/secrets/pop3.secret"
   for u in "${users[@]:0:n}"; do
     printf '%s\n' "server = 127.0.0.1" "port = $POPGATE_TEST_DOVECOT_PORT" "user = $u" "security = none" \
@@ -136,7 +138,7 @@ CONF
   win=$(awk -v a="$w0" -v b="$w1" 'BEGIN{printf "%.1f", b - a}')
   cpu=$(awk -v t=$((p1 - p0)) -v hz="$hz" -v w="$win" 'BEGIN{printf "%.2f", 100 * t / hz / w}')
   perPoll=$(awk -v t=$((p1 - p0)) -v hz="$hz" -v n="$windowLogins" 'BEGIN{printf "%.3f", n ? 1000 * t / hz / n : 0}')
-  line="$driver,$n,$interval,$win,$cpu,$perPoll,$hwm,$priv,$anon,${st[polls]},$windowLogins,${st[late_max_ms]},${st[late_p99_ms]},${st[late_over_2s]},${st[failed_logins]},${st[poll_errors]},${st[accounts_polled]},${threads# },$rev,$load0,$load1"
+  line="$driver,${MA_WORKERS:-8},$n,$interval,$win,$cpu,$perPoll,$hwm,$priv,$anon,${st[polls]},$windowLogins,${st[late_max_ms]},${st[late_p99_ms]},${st[late_over_2s]},${st[failed_logins]},${st[poll_errors]},${st[accounts_polled]},${threads# },$rev,$load0,$load1"
   echo "$line" >> "$out"
   echo "$line"
   [ "${MA_KEEP:-0}" = 1 ] || rm -rf "$w"
