@@ -19,6 +19,7 @@
 #   BENCH_IDLE_ACCOUNTS [1000]  BENCH_IDLE_SECONDS [300]  BENCH_IDLE_INTERVAL [60]
 #   BENCH_IDLE_WARMUP [5]     popgated's start-up left out of case 5's CPU figure (seconds)
 #   BENCH_IDLE_RUNS [1]       runs per tool of case 5 (each takes IDLE_SECONDS)
+#   BENCH_IDLE_DRIVER [sqlite] popgated's database in case 5 (postgresql: a private one)
 #   BENCH_RUNS [3]            runs per tool and case, alternated A B C A B C
 #   BENCH_MEM_MS [20]         cases 1-4, 6, 8: how often bench/privmem.py samples the tool's
 #                             /proc/PID/smaps_rollup (private memory and file pages, peaks)
@@ -62,6 +63,7 @@ IDLE_SECONDS=${BENCH_IDLE_SECONDS:-300}
 IDLE_INTERVAL=${BENCH_IDLE_INTERVAL:-60}
 IDLE_WARMUP=${BENCH_IDLE_WARMUP:-5}
 IDLE_RUNS=${BENCH_IDLE_RUNS:-1}
+IDLE_DRIVER=${BENCH_IDLE_DRIVER:-sqlite}
 tools=${BENCH_TOOLS:-popgate fetchmail getmail6 mpop refclient smtp-source}
 rcpt=bench@popgate.test
 py=/usr/bin/python3 # Debian's, not a pyenv shim
@@ -112,6 +114,7 @@ cleanup() {
   [ -n "$milter_pid" ] && kill -9 "$milter_pid" 2>/dev/null || true
   "$top/scripts/servers/postfix.sh" stop "$state/postfix" >/dev/null 2>&1 || true
   "$top/scripts/servers/dovecot.sh" stop "$state/dovecot" >/dev/null 2>&1 || true
+  [ -f "$state/pg/env" ] && "$top/scripts/servers/postgresql.sh" stop "$state/pg" >/dev/null 2>&1 || true
   [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$state"
 }
 trap cleanup EXIT
@@ -421,9 +424,20 @@ setup_idle_popgate() { # DIR USERS...
   local w=$1; shift
   rm -rf "$w" && mkdir -p "$w/accounts.d"
   # workers: popgate's default (8), as an operator would leave it
+  local db="database.driver = sqlite
+database.path = $w/popgate.db"
+  if [ "$IDLE_DRIVER" = postgresql ]; then # a private PostgreSQL, started once, emptied per run
+    if [ ! -f "$state/pg/env" ]; then
+      "$top/scripts/servers/postgresql.sh" start "$state/pg" >/dev/null
+    fi
+    . "$state/pg/env"
+    export POPGATE_MODULE_DIR=$build/core # this build's PostgreSQL driver
+    psql -q "$POPGATE_TEST_PG_CONNECT dbname=postgres" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public' >/dev/null
+    db="database.driver = postgresql
+database.connect = $POPGATE_TEST_PG_CONNECT"
+  fi
   cat > "$w/popgate.conf" <<CONF
-database.driver = sqlite
-database.path = $w/popgate.db
+$db
 secret_key_file = $w/secret.key
 header_key_file = $w/header.key
 accounts_dir = $w/accounts.d
@@ -608,7 +622,7 @@ if [ "$(wc -l < "$idle_csv")" -gt 1 ]; then cp "$idle_csv" "$out/idle.csv"; else
   echo "smtp_source=postfix $(dpkg-query -W -f='${Version}' postfix) /usr/sbin/smtp-source"
   echo "sizes=N1=$N1 N2=$N2 N3=$N3 SIZE=$SIZE BIG_N=$BIG_N BIG_SIZE=$BIG_SIZE RTT_N=$RTT_N RTT_MS=$RTT_MS RUNS=$RUNS"
   echo "mem=bench/privmem.py, smaps_rollup of the tool's main process every ${MEM_MS} ms"
-  echo "idle=ACCOUNTS=$IDLE_ACCOUNTS SECONDS=$IDLE_SECONDS INTERVAL=$IDLE_INTERVAL WARMUP=$IDLE_WARMUP RUNS=$IDLE_RUNS"
+  echo "idle=ACCOUNTS=$IDLE_ACCOUNTS SECONDS=$IDLE_SECONDS INTERVAL=$IDLE_INTERVAL WARMUP=$IDLE_WARMUP RUNS=$IDLE_RUNS DRIVER=$IDLE_DRIVER"
   echo "postfix_delivery=$rcpt by Postfix's own virtual(8) into a maildir (POPGATE_TEST_POSTFIX_VIRTUAL_USERS=${rcpt%@*}), not the test suites' pipe script"
 } > "$out/meta.txt"
 "$py" "$top/bench/report.py" "$out"

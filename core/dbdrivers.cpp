@@ -81,7 +81,21 @@ private:
         auto make = reinterpret_cast<decltype(&popgate_pgsql_connector)>(
             library_.getSymbol("popgate_pgsql_connector"));
         real_.reset(make());
+        // The statements every poll runs, prepared once per session (a module
+        // without the entry point: Poco for every statement, as before).
+        if (library_.hasSymbol("popgate_pgsql_prepared_cache")) {
+            pgsqlPrepared = reinterpret_cast<decltype(&popgate_pgsql_prepared_cache)>(
+                library_.getSymbol("popgate_pgsql_prepared_cache"));
+            setPreparedCacheFactory("postgresql", pgsqlCache);
+        }
     }
+
+    static std::unique_ptr<PreparedCache> pgsqlCache(Poco::Data::Session& session,
+                                                     const std::string& description)
+    {
+        return std::unique_ptr<PreparedCache>(pgsqlPrepared(session, description));
+    }
+    static inline decltype(&popgate_pgsql_prepared_cache) pgsqlPrepared = nullptr;
 
     std::once_flag loaded_;
     Poco::SharedLibrary library_;

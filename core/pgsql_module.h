@@ -4,9 +4,17 @@
 // PostgreSQL session is opened, so a SQLite installation never maps those libraries.
 #pragma once
 
+#include <string>
+
 namespace Poco::Data
 {
 class Connector;
+class Session;
+} // namespace Poco::Data
+
+namespace popgate
+{
+class PreparedCache;
 }
 
 extern "C" {
@@ -15,6 +23,11 @@ extern "C" {
 const char* popgate_pgsql_version();
 /// popgate_pgsql_connector - a new Poco::Data::PostgreSQL::Connector, owned by the caller.
 Poco::Data::Connector* popgate_pgsql_connector();
+/// popgate_pgsql_prepared_cache - statements prepared once on the session's
+/// connection (core/prepared.h), owned by the caller; nullptr when the session
+/// is not a connected PostgreSQL one. Its failures throw popgate::OperationError.
+popgate::PreparedCache* popgate_pgsql_prepared_cache(Poco::Data::Session& session,
+                                                     const std::string& description);
 }
 
 namespace popgate

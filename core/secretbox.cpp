@@ -236,4 +236,58 @@ std::string SecretBox::open(const std::string& sealed) const
     }
 }
 
+bool SecretCache::Identity::operator==(const Identity& o) const
+{
+    return dev == o.dev && ino == o.ino && size == o.size && mtimeSec == o.mtimeSec &&
+           mtimeNsec == o.mtimeNsec && ctimeSec == o.ctimeSec && ctimeNsec == o.ctimeNsec;
+}
+
+std::shared_ptr<const SecretBox> SecretCache::current()
+{
+    struct stat st {
+    };
+    Identity now;
+    if (::stat(keyFile_.c_str(), &st) == 0) {
+        now.dev = st.st_dev;
+        now.ino = st.st_ino;
+        now.size = st.st_size;
+        now.mtimeSec = st.st_mtim.tv_sec;
+        now.mtimeNsec = st.st_mtim.tv_nsec;
+        now.ctimeSec = st.st_ctim.tv_sec;
+        now.ctimeNsec = st.st_ctim.tv_nsec;
+    }
+    if (!box_ || !(now == identity_)) {
+        box_.reset();
+        opened_.clear();
+        // throws as SecretBox::load (missing, readable by others, malformed): nothing kept
+        box_ = std::make_shared<const SecretBox>(SecretBox::load(keyFile_));
+        identity_ = now;
+    }
+    return box_;
+}
+
+std::shared_ptr<const SecretBox> SecretCache::box()
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    return current();
+}
+
+std::string SecretCache::open(const std::string& sealed, const std::string& what)
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto box = current();
+    if (auto it = opened_.find(sealed); it != opened_.end())
+        return it->second;
+    std::string plain;
+    try {
+        plain = box->open(sealed); // throws: nothing remembered
+    } catch (const OperationError& e) {
+        throw OperationError(what + ": " + e.what());
+    }
+    if (opened_.size() >= kMaxOpened)
+        opened_.clear();
+    opened_.emplace(sealed, plain);
+    return plain;
+}
+
 } // namespace popgate

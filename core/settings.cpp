@@ -2,6 +2,7 @@
 // local); PostgreSQL's heartbeat and its ages are core/lease.cpp's.
 #include "core/settings.h"
 
+#include "core/prepared.h"
 #include "core/rows.h"
 
 #include <Poco/Data/RecordSet.h>
@@ -28,10 +29,21 @@ const std::string kSqliteNow = "CAST((julianday('now') - 2440587.5) * 86400000.0
 
 ReceivingState readReceiving(Store& store)
 {
+    static const char* const sql =
+        "SELECT value, changed_at, changed_by FROM settings WHERE name = 'receiving'";
     ReceivingState s;
+    if (PreparedCache* cache = store.prepared()) { // popgated reads it every second
+        Prepared select(cache->get(sql));
+        if (select->step()) {
+            s.on = select->text(0) != "off";
+            s.changedAt = select->number(1);
+            s.changedBy = select->text(2);
+        }
+        return s;
+    }
     try {
         Statement select(store.session());
-        select << "SELECT value, changed_at, changed_by FROM settings WHERE name = 'receiving'";
+        select << sql;
         select.execute();
         RecordSet rs(select);
         if (rs.moveFirst()) {

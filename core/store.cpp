@@ -476,18 +476,17 @@ void Store::setCommitSync(bool sync)
 {
     static const char* const full = "PRAGMA synchronous = FULL";
     static const char* const normal = "PRAGMA synchronous = NORMAL";
+    static const char* const on = "SET synchronous_commit TO on";
+    static const char* const off = "SET synchronous_commit TO off";
+    const char* const sql = dialect_ == "sqlite" ? (sync ? full : normal) : (sync ? on : off);
     if (PreparedCache* cache = prepared()) { // twice a poll: prepared once
-        Prepared pragma(cache->get(sync ? full : normal));
-        while (pragma->step()) {
+        Prepared statement(cache->get(sql));
+        while (statement->step()) {
         }
         return;
     }
     try {
-        if (dialect_ == "sqlite")
-            *session_ << (sync ? full : normal), now;
-        else
-            *session_ << (sync ? "SET synchronous_commit TO on" : "SET synchronous_commit TO off"),
-                now;
+        *session_ << sql, now;
     } catch (const Poco::Exception& e) {
         throw dbError(description_, "cannot set the commit mode", e);
     }

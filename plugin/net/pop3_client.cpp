@@ -455,6 +455,7 @@ void Pop3Client::startTlsCommand(const StageObserver& onStage)
         settings_.trace->received("[discarded " + std::to_string(buffer_.size() - bufferPos_) +
                                   " bytes received before the TLS handshake]");
     buffer_.clear();
+    readLast_ = false;
     bufferPos_ = 0;
     handshake(Pop3Stage::Tls, onStage);
 }
@@ -469,6 +470,9 @@ void Pop3Client::fill(Pop3Stage stage, const std::string& command)
     }
     char chunk[16384];
     int n = 0;
+    // A read right after a read: the server may be holding the rest back for our ACK.
+    if (readLast_)
+        ackAtOnce();
     try {
         n = socket_.receiveBytes(chunk, sizeof chunk);
     } catch (const Poco::TimeoutException&) {
@@ -481,7 +485,7 @@ void Pop3Client::fill(Pop3Stage stage, const std::string& command)
     if (n <= 0)
         fail(Pop3NetworkError(stage, command, "connection closed by server"));
     buffer_.append(chunk, static_cast<std::size_t>(n));
-    ackAtOnce();
+    readLast_ = true;
 }
 
 // ackAtOnce - ask the kernel to acknowledge what arrives next without its delayed-ACK
@@ -489,7 +493,10 @@ void Pop3Client::fill(Pop3Stage stage, const std::string& command)
 // hold each line after the first until we acknowledge it; while we wait for the rest
 // of the reply we send nothing the ACK could ride on, so every reply would cost the
 // delayed-ACK timer (about 40 ms on Linux). Linux forgets TCP_QUICKACK on its own,
-// so it is set again after every read. Best effort: a failure only costs speed.
+// so it is set again before every read that follows a read with nothing sent in
+// between (setting it sends the ACK still pending at once); after a command the
+// ACK rides on it, and a reply that came whole needs no second read: an idle
+// poll makes no such call. Best effort: a failure only costs speed.
 void Pop3Client::ackAtOnce()
 {
     const int one = 1;
@@ -539,6 +546,7 @@ std::string Pop3Client::pendingLineStart() const
 void Pop3Client::sendRaw(Pop3Stage stage, const std::string& command, const std::string& bytes)
 {
     requireUsable(stage, command);
+    readLast_ = false;
     const char* p = bytes.data();
     std::size_t left = bytes.size();
     try {
@@ -760,6 +768,7 @@ void Pop3Client::reconnect()
     connected_ = false;
     broken_ = false;
     buffer_.clear();
+    readLast_ = false;
     bufferPos_ = 0;
     greeting_.clear();
     apopTimestamp_.clear();

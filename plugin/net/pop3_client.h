@@ -308,6 +308,7 @@ private:
     bool broken_ = false;
     std::string buffer_;
     std::size_t bufferPos_ = 0;
+    bool readLast_ = false; ///< the last thing done on the socket was a read (ackAtOnce)
     std::string greeting_;
     std::string apopTimestamp_;
     Pop3Capabilities caps_;

@@ -87,6 +87,11 @@ private:
 
 using Due = std::pair<std::int64_t, std::string>; ///< (unix milliseconds, account)
 
+/// kBatchMs - polls are scheduled on whole multiples of this (Shared::schedule).
+constexpr std::int64_t kBatchMs = 1000;
+/// kPollsPerWorker - the scheduler wakes a worker per this many queued polls.
+constexpr std::size_t kPollsPerWorker = 8;
+
 struct Shared {
     std::mutex mutex;
     std::condition_variable work; ///< workers: an account is queued, or done
@@ -102,9 +107,14 @@ struct Shared {
     int finishedPolls = 0;
     Lateness lateness;
 
-    /// schedule - the account's next poll at ms; under the mutex.
+    /// schedule - the account's next poll at ms, put off to the next whole
+    /// second (kBatchMs): the polls due in a second go out together, at the
+    /// scheduler's once-a-second wake-up, instead of one wake-up of the
+    /// scheduler and of a worker per poll (issue Perf: on an idle host the
+    /// wake-ups cost more CPU than the polls). Under the mutex.
     void schedule(const std::string& name, std::int64_t ms)
     {
+        ms = (ms + kBatchMs - 1) / kBatchMs * kBatchMs;
         nextPoll[name] = ms;
         due.emplace(ms, name);
     }
@@ -206,12 +216,27 @@ private:
     std::set<std::string> warned_;       ///< accounts warned about in this generation
 };
 
+// secretCache - the process's key file and the secrets opened under it, by the
+// key file's path (tests run several configurations in one process): read again
+// only when the file changed (SecretCache stats it at every use).
+SecretCache& secretCache(const Config& config)
+{
+    static std::mutex mutex;
+    static std::map<std::string, std::unique_ptr<SecretCache>> caches;
+    const std::string path = config.str("secret_key_file");
+    std::lock_guard<std::mutex> lock(mutex);
+    auto& cache = caches[path];
+    if (!cache)
+        cache = std::make_unique<SecretCache>(path);
+    return *cache;
+}
+
 // loadSecrets - the key file, its failure typed (SecretBox throws plain
 // OperationError, which would otherwise read as a database failure).
-SecretBox loadSecrets(const Config& config)
+std::shared_ptr<const SecretBox> loadSecrets(const Config& config)
 {
     try {
-        return SecretBox::load(config.str("secret_key_file"));
+        return secretCache(config).box();
     } catch (const OperationError& e) {
         throw SecretError(e.what());
     }
@@ -225,14 +250,13 @@ std::string accountSecret(const Config& config, Store& store, const Account& acc
                           const AccountStatus& st, Poco::Logger& log)
 {
     if (account.auth == AuthKind::OAuth || account.auth == AuthKind::OAuth2)
-        return accessTokenFor(store, loadSecrets(config), account, log, st.authFailures > 0);
+        return accessTokenFor(store, *loadSecrets(config), account, log, st.authFailures > 0);
     if (!account.hasSecret())
         return {};
-    const SecretBox box = loadSecrets(config);
     try {
-        return box.open(account.sealedSecret);
+        return secretCache(config).open(account.sealedSecret, "password");
     } catch (const OperationError& e) {
-        throw SecretError(std::string("password: ") + e.what());
+        throw SecretError(e.what());
     }
 }
 
@@ -344,16 +368,19 @@ PollReport pollOne(const Config& config, Store& store, Fetcher& fetcher, const A
         st.consecutiveFailures = 0;
         st.authFailures = 0;
         next = nowMillis() + jittered(account.pollInterval);
-        const std::string line =
-            "account=" + account.name + " poll: " + std::to_string(report.listed) + " listed, " +
-            std::to_string(report.delivered) + " delivered, " + std::to_string(report.ignored) +
-            " ignored, " + std::to_string(report.deferred) + " deferred, " +
-            std::to_string(report.failed) + " failed, " + std::to_string(report.deleted) +
-            " deleted";
-        if (idle)
-            log.debug(line);
-        else
-            log.information(line);
+        // An idle poll's line is debug level: not even built unless it is logged.
+        if (!idle || log.debug()) {
+            const std::string line =
+                "account=" + account.name + " poll: " + std::to_string(report.listed) +
+                " listed, " + std::to_string(report.delivered) + " delivered, " +
+                std::to_string(report.ignored) + " ignored, " + std::to_string(report.deferred) +
+                " deferred, " + std::to_string(report.failed) + " failed, " +
+                std::to_string(report.deleted) + " deleted";
+            if (idle)
+                log.debug(line);
+            else
+                log.information(line);
+        }
     } else {
         const Decision d = decide(report.failure);
         ++st.consecutiveFailures;
@@ -802,7 +829,21 @@ int runScheduler(const Config& config, const SchedulerOptions& options, Poco::Lo
                 continue; // deactivated, removed or no longer held while it ran
             shared.running.insert(d.second);
             shared.queue.emplace_back(a->second, d.first);
-            shared.work.notify_one();
+        }
+        if (!shared.queue.empty()) {
+            // A worker per kPollsPerWorker queued polls, not one per poll: an idle
+            // poll takes a few ms, and workers woken together contend for the
+            // database (SQLite's write lock) and the mutexes. Polls still queued
+            // a second later (a worker held up by a slow server) wake more then.
+            // Woken once the mutex is free: woken under it, each would only wait
+            // for it again.
+            const int wake = std::min<int>(
+                workers,
+                static_cast<int>((shared.queue.size() + kPollsPerWorker - 1) / kPollsPerWorker));
+            lock.unlock();
+            for (int i = 0; i < wake; ++i)
+                shared.work.notify_one();
+            lock.lock();
         }
         // Until the next poll is due, and at least once a second (SIGTERM,
         // SIGHUP and the 5 s generation check are noticed here).

@@ -67,3 +67,38 @@ BOOST_AUTO_TEST_CASE(bad_key_files_are_refused)
     }
     BOOST_CHECK_NO_THROW(SecretBox::load(dir.write("ok", std::string(64, 'a') + "\n", 0640)));
 }
+
+// The daemon's cache: the key read once, and again as soon as the file changes
+// (a new key written in its place, a chmod), with the same refusals as load.
+BOOST_AUTO_TEST_CASE(cache_follows_the_key_file)
+{
+    test::TempDir dir;
+    const std::string path = dir.write("secret.key", std::string(64, 'a') + "\n", 0600);
+    SecretCache cache(path);
+    const std::string sealedA = SecretBox::load(path).seal("under a");
+    BOOST_TEST(cache.open(sealedA, "password") == "under a");
+    BOOST_TEST(cache.open(sealedA, "password") == "under a"); // remembered
+    const auto boxA = cache.box();
+    BOOST_TEST(cache.box() == boxA); // not read again
+
+    // Another key in the same place: what was opened under the old one is forgotten.
+    dir.write("new.key", std::string(64, 'b') + "\n", 0600);
+    BOOST_TEST_REQUIRE(::rename(dir.file("new.key").c_str(), path.c_str()) == 0);
+    try {
+        cache.open(sealedA, "password");
+        BOOST_ERROR("a secret of the old key opened under the new one");
+    } catch (const OperationError& e) {
+        BOOST_TEST(std::string(e.what()).rfind("password: stored secret", 0) == 0u, e.what());
+    }
+    BOOST_TEST(cache.box() != boxA);
+    const std::string sealedB = SecretBox::load(path).seal("under b");
+    BOOST_TEST(cache.open(sealedB, "password") == "under b");
+
+    // Readable by others: refused at once, as SecretBox::load refuses it.
+    BOOST_TEST_REQUIRE(::chmod(path.c_str(), 0644) == 0);
+    BOOST_CHECK_THROW(cache.open(sealedB, "password"), OperationError);
+    BOOST_TEST_REQUIRE(::chmod(path.c_str(), 0600) == 0);
+    BOOST_TEST(cache.open(sealedB, "password") == "under b");
+    BOOST_TEST_REQUIRE(::unlink(path.c_str()) == 0);
+    BOOST_CHECK_THROW(cache.box(), OperationError);
+}
