@@ -174,7 +174,9 @@ private:
     struct Candidate {
         Pop3Uid uid;
         std::int64_t listed = -1;
-        std::optional<MessageRecord> row; ///< none: no ledger row yet
+        /// none: no ledger row yet (every new message). Out of line: a listed
+        /// message without a row costs 56 bytes rather than ~340 (bench case 1).
+        std::unique_ptr<MessageRecord> row;
     };
     std::vector<Candidate> todo_; ///< what this poll has to move, in server order
     std::size_t next_ = 0;

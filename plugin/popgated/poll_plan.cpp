@@ -87,7 +87,7 @@ void Poll::plan()
         c.uid = u;
         c.listed = size != sizes.end() ? size->second : -1;
         if (row != rows.end())
-            c.row = row->second;
+            c.row = std::make_unique<MessageRecord>(row->second);
         todo_.push_back(std::move(c));
     }
 }
@@ -142,7 +142,7 @@ bool Poll::nextBatch(Batch& batch)
         Item it;
         it.uid = c.uid;
         it.listed = c.listed;
-        it.hadRow = c.row.has_value();
+        it.hadRow = c.row != nullptr;
         if (c.row)
             it.original = *c.row;
         it.rec = it.original;

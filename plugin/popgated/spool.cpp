@@ -62,6 +62,8 @@ Spool::Spool(std::string path, std::int64_t expectedOctets) : path_(std::move(pa
 {
     if (expectedOctets >= static_cast<std::int64_t>(kMemoryLimit))
         spill();
+    else if (expectedOctets > 0) // LIST's size and popgate's own header fields: no doubling
+        memory_.reserve(static_cast<std::size_t>(expectedOctets) + 1024);
 }
 
 Spool::~Spool()
